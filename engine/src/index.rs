@@ -1,0 +1,37 @@
+//! Spatial index entries: workers and open postings as points on the unit
+//! sphere in per-trade `rstar` R-trees.
+
+use rstar::{PointDistance, RTreeObject, AABB};
+
+/// A worker (or posting) in an R-tree: its unit-sphere point, its key, and the
+/// part of its ranking credit that does not depend on time (hardship and
+/// reliability), so the matcher can skip hopeless candidates without reading
+/// the worker record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IndexEntry {
+    pub point: [f32; 3],
+    pub key: u32,
+    pub static_bonus_m: f32,
+}
+
+impl PartialEq for IndexEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.point == other.point
+    }
+}
+
+impl RTreeObject for IndexEntry {
+    type Envelope = AABB<[f32; 3]>;
+    fn envelope(&self) -> Self::Envelope {
+        AABB::from_point(self.point)
+    }
+}
+
+impl PointDistance for IndexEntry {
+    fn distance_2(&self, p: &[f32; 3]) -> f32 {
+        let dx = self.point[0] - p[0];
+        let dy = self.point[1] - p[1];
+        let dz = self.point[2] - p[2];
+        dx * dx + dy * dy + dz * dz
+    }
+}

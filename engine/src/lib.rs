@@ -1,0 +1,37 @@
+//! linggong-engine: the deterministic matching engine for public-welfare gig
+//! labour markets (公益性零工市场).
+//!
+//! The engine keeps every worker, employer, posting and live offer of a region
+//! in memory and applies [`Command`]s with a caller-supplied `now`. It does no
+//! IO and reads no clock, so the same commands always give the same state:
+//! that is what makes a write-ahead log replayable. Waiting workers are indexed
+//! per trade in `rstar` R-trees over 3-D unit vectors, so that R-tree distance
+//! order equals great-circle order; final distances are haversine.
+//!
+//! ```
+//! use linggong_engine::*;
+//! let mut engine = Engine::linfen(EngineConfig::default());
+//! let now = Timestamp(1_700_000_000_000);
+//! let outcome = engine.apply(now, &Command::Tick).unwrap();
+//! assert_eq!(outcome, Outcome::Ticked { offers_expired: 0, postings_expired: 0 });
+//! ```
+
+pub mod catalog;
+pub mod command;
+pub mod config;
+mod engine;
+pub mod error;
+pub mod geo;
+mod index;
+pub mod model;
+pub mod population;
+pub mod stats;
+
+pub use catalog::{County, Regions, Trade, TradeCatalog};
+pub use command::*;
+pub use config::{EngineConfig, Limits, RankingPolicy};
+pub use engine::{Engine, EngineSnapshot, EngineSnapshotRef};
+pub use error::EngineError;
+pub use geo::LatLon;
+pub use model::*;
+pub use stats::{CountyCounters, CountyStats};
