@@ -215,10 +215,7 @@ impl TradeCatalog {
 
 /// Splits simple CSV (no quoting) and returns, per data row, the fields named by
 /// `columns` in that order, with the row's 1-based line number.
-fn parse_csv<'a>(
-    text: &'a str,
-    columns: &[&'static str],
-) -> Result<Vec<(usize, Vec<&'a str>)>, CatalogError> {
+fn parse_csv<'a>(text: &'a str, columns: &[&'static str]) -> Result<Vec<(usize, Vec<&'a str>)>, CatalogError> {
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().map(|(_, h)| h.split(',').map(str::trim).collect()).unwrap_or_default();
     let positions = columns

@@ -139,9 +139,6 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// Minimum daily wage in a county.
     pub fn min_daily_wage_for(&self, county_code: u32) -> u32 {
-        self.county_min_daily_wage
-            .iter()
-            .find(|(c, _)| *c == county_code)
-            .map_or(self.min_daily_wage, |(_, w)| *w)
+        self.county_min_daily_wage.iter().find(|(c, _)| *c == county_code).map_or(self.min_daily_wage, |(_, w)| *w)
     }
 }

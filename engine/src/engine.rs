@@ -563,7 +563,8 @@ impl Engine {
         }
         Self::check_text("name", &spec.name, self.config.limits.max_name_len)?;
         if let EmployerKind::Company { credit_code } = &spec.kind {
-            let ok = credit_code.len() == 18 && credit_code.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+            let ok =
+                credit_code.len() == 18 && credit_code.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
             if !ok {
                 return Err(EngineError::invalid("credit_code", "must be 18 digits or capital letters"));
             }
@@ -662,7 +663,12 @@ impl Engine {
     }
 
     /// The automatic review (用工信息审核): `Err(reason)` rejects the posting.
-    fn auto_review(&self, now: Timestamp, spec: &PostingSpec, employer: EmployerKey) -> std::result::Result<(), String> {
+    fn auto_review(
+        &self,
+        now: Timestamp,
+        spec: &PostingSpec,
+        employer: EmployerKey,
+    ) -> std::result::Result<(), String> {
         let l = &self.config.limits;
         let e = &self.employers[employer as usize];
         if e.suspended {
@@ -793,7 +799,11 @@ impl Engine {
             if spec.version == p.version && self.same_content(p, spec) {
                 return Ok(self.posting_outcome(key, true));
             }
-            return Err(EngineError::StaleVersion { id: spec.id.clone(), given: spec.version, current_version: p.version });
+            return Err(EngineError::StaleVersion {
+                id: spec.id.clone(),
+                given: spec.version,
+                current_version: p.version,
+            });
         }
         let (employer, trade, county) = self.resolve_posting_spec(spec)?;
         let action = "update";
@@ -805,7 +815,11 @@ impl Engine {
         }
         let committed = p.engaged + p.completed;
         if committed > 0 && (trade != p.trade || spec.position != p.position) {
-            return Err(EngineError::PostingState { id: p.id.clone(), state: p.state, action: "changing trade or place after workers accepted" });
+            return Err(EngineError::PostingState {
+                id: p.id.clone(),
+                state: p.state,
+                action: "changing trade or place after workers accepted",
+            });
         }
         if spec.headcount < committed {
             return Err(EngineError::invalid("headcount", format!("{committed} workers already accepted")));
@@ -881,12 +895,8 @@ impl Engine {
         if self.postings[key as usize].pending == 0 {
             return 0;
         }
-        let mut ids: Vec<OfferId> = self
-            .offers
-            .values()
-            .filter(|o| o.posting == key && o.state == OfferState::Pending)
-            .map(|o| o.id)
-            .collect();
+        let mut ids: Vec<OfferId> =
+            self.offers.values().filter(|o| o.posting == key && o.state == OfferState::Pending).map(|o| o.id).collect();
         ids.sort_unstable();
         for &id in &ids {
             self.close_offer(now, id, OfferState::Withdrawn, WorkerAfter::KeepWaiting);
@@ -1039,13 +1049,27 @@ impl Engine {
     }
 
     /// Creates a pending offer; the caller adjusts the posting's `pending` count.
-    fn create_offer(&mut self, now: Timestamp, posting: PostingKey, worker: WorkerKey, distance_m: f64) -> MatchedOffer {
+    fn create_offer(
+        &mut self,
+        now: Timestamp,
+        posting: PostingKey,
+        worker: WorkerKey,
+        distance_m: f64,
+    ) -> MatchedOffer {
         let id = self.next_offer_id;
         self.next_offer_id += 1;
         let p = &self.postings[posting as usize];
         let deadline = now.plus_secs(p.offer_ttl_secs as i64);
         let county = p.county;
-        let offer = Offer { id, posting, worker, distance_m: distance_m.round() as u32, made_at: now, deadline, state: OfferState::Pending };
+        let offer = Offer {
+            id,
+            posting,
+            worker,
+            distance_m: distance_m.round() as u32,
+            made_at: now,
+            deadline,
+            state: OfferState::Pending,
+        };
         let matched = MatchedOffer {
             offer: id,
             worker: self.workers[worker as usize].id.clone(),
@@ -1145,7 +1169,13 @@ impl Engine {
         });
     }
 
-    fn respond_to_offer(&mut self, now: Timestamp, id: OfferId, worker: &str, response: OfferResponse) -> Result<Outcome> {
+    fn respond_to_offer(
+        &mut self,
+        now: Timestamp,
+        id: OfferId,
+        worker: &str,
+        response: OfferResponse,
+    ) -> Result<Outcome> {
         let offer = self.live_offer(id)?;
         if self.workers[offer.worker as usize].id != worker {
             return Err(EngineError::NotOfferHolder { offer: id, worker: worker.into() });
@@ -1210,7 +1240,11 @@ impl Engine {
         self.workers[wk as usize].reliability.completed += 1;
         self.close_offer(now, id, OfferState::Completed, WorkerAfter::WaitAgain);
         let next_offer = self.reverse_match(now, wk);
-        Ok(Outcome::OfferChanged { state: OfferState::Completed, posting_state: self.postings[pk as usize].state, next_offer })
+        Ok(Outcome::OfferChanged {
+            state: OfferState::Completed,
+            posting_state: self.postings[pk as usize].state,
+            next_offer,
+        })
     }
 
     fn report_no_show(&mut self, now: Timestamp, id: OfferId) -> Result<Outcome> {
@@ -1221,7 +1255,11 @@ impl Engine {
         let (pk, wk) = (offer.posting, offer.worker);
         self.workers[wk as usize].reliability.no_shows += 1;
         self.close_offer(now, id, OfferState::NoShow, WorkerAfter::Away);
-        Ok(Outcome::OfferChanged { state: OfferState::NoShow, posting_state: self.postings[pk as usize].state, next_offer: None })
+        Ok(Outcome::OfferChanged {
+            state: OfferState::NoShow,
+            posting_state: self.postings[pk as usize].state,
+            next_offer: None,
+        })
     }
 
     // ------------------------------------------------------------ complaints
@@ -1258,7 +1296,13 @@ impl Engine {
         Ok(Outcome::ComplaintFiled { complaint: id })
     }
 
-    fn resolve_complaint(&mut self, now: Timestamp, id: ComplaintId, resolution: ComplaintResolution, note: &str) -> Result<Outcome> {
+    fn resolve_complaint(
+        &mut self,
+        now: Timestamp,
+        id: ComplaintId,
+        resolution: ComplaintResolution,
+        note: &str,
+    ) -> Result<Outcome> {
         Self::check_text("note", note, self.config.limits.max_text_len)?;
         let c = id
             .checked_sub(1)
@@ -1379,7 +1423,12 @@ impl Engine {
             .collect();
         let counts = self.posting_state_counts[c as usize];
         let postings_by_state = PostingState::ALL.iter().zip(counts).map(|(s, n)| (*s, n)).collect();
-        Some(CountyStats { county: code, waiting_by_trade, postings_by_state, counters: self.counters[c as usize].clone() })
+        Some(CountyStats {
+            county: code,
+            waiting_by_trade,
+            postings_by_state,
+            counters: self.counters[c as usize].clone(),
+        })
     }
 
     // ------------------------------------------------------------- snapshots
@@ -1492,7 +1541,8 @@ impl Engine {
         let mut per_trade: Vec<Vec<IndexEntry>> = vec![Vec::new(); nt];
         for (k, w) in e.workers.iter().enumerate() {
             if w.status == WorkerStatus::Waiting {
-                let entry = IndexEntry { point: w.position.to_unit(), key: k as WorkerKey, static_bonus_m: e.static_bonus(w) };
+                let entry =
+                    IndexEntry { point: w.position.to_unit(), key: k as WorkerKey, static_bonus_m: e.static_bonus(w) };
                 for t in &w.trades {
                     per_trade[t.trade as usize].push(entry);
                     e.waiting_counts[w.county as usize * nt + t.trade as usize] += 1;
@@ -1502,7 +1552,8 @@ impl Engine {
         }
         e.worker_trees = per_trade.into_iter().map(RTree::bulk_load).collect();
         for k in 0..np as PostingKey {
-            e.posting_state_counts[e.postings[k as usize].county as usize][state_slot(e.postings[k as usize].state)] += 1;
+            e.posting_state_counts[e.postings[k as usize].county as usize][state_slot(e.postings[k as usize].state)] +=
+                1;
             let p = &e.postings[k as usize];
             if Self::posting_expirable(p) {
                 e.posting_expiries.insert((p.expires_at(), k));
@@ -1577,7 +1628,11 @@ impl Engine {
         }
         for (t, tree) in self.worker_trees.iter().enumerate() {
             if tree.size() != expected_tree_sizes[t] {
-                return Err(format!("tree of trade {t} has {} entries, expected {}", tree.size(), expected_tree_sizes[t]));
+                return Err(format!(
+                    "tree of trade {t} has {} entries, expected {}",
+                    tree.size(),
+                    expected_tree_sizes[t]
+                ));
             }
         }
         if self.waiting_counts.iter().map(|&c| c as usize).sum::<usize>() != expected_tree_sizes.iter().sum::<usize>() {
@@ -1588,7 +1643,10 @@ impl Engine {
         for (k, p) in self.postings.iter().enumerate() {
             let (pending, engaged) = per_posting.get(&(k as PostingKey)).copied().unwrap_or_default();
             if p.pending as u32 != pending || p.engaged as u32 != engaged {
-                return Err(format!("posting {} counts {}/{} but offers {pending}/{engaged}", p.id, p.pending, p.engaged));
+                return Err(format!(
+                    "posting {} counts {}/{} but offers {pending}/{engaged}",
+                    p.id, p.pending, p.engaged
+                ));
             }
             if p.pending + p.engaged + p.completed > p.headcount {
                 return Err(format!("posting {} over headcount", p.id));

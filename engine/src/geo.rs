@@ -18,10 +18,7 @@ pub struct LatLon {
 impl LatLon {
     /// Returns `None` for NaN, infinite or out-of-range coordinates.
     pub fn new(lat: f64, lon: f64) -> Option<Self> {
-        let ok = lat.is_finite()
-            && lon.is_finite()
-            && (-90.0..=90.0).contains(&lat)
-            && (-180.0..=180.0).contains(&lon);
+        let ok = lat.is_finite() && lon.is_finite() && (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon);
         ok.then_some(Self { lat, lon })
     }
 

@@ -75,7 +75,11 @@ impl Population {
 
     /// A position scattered around a county's seat (normal in distance).
     pub fn position_near(&mut self, county_code: u32) -> LatLon {
-        let seat = self.regions.index_of(county_code).map(|i| self.regions.get(i).seat).unwrap_or(LatLon { lat: 36.08, lon: 111.52 });
+        let seat = self
+            .regions
+            .index_of(county_code)
+            .map(|i| self.regions.get(i).seat)
+            .unwrap_or(LatLon { lat: 36.08, lon: 111.52 });
         // Box-Muller for two independent normal offsets.
         let u1: f64 = self.rng.gen_range(f64::EPSILON..1.0);
         let u2: f64 = self.rng.gen_range(0.0..1.0);
@@ -156,7 +160,8 @@ impl Population {
             duration_minutes: 8 * 60,
             offer_ttl_secs: 0,
             description: CompactString::default(),
-            source: [PostingSource::CountyDesk, PostingSource::TownshipStation, PostingSource::Online][self.rng.gen_range(0..3)],
+            source: [PostingSource::CountyDesk, PostingSource::TownshipStation, PostingSource::Online]
+                [self.rng.gen_range(0..3)],
             version: 1,
         }
     }
