@@ -1,1 +1,26 @@
-//! placeholder
+//! linggong-server: the service around the matching engine — gRPC API, write-ahead
+//! log and snapshots, auth, configuration, metrics and shutdown.
+
+pub mod auth;
+pub mod convert;
+pub mod events;
+pub mod histogram;
+pub mod host;
+pub mod metrics;
+pub mod snapshot;
+pub mod state;
+pub mod wal;
+
+/// Generated protobuf and gRPC code.
+pub mod proto {
+    /// Write-ahead log record schema.
+    pub mod wal {
+        /// Version 1.
+        pub mod v1 {
+            #![allow(missing_docs, clippy::all)]
+            tonic::include_proto!("linggong.wal.v1");
+        }
+    }
+    /// Encoded `FileDescriptorSet` of every proto, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/linggong_descriptor.bin"));
+}

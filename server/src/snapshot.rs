@@ -1,0 +1,182 @@
+//! Snapshot files: the whole service state at a log sequence number, written to
+//! a temp file with a checksum, fsynced, renamed and the directory fsynced.
+//! The two newest are kept; loading falls back to the older if the newer is bad.
+
+use crate::state::{ServiceState, StateSnapshot};
+use bincode::Options;
+use linggong_engine::EngineConfig;
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Snapshot file magic.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"LGSNAP01";
+/// Header: magic, version u32, reserved u32, last_seq u64, body length u64, body CRC32C u32, header CRC32C u32.
+pub const SNAPSHOT_HEADER_LEN: usize = 40;
+/// Snapshot format version.
+pub const SNAPSHOT_VERSION: u32 = 1;
+/// How many snapshots are kept.
+pub const SNAPSHOTS_KEPT: usize = 2;
+
+/// Errors reading or writing snapshots.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// An IO operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// File concerned.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid snapshot.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// File concerned.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> SnapshotError {
+    SnapshotError::Io { op, path: path.display().to_string(), source }
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> SnapshotError {
+    SnapshotError::Invalid { path: path.display().to_string(), reason: reason.into() }
+}
+
+fn options() -> impl Options {
+    bincode::DefaultOptions::new().with_fixint_encoding().with_little_endian()
+}
+
+/// File name of the snapshot at `seq`.
+pub fn snapshot_name(seq: u64) -> String {
+    format!("snapshot-{seq:020}.bin")
+}
+
+/// Snapshot files in `dir`, newest (highest sequence) first.
+pub fn list_snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| io_err("list", dir, e))? {
+        let path = entry.map_err(|e| io_err("list", dir, e))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if let Some(seq) = name.strip_prefix("snapshot-").and_then(|s| s.strip_suffix(".bin")).and_then(|s| s.parse().ok()) {
+            out.push((seq, path));
+        }
+    }
+    out.sort_by(|a, b| b.cmp(a));
+    Ok(out)
+}
+
+/// A writer that checksums and counts what passes through.
+struct Checksummed<W> {
+    inner: W,
+    crc: u32,
+    len: u64,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn header(seq: u64, body_len: u64, body_crc: u32) -> [u8; SNAPSHOT_HEADER_LEN] {
+    let mut h = [0u8; SNAPSHOT_HEADER_LEN];
+    h[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
+    h[8..12].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&seq.to_le_bytes());
+    h[24..32].copy_from_slice(&body_len.to_le_bytes());
+    h[32..36].copy_from_slice(&body_crc.to_le_bytes());
+    let crc = crc32c::crc32c(&h[0..36]);
+    h[36..40].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Writes a snapshot of `state` into `dir` safely and returns its path.
+pub fn write_snapshot(dir: &Path, state: &ServiceState) -> Result<PathBuf, SnapshotError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
+    let seq = state.last_seq();
+    let path = dir.join(snapshot_name(seq));
+    let tmp = dir.join(format!("{}.tmp", snapshot_name(seq)));
+    let file = File::create(&tmp).map_err(|e| io_err("create", &tmp, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    w.write_all(&[0u8; SNAPSHOT_HEADER_LEN]).map_err(|e| io_err("write", &tmp, e))?;
+    let mut body = Checksummed { inner: w, crc: 0, len: 0 };
+    options()
+        .serialize_into(&mut body, &state.snapshot_ref())
+        .map_err(|e| io_err("write", &tmp, std::io::Error::other(e)))?;
+    let (crc, len) = (body.crc, body.len);
+    let mut file = body.inner.into_inner().map_err(|e| io_err("write", &tmp, e.into_error()))?;
+    file.seek(SeekFrom::Start(0)).map_err(|e| io_err("seek", &tmp, e))?;
+    file.write_all(&header(seq, len, crc)).map_err(|e| io_err("write", &tmp, e))?;
+    file.sync_all().map_err(|e| io_err("fsync", &tmp, e))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(|e| io_err("rename", &tmp, e))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err("fsync", dir, e))?;
+    Ok(path)
+}
+
+/// Decodes a snapshot from bytes (the decoder the fuzz target exercises).
+/// Returns the sequence number and the state, or why the bytes are invalid.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, StateSnapshot), String> {
+    if bytes.len() < SNAPSHOT_HEADER_LEN {
+        return Err("shorter than the header".into());
+    }
+    let h = &bytes[..SNAPSHOT_HEADER_LEN];
+    if h[0..8] != SNAPSHOT_MAGIC {
+        return Err("bad magic".into());
+    }
+    if u32::from_le_bytes(h[36..40].try_into().expect("4 bytes")) != crc32c::crc32c(&h[0..36]) {
+        return Err("header checksum mismatch".into());
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version != SNAPSHOT_VERSION {
+        return Err(format!("unsupported snapshot version {version}"));
+    }
+    let seq = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
+    let len = u64::from_le_bytes(h[24..32].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(h[32..36].try_into().expect("4 bytes"));
+    let body = &bytes[SNAPSHOT_HEADER_LEN..];
+    if body.len() as u64 != len {
+        return Err(format!("body is {} bytes, header says {len}", body.len()));
+    }
+    if crc32c::crc32c(body) != crc {
+        return Err("body checksum mismatch".into());
+    }
+    let state: StateSnapshot = options().with_limit(len).deserialize(body).map_err(|e| format!("undecodable: {e}"))?;
+    if state.last_seq != seq {
+        return Err("body and header disagree on the sequence number".into());
+    }
+    Ok((seq, state))
+}
+
+/// Loads one snapshot file into a service state.
+pub fn load_snapshot(path: &Path, config: &EngineConfig, dedupe_capacity: usize) -> Result<ServiceState, SnapshotError> {
+    let bytes = std::fs::read(path).map_err(|e| io_err("read", path, e))?;
+    let (_, snap) = decode_snapshot(&bytes).map_err(|r| invalid(path, r))?;
+    ServiceState::restore(config.clone(), snap, dedupe_capacity).map_err(|e| invalid(path, e.to_string()))
+}
+
+/// Deletes all but the newest [`SNAPSHOTS_KEPT`] snapshots (and stray temp
+/// files). Returns the sequence of the oldest snapshot kept.
+pub fn prune_snapshots(dir: &Path) -> Result<Option<u64>, SnapshotError> {
+    let all = list_snapshots(dir)?;
+    for (_, path) in all.iter().skip(SNAPSHOTS_KEPT) {
+        std::fs::remove_file(path).map_err(|e| io_err("remove", path, e))?;
+    }
+    Ok(all.iter().take(SNAPSHOTS_KEPT).last().map(|(seq, _)| *seq))
+}

@@ -1,0 +1,174 @@
+//! The replicated service state: the engine plus what the service adds around
+//! it (request-id deduplication, event numbering, the last applied sequence).
+//! The primary, log replay and the snapshot follower all apply commands through
+//! [`ServiceState::apply`], so all three reach the same state.
+
+use crate::convert::wal::LoggedCommand;
+use linggong_engine::{Command, Engine, EngineConfig, EngineError, EngineSnapshot, EngineSnapshotRef, Event, Outcome, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Request ids remembered for idempotent retries, by default.
+pub const DEFAULT_DEDUPE_CAPACITY: usize = 200_000;
+
+/// A command's durable result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Log sequence number of the command (0 if it changed nothing and was not logged).
+    pub seq: u64,
+    /// Time the command was applied with.
+    pub at: Timestamp,
+    /// What it did.
+    pub outcome: Outcome,
+}
+
+/// An engine event with its stream position.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SequencedEvent {
+    /// Event sequence number, from 1, gap-free: watchers resume after it.
+    pub seq: u64,
+    /// Log sequence number of the command that produced it.
+    pub command_seq: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// Engine plus service bookkeeping.
+#[derive(Clone)]
+pub struct ServiceState {
+    engine: Engine,
+    last_seq: u64,
+    next_event_seq: u64,
+    dedupe: FxHashMap<String, Applied>,
+    dedupe_order: VecDeque<String>,
+    dedupe_capacity: usize,
+}
+
+/// Serialised form of [`ServiceState`] (owned, for loading).
+#[derive(Deserialize)]
+pub struct StateSnapshot {
+    /// Last applied sequence.
+    pub last_seq: u64,
+    /// Next event number.
+    pub next_event_seq: u64,
+    /// Remembered request ids, oldest first.
+    pub dedupe: Vec<(String, Applied)>,
+    /// Engine state.
+    pub engine: EngineSnapshot,
+}
+
+/// Serialised form of [`ServiceState`] (borrowed, for writing).
+#[derive(Serialize)]
+pub struct StateSnapshotRef<'a> {
+    last_seq: u64,
+    next_event_seq: u64,
+    dedupe: Vec<(&'a String, &'a Applied)>,
+    engine: EngineSnapshotRef<'a>,
+}
+
+impl ServiceState {
+    /// A fresh state around an engine.
+    pub fn new(engine: Engine, dedupe_capacity: usize) -> Self {
+        Self {
+            engine,
+            last_seq: 0,
+            next_event_seq: 1,
+            dedupe: FxHashMap::default(),
+            dedupe_order: VecDeque::new(),
+            dedupe_capacity: dedupe_capacity.max(1),
+        }
+    }
+
+    /// Rebuilds from a snapshot.
+    pub fn restore(config: EngineConfig, s: StateSnapshot, dedupe_capacity: usize) -> Result<Self, EngineError> {
+        let engine = Engine::restore(config, s.engine)?;
+        let mut state = Self::new(engine, dedupe_capacity);
+        state.last_seq = s.last_seq;
+        state.next_event_seq = s.next_event_seq;
+        for (key, applied) in s.dedupe {
+            state.remember(key, applied);
+        }
+        Ok(state)
+    }
+
+    /// The borrowed serialisable form.
+    pub fn snapshot_ref(&self) -> StateSnapshotRef<'_> {
+        StateSnapshotRef {
+            last_seq: self.last_seq,
+            next_event_seq: self.next_event_seq,
+            dedupe: self.dedupe_order.iter().filter_map(|k| self.dedupe.get_key_value(k)).collect(),
+            engine: self.engine.snapshot_ref(),
+        }
+    }
+
+    /// The engine (read-only).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Sequence number of the last logged command applied.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Number the next event will get.
+    pub fn next_event_seq(&self) -> u64 {
+        self.next_event_seq
+    }
+
+    /// The remembered result of a request id, if any.
+    pub fn lookup_request(&self, key: &str) -> Option<&Applied> {
+        self.dedupe.get(key)
+    }
+
+    fn remember(&mut self, key: String, applied: Applied) {
+        if self.dedupe.insert(key.clone(), applied).is_none() {
+            self.dedupe_order.push_back(key);
+            while self.dedupe_order.len() > self.dedupe_capacity {
+                if let Some(old) = self.dedupe_order.pop_front() {
+                    self.dedupe.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether a successful command changed nothing and need not be logged.
+    fn is_no_op(command: &Command, outcome: &Outcome) -> bool {
+        matches!(
+            (command, outcome),
+            (Command::Tick, Outcome::Ticked { offers_expired: 0, postings_expired: 0 })
+                | (_, Outcome::PostingChanged { unchanged: true, .. })
+        ) || matches!(outcome, Outcome::Matched { offers, .. } if offers.is_empty())
+    }
+
+    /// Applies a command as the next log record. On success returns the result
+    /// and whether it must be logged (false when it changed nothing; the
+    /// sequence number is then not consumed). Events get numbers and are
+    /// appended to `events`. On error nothing changed.
+    pub fn apply(
+        &mut self,
+        logged: &LoggedCommand,
+        events: &mut Vec<SequencedEvent>,
+    ) -> Result<(Applied, bool), EngineError> {
+        self.engine.clear_events();
+        let outcome = self.engine.apply(logged.now, &logged.command)?;
+        if Self::is_no_op(&logged.command, &outcome) {
+            debug_assert!(self.engine.events().is_empty());
+            self.engine.clear_events();
+            return Ok((Applied { seq: 0, at: logged.now, outcome }, false));
+        }
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        for event in self.engine.events() {
+            events.push(SequencedEvent { seq: self.next_event_seq, command_seq: seq, event: event.clone() });
+            self.next_event_seq += 1;
+        }
+        self.engine.clear_events();
+        let applied = Applied { seq, at: logged.now, outcome };
+        if let Some(key) = &logged.request_key {
+            self.remember(key.clone(), applied.clone());
+        }
+        Ok((applied, true))
+    }
+}
