@@ -67,7 +67,9 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> 
     for entry in std::fs::read_dir(dir).map_err(|e| io_err("list", dir, e))? {
         let path = entry.map_err(|e| io_err("list", dir, e))?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        if let Some(seq) = name.strip_prefix("snapshot-").and_then(|s| s.strip_suffix(".bin")).and_then(|s| s.parse().ok()) {
+        if let Some(seq) =
+            name.strip_prefix("snapshot-").and_then(|s| s.strip_suffix(".bin")).and_then(|s| s.parse().ok())
+        {
             out.push((seq, path));
         }
     }
@@ -130,6 +132,14 @@ pub fn write_snapshot(dir: &Path, state: &ServiceState) -> Result<PathBuf, Snaps
     Ok(path)
 }
 
+/// Wraps raw body bytes in a valid header (for fuzzing the body decoder past
+/// the checksums).
+pub fn seal_snapshot_body(seq: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = header(seq, body.len() as u64, crc32c::crc32c(body)).to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
 /// Decodes a snapshot from bytes (the decoder the fuzz target exercises).
 /// Returns the sequence number and the state, or why the bytes are invalid.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, StateSnapshot), String> {
@@ -165,7 +175,11 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, StateSnapshot), String> {
 }
 
 /// Loads one snapshot file into a service state.
-pub fn load_snapshot(path: &Path, config: &EngineConfig, dedupe_capacity: usize) -> Result<ServiceState, SnapshotError> {
+pub fn load_snapshot(
+    path: &Path,
+    config: &EngineConfig,
+    dedupe_capacity: usize,
+) -> Result<ServiceState, SnapshotError> {
     let bytes = std::fs::read(path).map_err(|e| io_err("read", path, e))?;
     let (_, snap) = decode_snapshot(&bytes).map_err(|r| invalid(path, r))?;
     ServiceState::restore(config.clone(), snap, dedupe_capacity).map_err(|e| invalid(path, e.to_string()))
