@@ -366,7 +366,7 @@ impl Engine {
             };
             if p.state == PostingState::Filled && p.filled_at.is_none() {
                 p.filled_at = Some(now);
-                let secs = (now.0 - p.published_at.unwrap_or(p.submitted_at).0).max(0) / 1000;
+                let secs = now.0.saturating_sub(p.published_at.unwrap_or(p.submitted_at).0).max(0) / 1000;
                 let county = p.county;
                 self.counters[county as usize].record_fill(secs as u64);
             }
@@ -1161,9 +1161,14 @@ impl Engine {
             } else {
                 p.engaged -= 1;
             }
+            // A worker who turned the offer down, let it lapse, already filled a slot or
+            // did not turn up is never offered this posting again.
             match state {
-                OfferState::Completed => p.completed += 1,
-                OfferState::Declined | OfferState::Expired => p.passed_over.push(wk),
+                OfferState::Completed => {
+                    p.completed += 1;
+                    p.passed_over.push(wk);
+                }
+                OfferState::Declined | OfferState::Expired | OfferState::NoShow => p.passed_over.push(wk),
                 _ => {}
             }
         });
@@ -1479,6 +1484,7 @@ impl Engine {
                 && (w.county as usize) < nc
                 && !w.trades.is_empty()
                 && w.trades.iter().all(|t| (t.trade as usize) < nt)
+                && w.trades.iter().enumerate().all(|(i, t)| w.trades[..i].iter().all(|u| u.trade != t.trade))
                 && (w.offer.is_some() == matches!(w.status, WorkerStatus::Offered | WorkerStatus::Engaged));
             if !ok || e.worker_ids.insert(w.id.clone(), i as WorkerKey).is_some() {
                 return Err(bad(format!("worker {} is invalid or repeated", w.id)));
@@ -1495,7 +1501,7 @@ impl Engine {
                 && (p.trade as usize) < nt
                 && (p.employer as usize) < ne
                 && p.passed_over.iter().all(|&w| (w as usize) < nw)
-                && p.pending + p.engaged + p.completed <= p.headcount;
+                && p.pending as u16 + p.engaged as u16 + p.completed as u16 <= p.headcount as u16;
             if !ok || e.posting_ids.insert(p.id.clone(), i as PostingKey).is_some() {
                 return Err(bad(format!("posting {} is invalid or repeated", p.id)));
             }

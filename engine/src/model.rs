@@ -279,7 +279,8 @@ pub struct Posting {
     pub engaged: u8,
     /// Workers who completed the job.
     pub completed: u8,
-    /// Workers who declined or let an offer expire: never offered this posting again.
+    /// Workers who declined, let an offer expire, completed a slot or did not turn up:
+    /// never offered this posting again.
     pub passed_over: Vec<WorkerKey>,
     /// Submission time.
     pub submitted_at: Timestamp,

@@ -127,7 +127,10 @@ fn append(writers: usize, durability: &str, seconds: u64, dir: Option<std::path:
     println!("  acknowledged commands: {n} ({:.0}/s)", n as f64 / elapsed);
     if syncs > 0 {
         println!("  fsyncs: {syncs}, records per fsync: {:.1}", records as f64 / syncs as f64);
-        println!("  mean fsync: {:.1} us", host.metrics().fsync_seconds.sum() / host.metrics().fsync_seconds.count() as f64 * 1e6);
+        println!(
+            "  mean fsync: {:.1} us",
+            host.metrics().fsync_seconds.sum() / host.metrics().fsync_seconds.count() as f64 * 1e6
+        );
     } else {
         println!("  fsyncs: 0");
     }
@@ -190,7 +193,10 @@ fn recovery(workers: u64, records: u64) -> anyhow::Result<()> {
         let moves: Vec<_> = (0..records)
             .map(|i| {
                 let county = pop.pick_county_code();
-                Command::MoveWorker { worker: format!("w{}", (i * 7919) % workers).into(), position: pop.position_near(county) }
+                Command::MoveWorker {
+                    worker: format!("w{}", (i * 7919) % workers).into(),
+                    position: pop.position_near(county),
+                }
             })
             .collect();
         let t = Instant::now();

@@ -106,8 +106,12 @@ impl Auth {
                 Role::County if t.counties.is_empty() => return Err(AuthConfigError::CountyScope(t.name.clone())),
                 _ => {}
             }
-            let principal =
-                Principal { name: t.name.clone(), role: t.role, counties: t.counties.clone(), township: t.township.clone() };
+            let principal = Principal {
+                name: t.name.clone(),
+                role: t.role,
+                counties: t.counties.clone(),
+                township: t.township.clone(),
+            };
             if by_hash.insert(hash, principal).is_some() {
                 return Err(AuthConfigError::Duplicate(t.name.clone()));
             }
@@ -162,7 +166,13 @@ mod tests {
 
     #[test]
     fn station_tokens_need_a_township() {
-        let t = TokenConfig { name: "s".into(), sha256: hash_token("x"), role: Role::Station, counties: vec![141002], township: None };
+        let t = TokenConfig {
+            name: "s".into(),
+            sha256: hash_token("x"),
+            role: Role::Station,
+            counties: vec![141002],
+            township: None,
+        };
         assert_eq!(Auth::new(&[t]).unwrap_err(), AuthConfigError::StationScope("s".into()));
     }
 }

@@ -615,7 +615,9 @@ pub fn delete_covered_segments(wal_dir: &Path, covered_seq: u64) -> u64 {
         if next_first.saturating_sub(1) <= covered_seq {
             match std::fs::remove_file(&pair[0].1) {
                 Ok(()) => deleted += 1,
-                Err(e) => tracing::warn!(segment = %pair[0].1.display(), error = %e, "could not delete a compacted segment"),
+                Err(e) => {
+                    tracing::warn!(segment = %pair[0].1.display(), error = %e, "could not delete a compacted segment")
+                }
             }
         }
     }

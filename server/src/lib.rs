@@ -1,8 +1,12 @@
 //! linggong-server: the service around the matching engine — gRPC API, write-ahead
 //! log and snapshots, auth, configuration, metrics and shutdown.
 
+pub mod api;
+pub mod app;
 pub mod auth;
+pub mod config;
 pub mod convert;
+pub mod demo;
 pub mod events;
 pub mod histogram;
 pub mod host;
@@ -20,6 +24,11 @@ pub mod proto {
             #![allow(missing_docs, clippy::all)]
             tonic::include_proto!("linggong.wal.v1");
         }
+    }
+    /// The public gRPC API, package `linggong.v1`.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("linggong.v1");
     }
     /// Encoded `FileDescriptorSet` of every proto, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/linggong_descriptor.bin"));

@@ -4,7 +4,9 @@
 //! [`ServiceState::apply`], so all three reach the same state.
 
 use crate::convert::wal::LoggedCommand;
-use linggong_engine::{Command, Engine, EngineConfig, EngineError, EngineSnapshot, EngineSnapshotRef, Event, Outcome, Timestamp};
+use linggong_engine::{
+    Command, Engine, EngineConfig, EngineError, EngineSnapshot, EngineSnapshotRef, Event, Outcome, Timestamp,
+};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;

@@ -1,4 +1,5 @@
 //! The one place where protobuf messages and engine types meet: the write-ahead
 //! log's record encoding and the public gRPC API's conversions.
 
+pub mod api;
 pub mod wal;

@@ -6,6 +6,7 @@ mod segment;
 mod storage;
 mod writer;
 
+pub(crate) use reader::truncate_keeping_copy;
 pub use reader::{repair, scan, ScanOutcome, ScanProblem, SegmentReport};
 pub use segment::{
     decode_frame, decode_header, encode_frame, encode_header, list_segments, segment_name, Frame, FrameError,
@@ -13,7 +14,6 @@ pub use segment::{
 };
 pub use storage::{Fault, FaultyStorage, LogFile, StdStorage, Storage};
 pub use writer::{Durability, WalConfig, WalWriter};
-pub(crate) use reader::truncate_keeping_copy;
 
 /// Errors of the write-ahead log.
 #[derive(Debug, thiserror::Error)]

@@ -97,7 +97,8 @@ pub fn scan(
         let first = match decode_header(&bytes) {
             Ok(first) if first == name_seq => first,
             Ok(first) => {
-                out.problem = Some(problem(0, format!("header says first sequence {first}, name says {name_seq}"), false));
+                out.problem =
+                    Some(problem(0, format!("header says first sequence {first}, name says {name_seq}"), false));
                 out.segments.push(report);
                 return Ok(out);
             }
@@ -109,7 +110,11 @@ pub fn scan(
         };
         if let Some(exp) = expected {
             if first != exp {
-                out.problem = Some(problem(0, format!("sequence gap: expected segment to start at {exp}, it starts at {first}"), false));
+                out.problem = Some(problem(
+                    0,
+                    format!("sequence gap: expected segment to start at {exp}, it starts at {first}"),
+                    false,
+                ));
                 out.segments.push(report);
                 return Ok(out);
             }

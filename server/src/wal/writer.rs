@@ -80,9 +80,11 @@ impl WalWriter {
     ) -> Result<Self, WalError> {
         std::fs::create_dir_all(&config.dir).map_err(|e| WalError::io("create", &config.dir, e))?;
         let (file, segment_len, segment_records) = match tail {
-            Some((path, len)) => {
-                (storage.open_append(&path).map_err(|e| WalError::io("open", &path, e))?, len, u64::from(len > HEADER_LEN as u64))
-            }
+            Some((path, len)) => (
+                storage.open_append(&path).map_err(|e| WalError::io("open", &path, e))?,
+                len,
+                u64::from(len > HEADER_LEN as u64),
+            ),
             None => (create_segment(&*storage, &config.dir, next_seq)?, encode_header(0).len() as u64, 0),
         };
         Ok(Self {
@@ -103,7 +105,8 @@ impl WalWriter {
         self.buf.clear();
         for (seq, payload) in records {
             let frame_len = (FRAME_LEN + payload.len()) as u64;
-            if self.segment_records > 0 && self.segment_len + self.buf.len() as u64 + frame_len > self.config.segment_bytes
+            if self.segment_records > 0
+                && self.segment_len + self.buf.len() as u64 + frame_len > self.config.segment_bytes
             {
                 self.roll(seq)?;
             }

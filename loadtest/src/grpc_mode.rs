@@ -1,0 +1,876 @@
+//! gRPC mode: the workload sent to a linggong server over HTTP/2 — an external server
+//! (`--addr`, `--token`) or one the tool starts in-process on its own runtime with a temporary
+//! data directory (`--spawn-server`) — closed loop (N callers) or open loop (a pacer thread
+//! releasing requests on schedule, latency charged from each request's intended start). The
+//! `watch` scenario adds stations following their county's `WatchPostings` stream and measures
+//! how long a submitted posting takes to reach them.
+
+use crate::machine::{
+    cpu_by_thread_group, cpu_share, filesystem_of, load_average, system_cores_busy, system_cpu_jiffies, MachineInfo,
+};
+use crate::record::{Collector, ErrorClass};
+use crate::report::{Report, ReportContext, ServerCounters};
+use crate::run::{LoadShape, RunConfig, Sampler, Timeline};
+use crate::workload::{Action, Observation, OfferRef, PostingPhase, Scenario, Workload};
+use compact_str::CompactString;
+use linggong_engine::{EmployerKind, Hardship, PostingSource, PostingSpec, Timestamp, WorkerSpec};
+use linggong_server::proto::v1 as pb;
+use parking_lot::Mutex;
+use pb::match_service_client::MatchServiceClient;
+use pb::posting_service_client::PostingServiceClient;
+use pb::review_service_client::ReviewServiceClient;
+use pb::stats_service_client::StatsServiceClient;
+use pb::worker_service_client::WorkerServiceClient;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Which server to load.
+#[derive(Clone, Debug)]
+pub enum ServerSource {
+    /// A running server.
+    Remote {
+        /// Its gRPC address, `host:port`.
+        addr: String,
+        /// Bearer token (an operator token, or one whose scope covers every county).
+        token: String,
+        /// Its Prometheus address, for WAL counters in the report.
+        metrics_addr: Option<SocketAddr>,
+    },
+    /// Start one in-process, on a runtime of its own, with a temporary data directory.
+    Spawn(SpawnConfig),
+}
+
+/// How to start the in-process server.
+#[derive(Clone, Debug, Serialize)]
+pub struct SpawnConfig {
+    /// Durability: `always`, `none` or `interval:<ms>`.
+    pub durability: String,
+    /// Parent of the temporary data directory (default: the system temp dir).
+    pub data_parent: Option<PathBuf>,
+    /// Worker threads of the server's runtime.
+    pub server_threads: usize,
+}
+
+/// gRPC-mode settings.
+#[derive(Clone, Debug)]
+pub struct GrpcConfig {
+    /// The server.
+    pub source: ServerSource,
+    /// HTTP/2 connections the callers share (round-robin).
+    pub connections: usize,
+    /// Worker threads of the tool's own runtime.
+    pub client_threads: usize,
+    /// Stations following county streams (`watch`; counties taken in turn).
+    pub stations: usize,
+    /// Register the starting workers through the API (an external server). A spawned server
+    /// loads them with its demo loader instead.
+    pub register_workers: bool,
+    /// Send a fresh `request_id` with every mutating call, as real clients do.
+    pub request_ids: bool,
+    /// Print what the setup is doing to stderr.
+    pub notes: bool,
+}
+
+/// Why a gRPC run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcRunError {
+    /// A runtime or thread could not be created.
+    #[error("starting the {what}: {source}")]
+    Runtime {
+        /// Which.
+        what: &'static str,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The in-process server did not start.
+    #[error("starting the in-process server: {0}")]
+    Spawn(String),
+    /// The address or token is malformed.
+    #[error("bad {what}: {detail}")]
+    BadSetting {
+        /// Which setting.
+        what: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The server could not be reached.
+    #[error("connecting to {addr}: {detail}")]
+    Connect {
+        /// Address.
+        addr: String,
+        /// The transport error.
+        detail: String,
+    },
+    /// A setup call failed: the market could not be prepared.
+    #[error("setup call {rpc} failed: {class}: {message}")]
+    Setup {
+        /// Method.
+        rpc: &'static str,
+        /// Status code.
+        class: &'static str,
+        /// Server message.
+        message: String,
+    },
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub struct BearerToken {
+    value: MetadataValue<Ascii>,
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.value.clone());
+        Ok(request)
+    }
+}
+
+type Svc = InterceptedService<Channel, BearerToken>;
+
+/// One connection's clients.
+#[derive(Clone)]
+pub struct Clients {
+    worker: WorkerServiceClient<Svc>,
+    posting: PostingServiceClient<Svc>,
+    matching: MatchServiceClient<Svc>,
+    review: ReviewServiceClient<Svc>,
+    stats: StatsServiceClient<Svc>,
+}
+
+impl Clients {
+    fn new(channel: Channel, token: BearerToken) -> Self {
+        Self {
+            worker: WorkerServiceClient::with_interceptor(channel.clone(), token.clone()),
+            posting: PostingServiceClient::with_interceptor(channel.clone(), token.clone()),
+            matching: MatchServiceClient::with_interceptor(channel.clone(), token.clone()),
+            review: ReviewServiceClient::with_interceptor(channel.clone(), token.clone()),
+            stats: StatsServiceClient::with_interceptor(channel, token),
+        }
+    }
+}
+
+/// Opens `n` HTTP/2 connections to `addr` (retrying for up to ten seconds while the server starts).
+pub async fn connect(addr: &str, token: &str, n: usize) -> Result<Vec<Clients>, GrpcRunError> {
+    let value: MetadataValue<Ascii> = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| GrpcRunError::BadSetting { what: "token", detail: "not printable ASCII".into() })?;
+    let token = BearerToken { value };
+    let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+    let endpoint = Endpoint::from_shared(uri.clone())
+        .map_err(|e| GrpcRunError::BadSetting { what: "address", detail: e.to_string() })?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .http2_adaptive_window(true);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let started = Instant::now();
+        let channel = loop {
+            match endpoint.connect().await {
+                Ok(c) => break c,
+                Err(e) if started.elapsed() > Duration::from_secs(10) => {
+                    return Err(GrpcRunError::Connect { addr: uri, detail: e.to_string() })
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        out.push(Clients::new(channel, token.clone()));
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------------ conversions
+
+fn timestamp(t: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.0.div_euclid(1000), nanos: (t.0.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+fn lat_lon(p: linggong_engine::LatLon) -> pb::LatLon {
+    pb::LatLon { lat: p.lat, lon: p.lon }
+}
+
+fn worker_message(spec: &WorkerSpec) -> pb::Worker {
+    let hardship = match spec.hardship {
+        Hardship::None => pb::Hardship::None,
+        Hardship::LongTermUnemployed => pb::Hardship::LongTermUnemployed,
+        Hardship::LowIncomeHousehold => pb::Hardship::LowIncomeHousehold,
+        Hardship::Disabled => pb::Hardship::Disabled,
+        Hardship::OlderWorker => pb::Hardship::OlderWorker,
+    };
+    pb::Worker {
+        worker_id: spec.id.to_string(),
+        display_name: spec.name.to_string(),
+        phone: spec.phone.to_string(),
+        trades: spec
+            .trades
+            .iter()
+            .map(|t| pb::TradeSkill { trade_id: t.trade.to_string(), level: u32::from(t.level) })
+            .collect(),
+        position: Some(lat_lon(spec.position)),
+        county_code: spec.county,
+        township_code: spec.township.as_deref().unwrap_or_default().to_string(),
+        availability: None,
+        min_daily_wage_yuan: spec.min_daily_wage,
+        hardship: hardship as i32,
+        ..Default::default()
+    }
+}
+
+fn posting_message(spec: &PostingSpec) -> pb::Posting {
+    let source = match spec.source {
+        PostingSource::CountyDesk => pb::PostingSource::CountyDesk,
+        PostingSource::TownshipStation => pb::PostingSource::TownshipStation,
+        PostingSource::Online => pb::PostingSource::Online,
+    };
+    pb::Posting {
+        posting_id: spec.id.to_string(),
+        employer_id: spec.employer.to_string(),
+        trade_id: spec.trade.to_string(),
+        headcount: u32::from(spec.headcount),
+        position: Some(lat_lon(spec.position)),
+        county_code: spec.county,
+        township_code: spec.township.as_deref().unwrap_or_default().to_string(),
+        max_distance_m: spec.max_distance_m,
+        daily_wage_yuan: spec.daily_wage,
+        start_time: Some(timestamp(spec.start)),
+        duration_minutes: spec.duration_minutes,
+        offer_ttl_seconds: spec.offer_ttl_secs,
+        description: spec.description.to_string(),
+        source: source as i32,
+        version: spec.version,
+        ..Default::default()
+    }
+}
+
+fn employer_message(spec: &linggong_engine::EmployerSpec) -> pb::Employer {
+    let (kind, credit_code) = match &spec.kind {
+        EmployerKind::Company { credit_code } => (pb::EmployerKind::Company, credit_code.to_string()),
+        EmployerKind::Individual => (pb::EmployerKind::Individual, String::new()),
+    };
+    pb::Employer {
+        employer_id: spec.id.to_string(),
+        display_name: spec.name.to_string(),
+        kind: kind as i32,
+        credit_code,
+        verified: spec.verified,
+        ..Default::default()
+    }
+}
+
+fn phase_of(posting: Option<&pb::Posting>) -> Result<PostingPhase, ErrorClass> {
+    let state = posting.ok_or(ErrorClass::BAD_RESPONSE)?.state;
+    Ok(match pb::PostingState::try_from(state) {
+        Ok(pb::PostingState::PendingReview) => PostingPhase::PendingReview,
+        Ok(pb::PostingState::Published | pb::PostingState::Filling) => PostingPhase::Open,
+        Ok(_) => PostingPhase::Closed,
+        Err(_) => return Err(ErrorClass::BAD_RESPONSE),
+    })
+}
+
+fn offer_ref(o: &pb::Offer) -> OfferRef {
+    OfferRef {
+        offer: o.offer_id,
+        worker: CompactString::from(o.worker_id.as_str()),
+        posting: CompactString::from(o.posting_id.as_str()),
+    }
+}
+
+fn now_timestamp() -> Timestamp {
+    Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
+}
+
+// ------------------------------------------------------------------ calls
+
+/// What every call needs besides its clients.
+pub struct CallContext {
+    timeout: Duration,
+    request_ids: bool,
+    run_tag: String,
+    next_request: AtomicU64,
+    /// `watch`: when each posting's `SubmitPosting` was sent.
+    submitted: Option<Mutex<FxHashMap<String, Instant>>>,
+}
+
+impl CallContext {
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        r.set_timeout(self.timeout);
+        r
+    }
+
+    fn request_id(&self) -> String {
+        if self.request_ids {
+            format!("{}r{}", self.run_tag, self.next_request.fetch_add(1, Ordering::Relaxed))
+        } else {
+            String::new()
+        }
+    }
+}
+
+fn class(status: tonic::Status) -> ErrorClass {
+    ErrorClass::from_code(status.code())
+}
+
+/// Performs one action over gRPC.
+pub async fn perform(clients: &mut Clients, action: &Action, ctx: &CallContext) -> Result<Observation, ErrorClass> {
+    match action {
+        Action::RegisterWorker(spec) => {
+            let m = pb::RegisterWorkerRequest { request_id: ctx.request_id(), worker: Some(worker_message(spec)) };
+            let r = clients.worker.register_worker(ctx.request(m)).await.map_err(class)?.into_inner();
+            Ok(Observation::Worker(r.offer.as_ref().map(offer_ref)))
+        }
+        Action::UpdateWorkerLocation { worker, position } => {
+            let m = pb::UpdateWorkerLocationRequest {
+                request_id: ctx.request_id(),
+                worker_id: worker.to_string(),
+                position: Some(lat_lon(*position)),
+            };
+            let r = clients.worker.update_worker_location(ctx.request(m)).await.map_err(class)?.into_inner();
+            Ok(Observation::Worker(r.offer.as_ref().map(offer_ref)))
+        }
+        Action::SetAvailability { worker, available } => {
+            let m = pb::SetAvailabilityRequest {
+                request_id: ctx.request_id(),
+                worker_id: worker.to_string(),
+                available: *available,
+                window: None,
+            };
+            let r = clients.worker.set_availability(ctx.request(m)).await.map_err(class)?.into_inner();
+            Ok(Observation::Worker(r.offer.as_ref().map(offer_ref)))
+        }
+        Action::WithdrawWorker { worker } => {
+            let m = pb::WithdrawWorkerRequest { request_id: ctx.request_id(), worker_id: worker.to_string() };
+            clients.worker.withdraw_worker(ctx.request(m)).await.map_err(class)?;
+            Ok(Observation::Done)
+        }
+        Action::UpsertEmployer(spec) => {
+            let m = pb::UpsertEmployerRequest { request_id: ctx.request_id(), employer: Some(employer_message(spec)) };
+            clients.review.upsert_employer(ctx.request(m)).await.map_err(class)?;
+            Ok(Observation::Done)
+        }
+        Action::SubmitPosting(spec) => {
+            let m = pb::SubmitPostingRequest { request_id: ctx.request_id(), posting: Some(posting_message(spec)) };
+            if let Some(submitted) = &ctx.submitted {
+                submitted.lock().insert(spec.id.to_string(), Instant::now());
+            }
+            let r = clients.posting.submit_posting(ctx.request(m)).await.map_err(class)?.into_inner();
+            Ok(Observation::Posting(phase_of(r.posting.as_ref())?))
+        }
+        Action::UpdatePosting(spec) => {
+            let m = pb::UpdatePostingRequest { request_id: ctx.request_id(), posting: Some(posting_message(spec)) };
+            let r = clients.posting.update_posting(ctx.request(m)).await.map_err(class)?.into_inner();
+            Ok(Observation::Posting(phase_of(r.posting.as_ref())?))
+        }
+        Action::ReviewPosting { posting, approve } => {
+            let (decision, reason) = if *approve {
+                (pb::ReviewDecision::Approve, String::new())
+            } else {
+                (pb::ReviewDecision::Reject, "load test: rejected".to_string())
+            };
+            let m = pb::ReviewPostingRequest {
+                request_id: ctx.request_id(),
+                posting_id: posting.to_string(),
+                decision: decision as i32,
+                reason,
+            };
+            let r = clients.review.review_posting(ctx.request(m)).await.map_err(class)?.into_inner();
+            Ok(Observation::Posting(phase_of(r.posting.as_ref())?))
+        }
+        Action::CancelPosting { posting } => {
+            let m = pb::CancelPostingRequest {
+                request_id: ctx.request_id(),
+                posting_id: posting.to_string(),
+                reason: "load test: nobody to fill it".into(),
+            };
+            clients.posting.cancel_posting(ctx.request(m)).await.map_err(class)?;
+            Ok(Observation::Done)
+        }
+        Action::InstantMatch { posting, max_offers } => {
+            let m = pb::InstantMatchRequest {
+                request_id: ctx.request_id(),
+                posting_id: posting.to_string(),
+                max_offers: u32::from(*max_offers),
+            };
+            let r = clients.matching.instant_match(ctx.request(m)).await.map_err(class)?.into_inner();
+            Ok(Observation::Matched { offers: r.offers.iter().map(offer_ref).collect(), remaining: r.remaining_slots })
+        }
+        Action::RespondToOffer { offer, accept } => {
+            let response = if *accept { pb::OfferResponse::Accept } else { pb::OfferResponse::Decline };
+            let m = pb::RespondToOfferRequest {
+                request_id: ctx.request_id(),
+                offer_id: offer.offer,
+                worker_id: offer.worker.to_string(),
+                response: response as i32,
+            };
+            clients.matching.respond_to_offer(ctx.request(m)).await.map_err(class)?;
+            Ok(Observation::Done)
+        }
+        Action::ConfirmArrival { offer } => {
+            let m = pb::ConfirmArrivalRequest { request_id: ctx.request_id(), offer_id: offer.offer };
+            clients.matching.confirm_arrival(ctx.request(m)).await.map_err(class)?;
+            Ok(Observation::Done)
+        }
+        Action::CompleteJob { offer } => {
+            let m = pb::CompleteJobRequest { request_id: ctx.request_id(), offer_id: offer.offer };
+            let r = clients.matching.complete_job(ctx.request(m)).await.map_err(class)?.into_inner();
+            Ok(Observation::Worker(r.next_offer.as_ref().map(offer_ref)))
+        }
+        Action::ReportNoShow { offer } => {
+            let m = pb::ReportNoShowRequest { request_id: ctx.request_id(), offer_id: offer.offer };
+            clients.matching.report_no_show(ctx.request(m)).await.map_err(class)?;
+            Ok(Observation::Done)
+        }
+        Action::CountyStats { county } => {
+            let m = pb::CountyStatsRequest { county_code: *county };
+            clients.stats.county_stats(ctx.request(m)).await.map_err(class)?;
+            Ok(Observation::Done)
+        }
+    }
+}
+
+// ------------------------------------------------------------------ server
+
+struct Spawned {
+    runtime: tokio::runtime::Runtime,
+    server: linggong_server::app::RunningServer,
+    _data_dir: tempfile::TempDir,
+    fs: Option<String>,
+}
+
+fn spawn_server(config: &SpawnConfig, workers: u64) -> Result<Spawned, GrpcRunError> {
+    let durability: linggong_server::wal::Durability =
+        config.durability.parse().map_err(|e: linggong_server::wal::WalError| GrpcRunError::BadSetting {
+            what: "durability",
+            detail: e.to_string(),
+        })?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("linggong-loadtest-");
+    let data_dir = match &config.data_parent {
+        Some(parent) => builder.tempdir_in(parent),
+        None => builder.tempdir(),
+    }
+    .map_err(|e| GrpcRunError::Spawn(format!("creating the data directory: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server_threads.max(1))
+        .thread_name("lg-server")
+        .enable_all()
+        .build()
+        .map_err(|source| GrpcRunError::Runtime { what: "server runtime", source })?;
+    let mut server_config = linggong_server::config::ServerConfig::new(data_dir.path());
+    server_config.durability = durability;
+    server_config.create_dev_token = true;
+    server_config.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    if workers > 0 {
+        server_config.demo = Some(linggong_server::config::DemoSettings { workers });
+    }
+    let server = runtime
+        .block_on(linggong_server::app::start(server_config))
+        .map_err(|e| GrpcRunError::Spawn(format!("{e:#}")))?;
+    let fs = filesystem_of(data_dir.path());
+    Ok(Spawned { runtime, server, _data_dir: data_dir, fs })
+}
+
+/// Reads `GET /metrics` from a Prometheus endpoint (plain HTTP/1.1, bounded in time).
+pub fn scrape_metrics(addr: SocketAddr) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.take(64 << 20).read_to_string(&mut body).ok()?;
+    let start = body.find("\r\n\r\n")? + 4;
+    Some(body[start..].to_string())
+}
+
+// ------------------------------------------------------------------ watch
+
+/// One station: follows a county's stream until stopped, resuming after every ending.
+async fn station(
+    mut clients: Clients,
+    county: u32,
+    ctx: Arc<CallContext>,
+    collector: Arc<Collector>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last_seq: Option<u64> = None;
+    let mut seen: FxHashSet<String> = FxHashSet::default();
+    let mut lags = Vec::with_capacity(16);
+    while !*stop.borrow() {
+        let request = tonic::Request::new(pb::WatchPostingsRequest { county_code: county, after_seq: last_seq });
+        let opened = tokio::select! {
+            r = clients.posting.watch_postings(request) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let mut stream = match opened {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                collector.record_stream_end(class(status), true);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                m = stream.message() => m,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match next {
+                Ok(Some(message)) => {
+                    let received = Instant::now();
+                    if let Some(last) = last_seq {
+                        if message.seq <= last {
+                            collector.record_sequence_anomaly();
+                        }
+                    }
+                    last_seq = Some(message.seq);
+                    let Some(event) = message.event else { continue };
+                    lags.clear();
+                    if let Some(submitted) = &ctx.submitted {
+                        if !seen.contains(&event.posting_id) {
+                            if let Some(sent) = submitted.lock().get(&event.posting_id).copied() {
+                                lags.push(received.saturating_duration_since(sent));
+                                seen.insert(event.posting_id);
+                            }
+                        }
+                    }
+                    collector.record_watch_events(1, &lags);
+                }
+                Ok(None) => {
+                    collector.record_stream_end(ErrorClass::from_code(tonic::Code::Ok), true);
+                    break;
+                }
+                Err(status) => {
+                    collector.record_stream_end(class(status), true);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ run
+
+async fn setup(
+    clients: &[Clients],
+    ctx: &CallContext,
+    workload: &Mutex<Workload>,
+    grpc: &GrpcConfig,
+) -> Result<(), GrpcRunError> {
+    let fail = |rpc: &'static str| {
+        move |class: ErrorClass| GrpcRunError::Setup { rpc, class: class.name(), message: String::new() }
+    };
+    let mut c = clients[0].clone();
+    let employers = workload.lock().setup_employers();
+    for action in &employers {
+        perform(&mut c, action, ctx).await.map_err(fail("UpsertEmployer"))?;
+    }
+    if grpc.register_workers {
+        let specs: Vec<WorkerSpec> = workload.lock().setup_workers().collect();
+        let total = specs.len();
+        if grpc.notes {
+            eprintln!("registering {total} workers through the API");
+        }
+        let queue = Arc::new(Mutex::new(specs));
+        let mut tasks = Vec::new();
+        for k in 0..64.min(total.max(1)) {
+            let queue = queue.clone();
+            let mut c = clients[k % clients.len()].clone();
+            let ctx = CallContext {
+                timeout: ctx.timeout,
+                request_ids: false,
+                run_tag: String::new(),
+                next_request: AtomicU64::new(0),
+                submitted: None,
+            };
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let Some(spec) = queue.lock().pop() else { return Ok(()) };
+                    perform(&mut c, &Action::RegisterWorker(spec), &ctx).await.map_err(fail("RegisterWorker"))?;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| GrpcRunError::Spawn(e.to_string()))??;
+        }
+    }
+    let postings = workload.lock().setup_postings(now_timestamp());
+    for action in postings {
+        let result = perform(&mut c, &action, ctx).await;
+        let result = result.map_err(fail("SubmitPosting"))?;
+        workload.lock().complete(&action, Ok(result));
+    }
+    Ok(())
+}
+
+/// What was read when the window started: when, CPU by thread group, the machine's CPU jiffies,
+/// the server's metrics.
+type WindowStart = (Instant, std::collections::BTreeMap<String, f64>, (u64, u64), Option<String>);
+
+/// Runs the load against a gRPC server and returns the report.
+pub fn run_grpc(config: &RunConfig, grpc: &GrpcConfig) -> Result<Report, GrpcRunError> {
+    let workload_config = config.workload.clone();
+    let spawned = match &grpc.source {
+        ServerSource::Spawn(s) => {
+            if grpc.notes {
+                eprintln!(
+                    "starting an in-process server (durability {}, {} demo workers)",
+                    s.durability, workload_config.workers
+                );
+            }
+            Some(spawn_server(s, workload_config.workers)?)
+        }
+        ServerSource::Remote { .. } => None,
+    };
+    let (addr, token, metrics_addr, server_build) = match (&grpc.source, &spawned) {
+        (ServerSource::Remote { addr, token, metrics_addr }, _) => {
+            (addr.clone(), token.clone(), *metrics_addr, format!("external server at {addr}"))
+        }
+        (ServerSource::Spawn(s), Some(sp)) => (
+            sp.server.addr.to_string(),
+            sp.server.dev_token.as_ref().map(|t| t.token.clone()).unwrap_or_default(),
+            sp.server.metrics_addr,
+            format!(
+                "in-process linggong-server {} ({} build), durability {}, {} server threads",
+                env!("CARGO_PKG_VERSION"),
+                if cfg!(debug_assertions) { "debug" } else { "release" },
+                s.durability,
+                s.server_threads
+            ),
+        ),
+        _ => unreachable!("a spawned server exists exactly when asked for"),
+    };
+    let mut machine = MachineInfo::probe(server_build);
+    machine.data_dir_fs = spawned.as_ref().and_then(|s| s.fs.clone());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(grpc.client_threads.max(1))
+        .thread_name("lg-client")
+        .enable_all()
+        .build()
+        .map_err(|source| GrpcRunError::Runtime { what: "client runtime", source })?;
+    let result = runtime.block_on(drive(config, grpc, workload_config, &addr, &token, metrics_addr, machine));
+    drop(runtime);
+    if let Some(sp) = spawned {
+        let Spawned { runtime, server, _data_dir, .. } = sp;
+        if let Err(e) = runtime.block_on(server.shutdown()) {
+            eprintln!("warning: the in-process server did not shut down cleanly: {e:#}");
+        }
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    config: &RunConfig,
+    grpc: &GrpcConfig,
+    workload_config: crate::workload::WorkloadConfig,
+    addr: &str,
+    token: &str,
+    metrics_addr: Option<SocketAddr>,
+    mut machine: MachineInfo,
+) -> Result<Report, GrpcRunError> {
+    let scenario = workload_config.scenario;
+    let clients = connect(addr, token, grpc.connections).await?;
+    let ctx = Arc::new(CallContext {
+        timeout: config.request_timeout,
+        request_ids: grpc.request_ids,
+        run_tag: workload_config.run_tag.clone(),
+        next_request: AtomicU64::new(0),
+        submitted: (scenario == Scenario::Watch).then(|| Mutex::new(FxHashMap::default())),
+    });
+    let workload = Arc::new(Mutex::new(Workload::new(workload_config)));
+    let setup_started = Instant::now();
+    setup(&clients, &ctx, &workload, grpc).await?;
+    if let Some(submitted) = &ctx.submitted {
+        // Lag is measured for postings submitted while the stations watch, not for the setup's.
+        submitted.lock().clear();
+    }
+    if grpc.notes {
+        eprintln!("setup done in {:.1} s", setup_started.elapsed().as_secs_f64());
+    }
+
+    let collector = Arc::new(Collector::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stations = if scenario == Scenario::Watch { grpc.stations } else { 0 };
+    let counties: Vec<u32> = linggong_engine::Regions::linfen().counties().iter().map(|c| c.code).collect();
+    let mut station_tasks = Vec::new();
+    for k in 0..stations {
+        station_tasks.push(tokio::spawn(station(
+            clients[k % clients.len()].clone(),
+            counties[k % counties.len()],
+            ctx.clone(),
+            collector.clone(),
+            stop_rx.clone(),
+        )));
+    }
+
+    let timeline = Timeline::starting_now(config);
+    let marks: Arc<Mutex<Option<WindowStart>>> = Arc::new(Mutex::new(None));
+    let mark = marks.clone();
+    let reset = workload.clone();
+    let sampler = Sampler::start(
+        collector.clone(),
+        timeline,
+        config,
+        Box::new(move || {
+            reset.lock().reset_stats();
+            let metrics = metrics_addr.and_then(scrape_metrics);
+            let cpu = cpu_by_thread_group(std::process::id());
+            *mark.lock() = Some((Instant::now(), cpu, system_cpu_jiffies(), metrics));
+        }),
+    );
+
+    match config.shape {
+        LoadShape::Closed { concurrency } => {
+            let mut tasks = Vec::with_capacity(concurrency);
+            for k in 0..concurrency.max(1) {
+                let mut c = clients[k % clients.len()].clone();
+                let (workload, collector, ctx) = (workload.clone(), collector.clone(), ctx.clone());
+                tasks.push(tokio::spawn(async move {
+                    while Instant::now() < timeline.deadline {
+                        let Some(action) = workload.lock().next(now_timestamp()) else {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            continue;
+                        };
+                        let started = Instant::now();
+                        let result = perform(&mut c, &action, &ctx).await;
+                        collector.record(action.rpc(), started.elapsed(), result.as_ref().err().copied());
+                        workload.lock().complete(&action, result.map_err(|_| ()));
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+        LoadShape::Open { rate, max_in_flight } => {
+            open_loop(rate, max_in_flight, timeline, &clients, &workload, &collector, &ctx, config.request_timeout)
+                .await?;
+        }
+    }
+    sampler.finish(false);
+    let _ = stop_tx.send(true);
+    for t in station_tasks {
+        let _ = t.await;
+    }
+    let recorded = collector.recorded();
+    let (cpu, server) = match marks.lock().take() {
+        Some((at, cpu_before, jiffies, metrics_before)) => {
+            let secs = at.elapsed().as_secs_f64();
+            machine.machine_cores_busy = Some(system_cores_busy(jiffies, system_cpu_jiffies(), secs));
+            let cpu = cpu_share(&cpu_before, &cpu_by_thread_group(std::process::id()), secs);
+            let server = match (metrics_before, metrics_addr.and_then(scrape_metrics)) {
+                (Some(a), Some(b)) => Some(ServerCounters::between(&a, &b, recorded.measured.as_secs_f64())),
+                _ => None,
+            };
+            (cpu, server)
+        }
+        None => Default::default(),
+    };
+    machine.load_average_end = load_average();
+    let stats = workload.lock().stats().clone();
+    let settings = serde_json::json!({
+        "mode": "grpc",
+        "run": config,
+        "connections": grpc.connections,
+        "client_threads": grpc.client_threads,
+        "stations": stations,
+        "request_ids": grpc.request_ids,
+        "server": match &grpc.source {
+            ServerSource::Remote { addr, .. } => serde_json::json!({ "remote": addr }),
+            ServerSource::Spawn(s) => serde_json::json!({ "spawn": s }),
+        },
+    });
+    Ok(Report::build(
+        &recorded,
+        ReportContext {
+            settings,
+            machine,
+            stations,
+            workload: stats,
+            engine: None,
+            cpu_cores_by_thread_group: cpu,
+            server,
+        },
+    ))
+}
+
+/// The open loop: a pacer thread releases request `i` at `start + i / rate`; each runs as a task
+/// once one of `max_in_flight` slots is free, and its latency is charged from its intended start.
+#[allow(clippy::too_many_arguments)]
+async fn open_loop(
+    rate: f64,
+    max_in_flight: usize,
+    timeline: Timeline,
+    clients: &[Clients],
+    workload: &Arc<Mutex<Workload>>,
+    collector: &Arc<Collector>,
+    ctx: &Arc<CallContext>,
+    timeout: Duration,
+) -> Result<(), GrpcRunError> {
+    let handle = tokio::runtime::Handle::current();
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let pacer_done = Arc::new(AtomicBool::new(false));
+    let pacer = {
+        let (clients, workload, collector, ctx) = (clients.to_vec(), workload.clone(), collector.clone(), ctx.clone());
+        let (slots, outstanding, done) = (slots.clone(), outstanding.clone(), pacer_done.clone());
+        std::thread::Builder::new()
+            .name("lg-pacer".into())
+            .spawn(move || {
+                let mut i = 0u64;
+                loop {
+                    let intended = timeline.intended(i, rate);
+                    if intended >= timeline.deadline {
+                        break;
+                    }
+                    let now = Instant::now();
+                    if intended > now {
+                        std::thread::sleep(intended - now);
+                    }
+                    let mut c = clients[(i % clients.len() as u64) as usize].clone();
+                    let (workload, collector, ctx, slots) =
+                        (workload.clone(), collector.clone(), ctx.clone(), slots.clone());
+                    let outstanding_task = outstanding.clone();
+                    outstanding.fetch_add(1, Ordering::Relaxed);
+                    handle.spawn(async move {
+                        let permit = slots.acquire_owned().await;
+                        let late = intended.elapsed();
+                        let action = workload.lock().next(now_timestamp());
+                        if let (Ok(_permit), Some(action)) = (permit, action) {
+                            if late > timeout {
+                                // Too late to be worth sending: charged as a client-side error.
+                                collector.record(action.rpc(), late, Some(ErrorClass::CLIENT_BACKLOG));
+                                workload.lock().complete(&action, Err(()));
+                            } else {
+                                let result = perform(&mut c, &action, &ctx).await;
+                                collector.record(action.rpc(), intended.elapsed(), result.as_ref().err().copied());
+                                workload.lock().complete(&action, result.map_err(|_| ()));
+                            }
+                        }
+                        outstanding_task.fetch_sub(1, Ordering::Relaxed);
+                    });
+                    i += 1;
+                }
+                done.store(true, Ordering::Relaxed);
+            })
+            .map_err(|source| GrpcRunError::Runtime { what: "pacer thread", source })?
+    };
+    let drain_limit = timeline.deadline + timeout + Duration::from_secs(2);
+    while !(pacer_done.load(Ordering::Relaxed) && outstanding.load(Ordering::Relaxed) == 0) {
+        if Instant::now() > drain_limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! `ReviewService`: posting review (用工信息审核), complaints (投诉举报) and
+//! employer standing. Callers: reviewers and operators.
+
+use super::posting::list_page;
+use super::{errors, Api, Caller};
+use crate::auth::Role;
+use crate::convert::api::{self as convert, Rules};
+use crate::proto::v1 as pb;
+use linggong_engine::{Command, Outcome};
+use tonic::{Request, Response, Status};
+
+const REVIEWERS: &[Role] = &[Role::Reviewer, Role::Operator];
+
+impl Api {
+    /// Validates a review-service command (after the role check).
+    fn review_command(
+        &self,
+        caller: &Caller,
+        convert: impl FnOnce(&Rules) -> Result<Command, convert::InvalidRequest>,
+    ) -> Result<Command, Status> {
+        caller.require_role(REVIEWERS)?;
+        self.ctx.host.read_engine(|e| convert(&Rules::of(e))).map_err(|e| errors::invalid_request(&e))
+    }
+
+    fn read_employer(&self, employer_id: &str) -> Result<pb::Employer, Status> {
+        self.ctx
+            .host
+            .read_engine(|e| e.employer(employer_id).map(convert::employer_to_pb))
+            .ok_or_else(|| errors::vanished("employer"))
+    }
+
+    fn read_complaint(&self, complaint_id: u64) -> Result<pb::Complaint, Status> {
+        self.ctx
+            .host
+            .read_engine(|e| e.complaint(complaint_id).map(|c| convert::complaint_to_pb(e, c)))
+            .ok_or_else(|| errors::vanished("complaint"))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::review_service_server::ReviewService for Api {
+    async fn list_pending_postings(
+        &self,
+        request: Request<pb::ListPendingPostingsRequest>,
+    ) -> Result<Response<pb::ListPendingPostingsResponse>, Status> {
+        self.call("ListPendingPostings", request, |caller, req| async move {
+            caller.require_role(REVIEWERS)?;
+            let (postings, next_page_token) = self
+                .ctx
+                .host
+                .read_engine(|e| {
+                    let (filter, page) = convert::list_pending_postings_request(&Rules::of(e), &req)?;
+                    Ok(list_page(e, &filter, page))
+                })
+                .map_err(|e| errors::invalid_request(&e))?;
+            Ok(pb::ListPendingPostingsResponse { postings, next_page_token })
+        })
+        .await
+    }
+
+    async fn review_posting(
+        &self,
+        request: Request<pb::ReviewPostingRequest>,
+    ) -> Result<Response<pb::ReviewPostingResponse>, Status> {
+        self.call("ReviewPosting", request, |caller, req| async move {
+            let command = self.review_command(&caller, |r| convert::review_posting_command(r, &req))?;
+            let applied = self.submit(&caller, &req.request_id, command).await?;
+            match applied.outcome {
+                Outcome::PostingChanged { .. } => {
+                    Ok(pb::ReviewPostingResponse { posting: Some(self.read_posting(&req.posting_id)?) })
+                }
+                other => Err(errors::unexpected_outcome(caller.rpc, &other)),
+            }
+        })
+        .await
+    }
+
+    async fn file_complaint(
+        &self,
+        request: Request<pb::FileComplaintRequest>,
+    ) -> Result<Response<pb::FileComplaintResponse>, Status> {
+        self.call("FileComplaint", request, |caller, req| async move {
+            let command = self.review_command(&caller, |r| convert::file_complaint_command(r, &req))?;
+            let applied = self.submit(&caller, &req.request_id, command).await?;
+            match applied.outcome {
+                Outcome::ComplaintFiled { complaint } => {
+                    Ok(pb::FileComplaintResponse { complaint: Some(self.read_complaint(complaint)?) })
+                }
+                other => Err(errors::unexpected_outcome(caller.rpc, &other)),
+            }
+        })
+        .await
+    }
+
+    async fn resolve_complaint(
+        &self,
+        request: Request<pb::ResolveComplaintRequest>,
+    ) -> Result<Response<pb::ResolveComplaintResponse>, Status> {
+        self.call("ResolveComplaint", request, |caller, req| async move {
+            let command = self.review_command(&caller, |r| convert::resolve_complaint_command(r, &req))?;
+            let applied = self.submit(&caller, &req.request_id, command).await?;
+            match applied.outcome {
+                Outcome::ComplaintResolved => {
+                    Ok(pb::ResolveComplaintResponse { complaint: Some(self.read_complaint(req.complaint_id)?) })
+                }
+                other => Err(errors::unexpected_outcome(caller.rpc, &other)),
+            }
+        })
+        .await
+    }
+
+    async fn suspend_employer(
+        &self,
+        request: Request<pb::SuspendEmployerRequest>,
+    ) -> Result<Response<pb::SuspendEmployerResponse>, Status> {
+        self.call("SuspendEmployer", request, |caller, req| async move {
+            let command = self.review_command(&caller, |r| convert::suspend_employer_command(r, &req))?;
+            let applied = self.submit(&caller, &req.request_id, command).await?;
+            match applied.outcome {
+                Outcome::EmployerStatusChanged { offers_withdrawn, .. } => Ok(pb::SuspendEmployerResponse {
+                    employer: Some(self.read_employer(&req.employer_id)?),
+                    offers_withdrawn,
+                }),
+                other => Err(errors::unexpected_outcome(caller.rpc, &other)),
+            }
+        })
+        .await
+    }
+
+    async fn reinstate_employer(
+        &self,
+        request: Request<pb::ReinstateEmployerRequest>,
+    ) -> Result<Response<pb::ReinstateEmployerResponse>, Status> {
+        self.call("ReinstateEmployer", request, |caller, req| async move {
+            let command = self.review_command(&caller, |r| convert::reinstate_employer_command(r, &req))?;
+            let applied = self.submit(&caller, &req.request_id, command).await?;
+            match applied.outcome {
+                Outcome::EmployerStatusChanged { .. } => {
+                    Ok(pb::ReinstateEmployerResponse { employer: Some(self.read_employer(&req.employer_id)?) })
+                }
+                other => Err(errors::unexpected_outcome(caller.rpc, &other)),
+            }
+        })
+        .await
+    }
+
+    async fn upsert_employer(
+        &self,
+        request: Request<pb::UpsertEmployerRequest>,
+    ) -> Result<Response<pb::UpsertEmployerResponse>, Status> {
+        self.call("UpsertEmployer", request, |caller, req| async move {
+            caller.require_role(REVIEWERS)?;
+            let spec = self
+                .ctx
+                .host
+                .read_engine(|e| convert::upsert_employer_spec(&Rules::of(e), &req))
+                .map_err(|e| errors::invalid_request(&e))?;
+            let id = spec.id.clone();
+            let applied = self.submit(&caller, &req.request_id, Command::UpsertEmployer(spec)).await?;
+            match applied.outcome {
+                Outcome::EmployerUpserted { created } => {
+                    Ok(pb::UpsertEmployerResponse { created, employer: Some(self.read_employer(&id)?) })
+                }
+                other => Err(errors::unexpected_outcome(caller.rpc, &other)),
+            }
+        })
+        .await
+    }
+}

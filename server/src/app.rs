@@ -1,0 +1,758 @@
+//! The server application: opens the data directory (lock, tokens, recovery),
+//! optionally loads the demo population, and serves the gRPC API with health
+//! checking, reflection, bounded messages and streams, Prometheus metrics and
+//! graceful or fail-stop shutdown. [`start`] is also the entry point for
+//! in-process servers in tests and the load tool.
+
+use crate::api::{routes, ApiContext};
+use crate::auth::{generate_token, hash_token, Auth, Role, TokenConfig};
+use crate::config::ServerConfig;
+use crate::demo::{DemoConfig, DemoOutcome};
+use crate::host::{Host, HostConfig};
+use crate::metrics::{render_all, RpcMetrics, ServerMetrics};
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::body::BoxBody;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+/// Name of the development token file inside the data directory.
+pub const DEV_TOKEN_FILE: &str = "dev-token";
+/// Name of the token table (hashes only) inside the data directory.
+pub const TOKENS_FILE: &str = "tokens.toml";
+/// Name of the lock file that keeps two servers off one data directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// The development operator token of a data directory.
+#[derive(Clone, Debug)]
+pub struct DevToken {
+    /// The raw token (send as `authorization: Bearer <token>`).
+    pub token: String,
+    /// File it is kept in.
+    pub path: PathBuf,
+    /// Whether it was created by this start (print it once).
+    pub created: bool,
+}
+
+/// A server started by [`start`].
+pub struct RunningServer {
+    /// Bound gRPC address.
+    pub addr: SocketAddr,
+    /// Bound Prometheus address, if enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The data directory's development operator token, if it has one.
+    pub dev_token: Option<DevToken>,
+    /// The engine host (for in-process inspection in tests).
+    pub host: Arc<Host>,
+    /// RPC metrics.
+    pub rpc_metrics: Arc<RpcMetrics>,
+    /// Application metrics.
+    pub server_metrics: Arc<ServerMetrics>,
+    stop: watch::Sender<bool>,
+    serve: JoinHandle<Result<(), tonic::transport::Error>>,
+    metrics_task: Option<JoinHandle<()>>,
+    ticker: JoinHandle<()>,
+    health: HealthReporter,
+    grace: Duration,
+    _lock: DataDirLock,
+}
+
+/// How a server stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGTERM or SIGINT: drained and snapshotted; exit 0.
+    Signal(&'static str),
+    /// The write-ahead log failed (fail-stop): exit non-zero with this message.
+    LogFailed(String),
+}
+
+/// Starts the server: binds (port 0 picks a free port), recovers the data
+/// directory, loads the demo population if asked, and serves until
+/// [`RunningServer::shutdown`].
+pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let lock = DataDirLock::acquire(&config.data_dir)?;
+    let (data_tokens, dev_token) = data_dir_tokens(&config.data_dir, config.create_dev_token)?;
+    let mut tokens = config.tokens.clone();
+    tokens.extend(data_tokens);
+    let auth = Arc::new(Auth::new(&tokens).context("token configuration")?);
+    if auth.is_empty() {
+        tracing::warn!("no tokens are configured: every request will be refused as UNAUTHENTICATED");
+    }
+
+    let host_config = HostConfig {
+        durability: config.durability,
+        segment_bytes: config.segment_bytes,
+        snapshot_every_records: config.snapshot_every_records,
+        snapshot_every_bytes: config.snapshot_every_bytes,
+        engine: config.engine.clone(),
+        regions: config.regions.clone(),
+        trades: config.trades.clone(),
+        max_inflight: config.max_inflight,
+        storage: config.wal_storage.clone(),
+        ..HostConfig::new(&config.data_dir)
+    };
+    let host = tokio::task::spawn_blocking(move || Host::open(host_config))
+        .await
+        .context("recovery task")?
+        .with_context(|| format!("opening data directory {}", config.data_dir.display()))?;
+    let report = host.recovery();
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        snapshot = report.snapshot.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
+        replayed = report.replayed,
+        last_seq = report.last_seq,
+        ms = report.elapsed.as_millis() as u64,
+        workers = host.read_engine(|e| e.worker_count()),
+        "recovered"
+    );
+    for (path, reason) in &report.skipped_snapshots {
+        tracing::warn!(snapshot = %path.display(), %reason, "skipped an unreadable snapshot");
+    }
+
+    if let Some(demo) = &config.demo {
+        let demo_config = DemoConfig::with_workers(demo.workers);
+        tracing::info!(workers = demo_config.workers, employers = demo_config.employers, "loading the demo population");
+        match crate::demo::load(&host, &demo_config, config.regions.clone(), config.trades.clone()).await? {
+            DemoOutcome::Skipped { existing_workers } => {
+                tracing::info!(existing_workers, "demo population skipped: the data directory already has workers")
+            }
+            DemoOutcome::Loaded { workers, employers, refused, elapsed } => tracing::info!(
+                workers,
+                employers,
+                refused,
+                ms = elapsed.as_millis() as u64,
+                "demo population loaded (workers w0.., verified employers e0..)"
+            ),
+        }
+    }
+
+    let ticker = host.spawn_ticker(config.tick_interval);
+    let rpc_metrics = Arc::new(RpcMetrics::default());
+    let server_metrics = Arc::new(ServerMetrics::default());
+    let ctx = Arc::new(ApiContext { host: host.clone(), auth: auth.clone(), rpc_metrics: rpc_metrics.clone() });
+
+    let (mut health, health_service) = tonic_health::server::health_reporter();
+    health.set_service_status("", ServingStatus::Serving).await;
+    for service in api_service_names() {
+        health.set_service_status(service, ServingStatus::Serving).await;
+    }
+    // Both reflection versions describe the API, health checking and each other.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+    let reflection_v1alpha = reflection()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("building the reflection service")?;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let mut builder = Server::builder()
+        .concurrency_limit_per_connection(config.max_streams_per_connection as usize)
+        .max_concurrent_streams(config.max_streams_per_connection)
+        .timeout(config.request_timeout)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+    if let Some(tls) = &config.tls {
+        let cert = std::fs::read(&tls.cert).with_context(|| format!("reading {}", tls.cert.display()))?;
+        let key = std::fs::read(&tls.key).with_context(|| format!("reading {}", tls.key.display()))?;
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            .context("TLS configuration")?;
+    }
+    let guard = GuardLayer {
+        metrics: server_metrics.clone(),
+        stop: stop_rx.clone(),
+        max_message_bytes: config.max_message_bytes as u32,
+    };
+    let router = builder
+        .layer(guard)
+        .add_routes(routes(ctx))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("binding gRPC address {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let incoming = TcpIncoming::from_listener(listener, true, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut stop_signal = stop_rx.clone();
+    let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = stop_signal.wait_for(|stopping| *stopping).await;
+    }));
+
+    let (metrics_addr, metrics_task) = match config.metrics_listen {
+        Some(listen) => {
+            let listener =
+                TcpListener::bind(listen).await.with_context(|| format!("binding metrics address {listen}"))?;
+            let bound = listener.local_addr()?;
+            let task = tokio::spawn(serve_metrics(
+                listener,
+                host.clone(),
+                rpc_metrics.clone(),
+                server_metrics.clone(),
+                stop_rx.clone(),
+            ));
+            (Some(bound), Some(task))
+        }
+        None => (None, None),
+    };
+    tracing::info!(
+        grpc = %addr,
+        metrics = metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        tls = config.tls.is_some(),
+        durability = %config.durability,
+        tokens = auth.len(),
+        "serving"
+    );
+    if let Some(path) = &config.ready_file {
+        write_ready_file(path, addr, metrics_addr)?;
+    }
+    Ok(RunningServer {
+        addr,
+        metrics_addr,
+        dev_token,
+        host,
+        rpc_metrics,
+        server_metrics,
+        stop,
+        serve,
+        metrics_task,
+        ticker,
+        health,
+        grace: config.shutdown_grace,
+        _lock: lock,
+    })
+}
+
+impl RunningServer {
+    /// Graceful shutdown: reports NOT_SERVING, stops accepting, lets in-flight
+    /// requests finish (ending open watch streams with UNAVAILABLE so clients
+    /// resume elsewhere), waits up to the grace period, then stops the host,
+    /// which drains the log and writes a final snapshot.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        self.health.set_service_status("", ServingStatus::NotServing).await;
+        for service in api_service_names() {
+            self.health.set_service_status(service, ServingStatus::NotServing).await;
+        }
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(self.grace, &mut self.serve).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the gRPC server ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "the gRPC server task failed"),
+            Err(_) => {
+                tracing::warn!(
+                    grace_ms = self.grace.as_millis() as u64,
+                    "requests still running after the grace period; stopping them"
+                );
+                self.serve.abort();
+            }
+        }
+        self.ticker.abort();
+        if let Some(task) = self.metrics_task.take() {
+            task.abort();
+        }
+        let host = self.host.clone();
+        tokio::task::spawn_blocking(move || host.shutdown()).await.context("host shutdown task")?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "stopped: log drained, final snapshot written");
+        Ok(())
+    }
+
+    /// Resolves when the write-ahead log has failed, with its message.
+    pub async fn log_failure(&self) -> String {
+        let mut rx = self.host.durable_watch();
+        let message = match rx.wait_for(|d| d.failed.is_some()).await {
+            Ok(state) => state.failed.clone().unwrap_or_default(),
+            Err(_) => "the log writer stopped".into(),
+        };
+        message
+    }
+
+    /// Serves until SIGTERM/SIGINT (then shuts down gracefully) or a log
+    /// failure (then stops serving at once without touching the data directory).
+    pub async fn run_until_stopped(self) -> anyhow::Result<Stopped> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let why = tokio::select! {
+            _ = terminate.recv() => Stopped::Signal("SIGTERM"),
+            _ = interrupt.recv() => Stopped::Signal("SIGINT"),
+            message = self.log_failure() => Stopped::LogFailed(message),
+        };
+        match &why {
+            Stopped::Signal(name) => {
+                tracing::info!(signal = name, "shutting down: no new connections, finishing in-flight requests");
+                self.shutdown().await?;
+            }
+            Stopped::LogFailed(message) => {
+                tracing::error!(
+                    error = %message,
+                    "the write-ahead log failed; stopping (fail-stop). Acknowledged writes are on disk; check the disk, \
+                     then restart (run `linggong-server wal verify` first if in doubt)"
+                );
+                let _ = self.stop.send(true);
+                self.serve.abort();
+            }
+        }
+        Ok(why)
+    }
+}
+
+/// Fully qualified names of the public API services, from the descriptor set.
+pub fn api_service_names() -> Vec<String> {
+    use prost::Message as _;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET) else { return Vec::new() };
+    let mut names: Vec<String> = set
+        .file
+        .iter()
+        .filter(|f| f.package().starts_with("linggong.") && !f.package().starts_with("linggong.wal"))
+        .flat_map(|f| f.service.iter().map(move |s| format!("{}.{}", f.package(), s.name())))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+// ---------------------------------------------------------------- data dir
+
+/// An exclusive lock on a data directory, held while the server runs
+/// (released by the kernel if the process dies).
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Takes the lock or says which process holds it.
+    pub fn acquire(data_dir: &Path) -> anyhow::Result<Self> {
+        use std::io::{Read, Seek, Write};
+        use std::os::fd::AsRawFd;
+        let path = data_dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock on a descriptor this function owns; no memory is shared.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "data directory {} is in use by another linggong-server ({}); stop it first",
+                data_dir.display(),
+                holder.trim()
+            );
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "pid {}", std::process::id())?;
+        Ok(Self { _file: file })
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct TokensFile {
+    #[serde(default)]
+    tokens: Vec<TokenConfig>,
+}
+
+/// Loads the data directory's token table; on a directory without one (and
+/// when asked), creates a development operator token: the raw token goes to
+/// `dev-token` (mode 0600), only its hash to `tokens.toml`.
+fn data_dir_tokens(data_dir: &Path, create_dev_token: bool) -> anyhow::Result<(Vec<TokenConfig>, Option<DevToken>)> {
+    let tokens_path = data_dir.join(TOKENS_FILE);
+    let dev_path = data_dir.join(DEV_TOKEN_FILE);
+    if tokens_path.exists() {
+        let text =
+            std::fs::read_to_string(&tokens_path).with_context(|| format!("reading {}", tokens_path.display()))?;
+        let file: TokensFile = toml::from_str(&text).with_context(|| format!("parsing {}", tokens_path.display()))?;
+        let dev = std::fs::read_to_string(&dev_path)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| file.tokens.iter().any(|c| c.sha256.eq_ignore_ascii_case(&hash_token(t))))
+            .map(|token| DevToken { token, path: dev_path.clone(), created: false });
+        return Ok((file.tokens, dev));
+    }
+    if !create_dev_token {
+        return Ok((Vec::new(), None));
+    }
+    let token = generate_token();
+    let file = TokensFile {
+        tokens: vec![TokenConfig {
+            name: "dev-operator".into(),
+            sha256: hash_token(&token),
+            role: Role::Operator,
+            counties: Vec::new(),
+            township: None,
+        }],
+    };
+    write_private(&dev_path, format!("{token}\n").as_bytes())?;
+    let text = format!(
+        "# Tokens of this data directory, stored as SHA-256 hashes (role: county | station | reviewer | operator).\n{}",
+        toml::to_string(&file).context("encoding tokens")?
+    );
+    write_private(&tokens_path, text.as_bytes())?;
+    Ok((file.tokens, Some(DevToken { token, path: dev_path, created: true })))
+}
+
+/// Writes a file readable by its owner only, atomically (temp file, rename).
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
+    Ok(())
+}
+
+fn write_ready_file(path: &Path, grpc: SocketAddr, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
+    let mut text = format!("grpc={grpc}\n");
+    if let Some(m) = metrics {
+        text.push_str(&format!("metrics={m}\n"));
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
+    Ok(())
+}
+
+// ------------------------------------------------------------- metrics HTTP
+
+/// A minimal HTTP/1.1 responder: `GET /metrics` gives the Prometheus text;
+/// anything else 404. One request per connection; bounded reads and time.
+async fn serve_metrics(
+    listener: TcpListener,
+    host: Arc<Host>,
+    rpc: Arc<RpcMetrics>,
+    server: Arc<ServerMetrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok((mut stream, _)) = accepted else { continue };
+        let (host, rpc, server) = (host.clone(), rpc.clone(), server.clone());
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                let mut buf = Vec::with_capacity(1024);
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = stream.read(&mut chunk).await?;
+                    if n == 0 || buf.len() > 8192 {
+                        return Ok::<_, std::io::Error>(());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let line = buf.split(|b| *b == b'\r').next().unwrap_or_default();
+                let mut parts = line.split(|b| *b == b' ');
+                let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+                let path = target.split(|b| *b == b'?').next().unwrap_or_default();
+                let (status, content_type, body) = if method == b"GET" && (path == b"/metrics" || path == b"/") {
+                    ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_all(&host, &rpc, &server))
+                } else {
+                    ("404 Not Found", "text/plain; charset=utf-8", "only GET /metrics is served here\n".to_string())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(body.as_bytes()).await?;
+                stream.shutdown().await
+            })
+            .await;
+        });
+    }
+}
+
+// ------------------------------------------------------------- tower layer
+
+/// Wraps every gRPC call: counts it in flight, refuses request messages over
+/// the size limit (RESOURCE_EXHAUSTED, before they are buffered), and ends
+/// server streams that are idle when the server shuts down (UNAVAILABLE), so
+/// graceful shutdown never waits on a watcher.
+#[derive(Clone)]
+struct GuardLayer {
+    metrics: Arc<ServerMetrics>,
+    stop: watch::Receiver<bool>,
+    max_message_bytes: u32,
+}
+
+impl<S> tower_layer::Layer<S> for GuardLayer {
+    type Service = GuardService<S>;
+    fn layer(&self, inner: S) -> GuardService<S> {
+        GuardService { inner, layer: self.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct GuardService<S> {
+    inner: S,
+    layer: GuardLayer,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> tower_service::Service<http::Request<BoxBody>> for GuardService<S>
+where
+    S: tower_service::Service<http::Request<BoxBody>, Response = http::Response<BoxBody>> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<GuardedBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<BoxBody>) -> Self::Future {
+        let inflight = self.layer.metrics.request_started();
+        let limit = self.layer.max_message_bytes;
+        let metrics = self.layer.metrics.clone();
+        let request = request.map(|body| {
+            tonic::body::boxed(LimitedBody { inner: body, limit, header: [0; 5], header_len: 0, remaining: 0, metrics })
+        });
+        let future = self.inner.call(request);
+        let stop = self.layer.stop.clone();
+        let metrics = self.layer.metrics.clone();
+        Box::pin(async move {
+            let response = future.await?;
+            Ok(response.map(|inner| GuardedBody {
+                inner,
+                stop: Some(stop),
+                stop_wait: None,
+                ended: false,
+                metrics,
+                _inflight: inflight,
+            }))
+        })
+    }
+}
+
+/// Request body that checks every gRPC frame's declared length against the limit.
+struct LimitedBody {
+    inner: BoxBody,
+    limit: u32,
+    header: [u8; 5],
+    header_len: usize,
+    remaining: u64,
+    metrics: Arc<ServerMetrics>,
+}
+
+impl LimitedBody {
+    /// Follows the frames in `data`; on a frame over the limit returns its declared length.
+    fn check(&mut self, mut data: &[u8]) -> Result<(), u32> {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let take = (self.remaining as usize).min(data.len());
+                self.remaining -= take as u64;
+                data = &data[take..];
+                continue;
+            }
+            let take = (5 - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
+            self.header_len += take;
+            data = &data[take..];
+            if self.header_len == 5 {
+                self.header_len = 0;
+                let len = u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]);
+                if len > self.limit {
+                    return Err(len);
+                }
+                self.remaining = u64::from(len);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Body for LimitedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            other => return other,
+        };
+        if let Some(data) = frame.data_ref() {
+            if let Err(len) = self.check(data) {
+                self.metrics.oversize_message();
+                return Poll::Ready(Some(Err(tonic::Status::resource_exhausted(format!(
+                    "request message of {len} bytes exceeds the limit of {} bytes",
+                    self.limit
+                )))));
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Response body that ends an idle stream with UNAVAILABLE once the server stops.
+struct GuardedBody {
+    inner: BoxBody,
+    stop: Option<watch::Receiver<bool>>,
+    stop_wait: Option<BoxFuture<()>>,
+    ended: bool,
+    metrics: Arc<ServerMetrics>,
+    _inflight: crate::metrics::InflightRequest,
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        // The inner body has nothing ready: a stream waiting for events. Only
+        // now (never for unary responses) wait on the stop signal too.
+        if this.stop_wait.is_none() {
+            if let Some(mut stop) = this.stop.take() {
+                this.stop_wait = Some(Box::pin(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }));
+            }
+        }
+        if let Some(wait) = this.stop_wait.as_mut() {
+            if wait.as_mut().poll(cx).is_ready() {
+                this.ended = true;
+                this.metrics.stream_ended_by_shutdown();
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
+                trailers.insert(
+                    "grpc-message",
+                    http::HeaderValue::from_static("server%20shutting%20down%3B%20resume%20later"),
+                );
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.ended {
+            SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limited_body_checks_each_frame_across_chunks() {
+        let metrics = Arc::new(ServerMetrics::default());
+        let mut body = LimitedBody {
+            inner: tonic::body::empty_body(),
+            limit: 10,
+            header: [0; 5],
+            header_len: 0,
+            remaining: 0,
+            metrics,
+        };
+        // Two frames of 10 bytes, split at awkward places.
+        let mut stream = vec![0u8, 0, 0, 0, 10];
+        stream.extend([7u8; 10]);
+        stream.extend([0u8, 0, 0, 0, 10]);
+        stream.extend([7u8; 10]);
+        for chunk in stream.chunks(3) {
+            body.check(chunk).unwrap();
+        }
+        // A frame of 11 bytes is refused as soon as its header is complete.
+        assert!(body.check(&[0, 0, 0]).is_ok());
+        assert_eq!(body.check(&[0, 11]), Err(11));
+    }
+
+    #[test]
+    fn dev_token_is_created_once_and_stored_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tokens, dev) = data_dir_tokens(dir.path(), true).unwrap();
+        let dev = dev.unwrap();
+        assert!(dev.created);
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].sha256, hash_token(&dev.token));
+        let table = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).unwrap();
+        assert!(!table.contains(&dev.token), "only the hash is stored in the token table");
+        let (again, dev_again) = data_dir_tokens(dir.path(), true).unwrap();
+        assert_eq!(again, tokens);
+        let dev_again = dev_again.unwrap();
+        assert!(!dev_again.created);
+        assert_eq!(dev_again.token, dev.token);
+        let auth = Auth::new(&again).unwrap();
+        assert_eq!(auth.principal_for_header(&format!("Bearer {}", dev.token)).unwrap().role, Role::Operator);
+    }
+
+    #[test]
+    fn a_data_directory_is_locked_while_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = DataDirLock::acquire(dir.path()).unwrap();
+        let err = DataDirLock::acquire(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("in use"), "{err}");
+        drop(lock);
+        DataDirLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn service_names_come_from_the_descriptor_set() {
+        let names = api_service_names();
+        assert!(names.iter().any(|n| n == "linggong.v1.WorkerService"), "{names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("linggong.wal")), "{names:?}");
+    }
+}

@@ -1,0 +1,449 @@
+//! Server configuration: the command line (every setting a flag and a
+//! `LINGGONG_*` environment variable), the optional TOML file for real
+//! deployments (tokens, regions, trades, minimum wages), and the resolved
+//! [`ServerConfig`] the application starts from.
+
+use crate::auth::TokenConfig;
+use crate::wal::{Durability, StdStorage, Storage};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use linggong_engine::{EngineConfig, Regions, TradeCatalog};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default gRPC listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Largest gRPC message the server decodes, bytes.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Default number of waiting workers `--demo` loads.
+pub const DEFAULT_DEMO_WORKERS: u64 = 50_000;
+
+/// `linggong-server`: the linggong matching service.
+#[derive(Debug, Parser)]
+#[command(name = "linggong-server", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+    /// Settings for serving when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run the gRPC service (the default).
+    Serve(Box<ServeArgs>),
+    /// Offline tools for the write-ahead log (run while the server is stopped).
+    Wal {
+        /// The tool.
+        #[command(subcommand)]
+        command: WalCommand,
+    },
+}
+
+/// Offline write-ahead log tools.
+#[derive(Debug, Subcommand)]
+pub enum WalCommand {
+    /// Reads every segment and reports its records, sequence range and the first problem; exits non-zero on a problem.
+    Verify(WalToolArgs),
+    /// Truncates the log at its first bad record, keeping a copy of the damaged segment; everything after it is lost.
+    Repair(WalToolArgs),
+}
+
+/// Arguments of the WAL tools.
+#[derive(Debug, Clone, Args)]
+pub struct WalToolArgs {
+    /// Data directory (holds `wal/` and `snapshots/`).
+    #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `serve`. Each also reads an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// gRPC listen address (port 0 picks a free port).
+    #[arg(long, env = "LINGGONG_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Data directory: write-ahead log, snapshots, tokens.
+    #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// When writes are acknowledged: `always` (after an fsync), `interval:<ms>` (may lose that window on a crash) or `none` (tests only).
+    #[arg(long, env = "LINGGONG_DURABILITY", default_value = "always", value_parser = parse_durability)]
+    pub durability: Durability,
+    /// Write-ahead log segment size, bytes.
+    #[arg(long, env = "LINGGONG_SEGMENT_BYTES", default_value_t = 64 << 20)]
+    pub segment_bytes: u64,
+    /// Write a snapshot after this many log records...
+    #[arg(long, env = "LINGGONG_SNAPSHOT_EVERY_RECORDS", default_value_t = 1_000_000)]
+    pub snapshot_every_records: u64,
+    /// ...or after this many log bytes, whichever comes first.
+    #[arg(long, env = "LINGGONG_SNAPSHOT_EVERY_BYTES", default_value_t = 256 << 20)]
+    pub snapshot_every_bytes: u64,
+    /// Serve Prometheus metrics over HTTP on this address (`/metrics`); off when not given.
+    #[arg(long, env = "LINGGONG_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log format; the filter comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "LINGGONG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// TOML file with tokens (`[[tokens]]`), reference data and minimum wages.
+    #[arg(long, env = "LINGGONG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with `--tls-key` the service speaks TLS only.
+    #[arg(long, env = "LINGGONG_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "LINGGONG_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Most writes queued or awaiting durability at once; beyond it writes get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "LINGGONG_MAX_INFLIGHT", default_value_t = 65_536)]
+    pub max_inflight: usize,
+    /// Most concurrent requests (HTTP/2 streams) per connection.
+    #[arg(long, env = "LINGGONG_MAX_STREAMS_PER_CONNECTION", default_value_t = 256)]
+    pub max_streams_per_connection: u32,
+    /// Upper bound for any unary request, milliseconds (a shorter `grpc-timeout` from the client wins).
+    #[arg(long, env = "LINGGONG_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+    /// How long a shutdown waits for in-flight requests, milliseconds.
+    #[arg(long, env = "LINGGONG_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+    /// How often offers and postings past their deadline are expired, milliseconds.
+    #[arg(long, env = "LINGGONG_TICK_MS", default_value_t = 1_000)]
+    pub tick_ms: u64,
+    /// Load a seeded Linfen-shaped demo population (skipped if the data directory already has workers).
+    #[arg(long, env = "LINGGONG_DEMO")]
+    pub demo: bool,
+    /// Waiting workers the demo population holds.
+    #[arg(long, env = "LINGGONG_DEMO_WORKERS", default_value_t = DEFAULT_DEMO_WORKERS)]
+    pub demo_workers: u64,
+    /// Do not create a development operator token in a data directory that has none.
+    #[arg(long, env = "LINGGONG_NO_DEV_TOKEN")]
+    pub no_dev_token: bool,
+    /// Once serving, write the bound addresses to this file (`grpc=HOST:PORT` and `metrics=HOST:PORT` lines), for supervisors and tests.
+    #[arg(long, env = "LINGGONG_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+}
+
+fn parse_durability(s: &str) -> Result<Durability, String> {
+    s.parse().map_err(|e: crate::wal::WalError| e.to_string())
+}
+
+/// Contents of the `--config` TOML file.
+///
+/// ```toml
+/// min_daily_wage = 100
+/// county_min_daily_wage = [{ county = 141002, yuan = 120 }]
+/// regions = "counties.csv"   # code,name,seat_lat,seat_lon,population_2020
+/// trades = "trades.csv"      # id,name_zh,name_en,industry,occupation_code
+///
+/// [[tokens]]
+/// name = "yaodu-county"
+/// sha256 = "…64 hex digits…"
+/// role = "county"            # county | station | reviewer | operator
+/// counties = [141002]
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Tokens, stored hashed.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// County CSV for a fresh data directory (relative paths are relative to the config file).
+    pub regions: Option<PathBuf>,
+    /// Trade catalogue CSV for a fresh data directory.
+    pub trades: Option<PathBuf>,
+    /// Minimum daily wage, yuan.
+    pub min_daily_wage: Option<u32>,
+    /// Per-county minimum daily wages.
+    #[serde(default)]
+    pub county_min_daily_wage: Vec<CountyWage>,
+}
+
+/// A county's minimum daily wage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountyWage {
+    /// County division code.
+    pub county: u32,
+    /// Yuan per day.
+    pub yuan: u32,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// File concerned.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The TOML file is malformed.
+    #[error("{path}: {source}")]
+    Toml {
+        /// File concerned.
+        path: PathBuf,
+        /// The parse error.
+        source: toml::de::Error,
+    },
+    /// A regions or trades CSV is malformed.
+    #[error("{path}: {source}")]
+    Catalog {
+        /// File concerned.
+        path: PathBuf,
+        /// The parse error.
+        source: linggong_engine::catalog::CatalogError,
+    },
+}
+
+/// TLS files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM.
+    pub key: PathBuf,
+}
+
+/// The demo population to load at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoSettings {
+    /// Waiting workers.
+    pub workers: u64,
+}
+
+/// Everything the application needs to start. Build it from flags with
+/// [`ServeArgs::resolve`], or directly (tests) from [`ServerConfig::new`].
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// gRPC listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Prometheus listen address, if any.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// When writes are acknowledged.
+    pub durability: Durability,
+    /// WAL segment size, bytes.
+    pub segment_bytes: u64,
+    /// Snapshot every this many records...
+    pub snapshot_every_records: u64,
+    /// ...or bytes.
+    pub snapshot_every_bytes: u64,
+    /// Engine settings (limits, ranking, minimum wages).
+    pub engine: EngineConfig,
+    /// Counties for a fresh data directory.
+    pub regions: Regions,
+    /// Trades for a fresh data directory.
+    pub trades: TradeCatalog,
+    /// Tokens from configuration (the data directory's `tokens.toml` is added at start).
+    pub tokens: Vec<TokenConfig>,
+    /// Create a development operator token when the data directory has no `tokens.toml`.
+    pub create_dev_token: bool,
+    /// TLS, if enabled.
+    pub tls: Option<TlsFiles>,
+    /// Most writes in flight in front of the engine.
+    pub max_inflight: usize,
+    /// Most concurrent streams per connection.
+    pub max_streams_per_connection: u32,
+    /// Largest message decoded, bytes.
+    pub max_message_bytes: usize,
+    /// Upper bound for unary requests.
+    pub request_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Expiry tick interval.
+    pub tick_interval: Duration,
+    /// Demo population, if requested.
+    pub demo: Option<DemoSettings>,
+    /// File to write the bound addresses into once serving.
+    pub ready_file: Option<PathBuf>,
+    /// File layer the write-ahead log writes through (a fault-injecting one in tests).
+    pub wal_storage: Arc<dyn Storage>,
+}
+
+impl ServerConfig {
+    /// Defaults around a data directory: loopback on an ephemeral port, no
+    /// metrics listener, Linfen, durability `always`, no development token.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: None,
+            data_dir: data_dir.into(),
+            durability: Durability::Always,
+            segment_bytes: 64 << 20,
+            snapshot_every_records: 1_000_000,
+            snapshot_every_bytes: 256 << 20,
+            engine: EngineConfig::default(),
+            regions: Regions::linfen(),
+            trades: TradeCatalog::default_catalog(),
+            tokens: Vec::new(),
+            create_dev_token: false,
+            tls: None,
+            max_inflight: 65_536,
+            max_streams_per_connection: 256,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            tick_interval: Duration::from_secs(1),
+            demo: None,
+            ready_file: None,
+            wal_storage: Arc::new(StdStorage),
+        }
+    }
+}
+
+impl ServeArgs {
+    /// Resolves flags and the optional TOML file into a [`ServerConfig`].
+    pub fn resolve(&self) -> Result<ServerConfig, ConfigError> {
+        let mut config = ServerConfig::new(&self.data_dir);
+        config.listen = self.listen;
+        config.metrics_listen = self.metrics_listen;
+        config.durability = self.durability;
+        config.segment_bytes = self.segment_bytes;
+        config.snapshot_every_records = self.snapshot_every_records.max(1);
+        config.snapshot_every_bytes = self.snapshot_every_bytes.max(1);
+        config.create_dev_token = !self.no_dev_token;
+        config.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+            _ => None,
+        };
+        config.max_inflight = self.max_inflight.max(1);
+        config.max_streams_per_connection = self.max_streams_per_connection.max(1);
+        config.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
+        config.shutdown_grace = Duration::from_millis(self.shutdown_grace_ms);
+        config.tick_interval = Duration::from_millis(self.tick_ms.max(10));
+        config.demo = self.demo.then_some(DemoSettings { workers: self.demo_workers });
+        config.ready_file = self.ready_file.clone();
+        if let Some(path) = &self.config {
+            apply_file(&mut config, path)?;
+        }
+        Ok(config)
+    }
+}
+
+/// Reads a TOML config file.
+pub fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })
+}
+
+/// Applies a TOML config file to a configuration.
+pub fn apply_file(config: &mut ServerConfig, path: &Path) -> Result<(), ConfigError> {
+    let file = read_file_config(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let read_csv = |p: &Path| {
+        let full = base.join(p);
+        std::fs::read_to_string(&full)
+            .map(|t| (full.clone(), t))
+            .map_err(|source| ConfigError::Read { path: full, source })
+    };
+    if let Some(p) = &file.regions {
+        let (full, text) = read_csv(p)?;
+        config.regions = Regions::from_csv(&text).map_err(|source| ConfigError::Catalog { path: full, source })?;
+    }
+    if let Some(p) = &file.trades {
+        let (full, text) = read_csv(p)?;
+        config.trades = TradeCatalog::from_csv(&text).map_err(|source| ConfigError::Catalog { path: full, source })?;
+    }
+    if let Some(w) = file.min_daily_wage {
+        config.engine.min_daily_wage = w;
+    }
+    config.engine.county_min_daily_wage.extend(file.county_min_daily_wage.iter().map(|c| (c.county, c.yuan)));
+    config.tokens.extend(file.tokens);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    #[test]
+    fn defaults_match_the_one_command_run() {
+        let cli = Cli::try_parse_from(["linggong-server"]).unwrap();
+        assert!(cli.command.is_none());
+        let config = cli.serve.resolve().unwrap();
+        assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.durability, Durability::Always);
+        assert!(config.create_dev_token);
+        assert!(config.demo.is_none());
+        assert_eq!(config.regions.len(), 17);
+    }
+
+    #[test]
+    fn flags_parse_and_subcommands_route() {
+        let cli = Cli::try_parse_from([
+            "linggong-server",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--durability",
+            "interval:5",
+            "--demo",
+            "--demo-workers",
+            "10",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        let Some(CliCommand::Serve(args)) = cli.command else { panic!("expected serve") };
+        assert_eq!(args.log_format, LogFormat::Json);
+        let config = args.resolve().unwrap();
+        assert_eq!(config.durability, Durability::Interval(Duration::from_millis(5)));
+        assert_eq!(config.demo, Some(DemoSettings { workers: 10 }));
+
+        let cli = Cli::try_parse_from(["linggong-server", "wal", "verify", "--data-dir", "d"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(CliCommand::Wal { command: WalCommand::Verify(a) }) if a.data_dir == Path::new("d"))
+        );
+        assert!(Cli::try_parse_from(["linggong-server", "--durability", "sometimes"]).is_err());
+        assert!(Cli::try_parse_from(["linggong-server", "--tls-cert", "c.pem"]).is_err(), "cert needs a key");
+    }
+
+    #[test]
+    fn toml_file_adds_tokens_wages_and_reference_data() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("trades.csv"),
+            "id,name_zh,name_en,industry,occupation_code\nx,甲,x,建筑建材,1\n",
+        )
+        .unwrap();
+        let path = dir.path().join("linggong.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "min_daily_wage = 100\ncounty_min_daily_wage = [{{ county = 141002, yuan = 120 }}]\ntrades = \"trades.csv\"\n\
+                 [[tokens]]\nname = \"yaodu\"\nsha256 = \"{}\"\nrole = \"station\"\ncounties = [141002]\ntownship = \"141002001\"\n",
+                crate::auth::hash_token("t")
+            ),
+        )
+        .unwrap();
+        let mut config = ServerConfig::new(dir.path());
+        apply_file(&mut config, &path).unwrap();
+        assert_eq!(config.engine.min_daily_wage, 100);
+        assert_eq!(config.engine.min_daily_wage_for(141002), 120);
+        assert_eq!(config.trades.len(), 1);
+        assert_eq!(config.tokens.len(), 1);
+        assert_eq!(config.tokens[0].role, Role::Station);
+
+        std::fs::write(&path, "tokenz = []\n").unwrap();
+        assert!(matches!(apply_file(&mut config, &path), Err(ConfigError::Toml { .. })));
+    }
+}

@@ -1,0 +1,107 @@
+//! Tests of the real `linggong-server` binary: first start prints a
+//! development token once, the service answers health checks and API calls,
+//! SIGTERM drains and exits 0, a restart keeps the data, and the offline
+//! `wal verify` / `wal repair` tools report and repair damage that start-up refuses.
+
+mod common;
+
+use common::*;
+use linggong_server::proto::v1 as pb;
+use pb::worker_service_client::WorkerServiceClient;
+use std::io::{Seek, SeekFrom, Write};
+use std::time::Duration;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+fn segments(data_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(data_dir.join("wal"))
+        .expect("wal dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_stops_on_sigterm_and_its_tools_find_and_repair_damage() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let logs = dir.path().join("logs");
+
+    // First start: a development token is created, printed once, stored hashed.
+    let mut server = ServerProcess::spawn(&data, &logs, &[])?;
+    let token = std::fs::read_to_string(data.join("dev-token"))?.trim().to_string();
+    assert!(token.starts_with("lg_"));
+    let table = std::fs::read_to_string(data.join("tokens.toml"))?;
+    assert!(!table.contains(&token) && table.contains("operator"), "{table}");
+    let printed = std::fs::read_to_string(&server.stdout)?;
+    assert!(printed.contains(&token) && printed.contains("grpcurl"), "{printed}");
+
+    let channel = connect(server.grpc).await?;
+    let status = HealthClient::new(channel.clone()).check(HealthCheckRequest { service: String::new() }).await?;
+    assert_eq!(status.into_inner().status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    let mut workers = WorkerServiceClient::new(channel.clone());
+    for i in 0..20u64 {
+        let id = format!("w{i}");
+        let request = pb::RegisterWorkerRequest { request_id: String::new(), worker: Some(worker(&id, i)) };
+        workers.register_worker(authed(&token, request)).await?;
+    }
+    drop(workers);
+    drop(channel);
+
+    server.signal(libc::SIGTERM);
+    let exit = server.wait(Duration::from_secs(20))?;
+    assert!(exit.success(), "SIGTERM exits 0, got {exit}: {}", server.logs());
+    assert!(server.logs().contains("final snapshot"), "{}", server.logs());
+
+    // Second start: the token is not printed again; the data is still there.
+    let mut server = ServerProcess::spawn(&data, &logs, &[])?;
+    let printed = std::fs::read_to_string(&server.stdout)?;
+    assert!(!printed.contains(&token), "the token is printed only on first start");
+    let mut workers = WorkerServiceClient::new(connect(server.grpc).await?);
+    let w = workers.get_worker(authed(&token, pb::GetWorkerRequest { worker_id: "w19".into() })).await?.into_inner();
+    assert_eq!(w.worker.expect("worker").worker_id, "w19");
+    drop(workers);
+    // A second server on the same data directory is refused.
+    let refused = ServerProcess::spawn(&data, &logs, &[]).err().expect("the data directory is locked");
+    assert!(refused.to_string().contains("in use"), "{refused}");
+    server.signal(libc::SIGINT);
+    assert!(server.wait(Duration::from_secs(20))?.success());
+
+    // wal verify on a clean log.
+    let data_arg = data.to_str().expect("utf-8 path");
+    let (status, out, _) = run_tool(&["wal", "verify", "--data-dir", data_arg])?;
+    assert!(status.success(), "{out}");
+    assert!(out.contains("records=20") && out.contains("seq=1..=20"), "{out}");
+
+    // Damage a record in the middle of the log (valid records follow): start-up refuses, naming the file.
+    let segment = segments(&data).pop().expect("a segment");
+    let len = std::fs::metadata(&segment)?.len();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&segment)?;
+    f.seek(SeekFrom::Start(len / 2))?;
+    f.write_all(&[0xFF, 0x00, 0xFF, 0x00])?;
+    drop(f);
+    let (status, out, _) = run_tool(&["wal", "verify", "--data-dir", data_arg])?;
+    assert!(!status.success(), "verify fails on damage: {out}");
+    assert!(out.contains("first problem") && out.contains(&segment.display().to_string()), "{out}");
+    let refused = ServerProcess::spawn(&data, &logs, &[]).err().expect("start-up refuses a damaged log");
+    assert!(refused.to_string().contains("wal repair"), "the refusal says what to do: {refused}");
+
+    // wal repair truncates at the bad record and keeps a copy; then the server starts with the prefix.
+    let (status, out, err) = run_tool(&["wal", "repair", "--data-dir", data_arg])?;
+    assert!(status.success(), "{out}{err}");
+    assert!(out.contains("truncated"), "{out}");
+    assert!(std::fs::read_dir(data.join("wal"))?
+        .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains(".damaged"))));
+    let (status, out, _) = run_tool(&["wal", "verify", "--data-dir", data_arg])?;
+    assert!(status.success(), "{out}");
+    let mut server = ServerProcess::spawn(&data, &logs, &[])?;
+    let mut workers = WorkerServiceClient::new(connect(server.grpc).await?);
+    let w0 = workers.get_worker(authed(&token, pb::GetWorkerRequest { worker_id: "w0".into() })).await?.into_inner();
+    assert_eq!(w0.worker.expect("worker").worker_id, "w0", "the records before the damage survive");
+    drop(workers);
+    server.signal(libc::SIGTERM);
+    assert!(server.wait(Duration::from_secs(20))?.success());
+    Ok(())
+}
