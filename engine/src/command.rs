@@ -2,6 +2,7 @@
 //! happened) and events (what watchers are told). Commands refer to everything
 //! by external id, so a logged command replays against any equal state.
 
+use crate::directory::MarketSpec;
 use crate::geo::LatLon;
 use crate::model::*;
 use compact_str::CompactString;
@@ -222,6 +223,13 @@ pub enum Command {
     },
     /// Expire offers past their deadline and postings past their window.
     Tick,
+    /// Add or replace a market directory entry (零工市场名录).
+    UpsertMarket(MarketSpec),
+    /// Remove a market directory entry.
+    RemoveMarket {
+        /// Market id.
+        market: CompactString,
+    },
 }
 
 impl Command {
@@ -247,6 +255,8 @@ impl Command {
             Command::FileComplaint { .. } => "file_complaint",
             Command::ResolveComplaint { .. } => "resolve_complaint",
             Command::Tick => "tick",
+            Command::UpsertMarket(_) => "upsert_market",
+            Command::RemoveMarket { .. } => "remove_market",
         }
     }
 }
@@ -342,6 +352,27 @@ pub enum Outcome {
         /// Postings expired.
         postings_expired: u32,
     },
+    /// A directory entry was added or replaced.
+    MarketUpserted {
+        /// Whether it was new.
+        created: bool,
+    },
+    /// A directory entry was removed.
+    MarketRemoved,
+}
+
+impl Outcome {
+    /// Whether the command changed nothing at all (an idle tick, a repeated
+    /// posting, a match that found nobody): such commands need not be logged
+    /// and leave the ledger alone.
+    pub fn is_no_op(&self) -> bool {
+        match self {
+            Outcome::Ticked { offers_expired, postings_expired } => *offers_expired == 0 && *postings_expired == 0,
+            Outcome::PostingChanged { unchanged, .. } => *unchanged,
+            Outcome::Matched { offers, .. } => offers.is_empty(),
+            _ => false,
+        }
+    }
 }
 
 /// What watchers of a county see about a posting.

@@ -5,10 +5,13 @@
 use crate::catalog::{County, CountyIdx, Regions, Trade, TradeCatalog, TradeIdx};
 use crate::command::*;
 use crate::config::EngineConfig;
+use crate::directory::{Directory, MarketKind, MarketSpec, MAX_INDOOR_AREA_M2, MAX_MARKET_TRADES};
 use crate::error::EngineError;
 use crate::geo::{distance_m_for_chord2, LatLon, INDEX_SLACK_M};
 use crate::index::IndexEntry;
+use crate::ledger::{Closing, Ledger, LedgerDay, LedgerReport};
 use crate::model::*;
+use crate::standards::{standards_report, StandardsReport};
 use crate::stats::{CountyCounters, CountyStats};
 use compact_str::CompactString;
 use rstar::RTree;
@@ -55,6 +58,8 @@ pub struct Engine {
     next_offer_id: OfferId,
     complaints: Vec<Complaint>,
     counters: Vec<CountyCounters>,
+    directory: Directory,
+    ledger: Ledger,
     // Derived state below: rebuilt on restore, never in snapshots.
     offer_deadlines: BTreeSet<(Timestamp, OfferId)>,
     posting_expiries: BTreeSet<(Timestamp, PostingKey)>,
@@ -90,6 +95,10 @@ pub struct EngineSnapshot {
     pub complaints: Vec<Complaint>,
     /// Per-county counters, in county order.
     pub counters: Vec<CountyCounters>,
+    /// Market directory entries, in id order.
+    pub directory: Vec<MarketSpec>,
+    /// The ledger.
+    pub ledger: Ledger,
 }
 
 /// Borrowed form of [`EngineSnapshot`], serialising to the same bytes without copying state.
@@ -104,6 +113,8 @@ pub struct EngineSnapshotRef<'a> {
     next_offer_id: OfferId,
     complaints: &'a [Complaint],
     counters: &'a [CountyCounters],
+    directory: Vec<&'a MarketSpec>,
+    ledger: &'a Ledger,
 }
 
 fn state_slot(s: PostingState) -> usize {
@@ -127,6 +138,8 @@ impl Engine {
             next_offer_id: 1,
             complaints: Vec::new(),
             counters: vec![CountyCounters::default(); nc],
+            directory: Directory::default(),
+            ledger: Ledger::default(),
             offer_deadlines: BTreeSet::new(),
             posting_expiries: BTreeSet::new(),
             worker_trees: (0..nt).map(|_| RTree::new()).collect(),
@@ -167,6 +180,19 @@ impl Engine {
     /// Applies one command. On error nothing changed. Events produced are
     /// appended to the buffer read by [`Engine::events`].
     pub fn apply(&mut self, now: Timestamp, command: &Command) -> Result<Outcome> {
+        let day = LedgerDay::of(now);
+        // The stocks of the day a state change at `now` would close, taken before it applies.
+        let closing = self.ledger.closes_open_day(day).then(|| self.closing_stocks());
+        let events_before = self.events.len();
+        let outcome = self.apply_command(now, command)?;
+        if !outcome.is_no_op() {
+            self.ledger.advance(day, closing);
+            self.ledger_note_events(events_before);
+        }
+        Ok(outcome)
+    }
+
+    fn apply_command(&mut self, now: Timestamp, command: &Command) -> Result<Outcome> {
         match command {
             Command::UpsertWorker(spec) => self.upsert_worker(now, spec),
             Command::MoveWorker { worker, position } => self.move_worker(now, worker, *position),
@@ -182,6 +208,10 @@ impl Engine {
             Command::InstantMatch { posting, max_offers } => {
                 let mut offers = Vec::new();
                 let remaining = self.instant_match_into(now, posting, *max_offers, &mut offers)?;
+                if !offers.is_empty() {
+                    let county = self.county_code_of_posting(posting);
+                    self.ledger.at(county, now).instant_matches += 1;
+                }
                 Ok(Outcome::Matched { offers, remaining })
             }
             Command::RespondToOffer { offer, worker, response } => {
@@ -197,7 +227,101 @@ impl Engine {
                 self.resolve_complaint(now, *complaint, *resolution, note)
             }
             Command::Tick => Ok(self.tick(now)),
+            Command::UpsertMarket(spec) => self.upsert_market(spec),
+            Command::RemoveMarket { market } => match self.directory.remove(market) {
+                Some(_) => Ok(Outcome::MarketRemoved),
+                None => Err(EngineError::UnknownMarket(market.clone())),
+            },
         }
+    }
+
+    // ---------------------------------------------------------------- ledger
+
+    /// Every county's stocks now (waiting workers by trade, postings by state).
+    fn closing_stocks(&self) -> Vec<(u32, Closing)> {
+        let nt = self.trades.len();
+        (0..self.regions.len())
+            .map(|c| {
+                let closing = Closing {
+                    waiting_by_trade: self.waiting_counts[c * nt..(c + 1) * nt].to_vec(),
+                    postings_by_state: self.posting_state_counts[c],
+                };
+                (self.regions.get(c as CountyIdx).code, closing)
+            })
+            .collect()
+    }
+
+    /// Marks the hours of the events a command produced as active, and counts its offers.
+    fn ledger_note_events(&mut self, from: usize) {
+        for e in &self.events[from..] {
+            let (county, at) = match e {
+                Event::Posting(p) => (p.county, p.at),
+                Event::Offer(o) => (o.county, o.at),
+            };
+            let day = self.ledger.at(county, at);
+            if let Event::Offer(OfferEvent { state: OfferState::Pending, .. }) = e {
+                day.offers_made += 1;
+            }
+        }
+    }
+
+    fn county_code_of_posting(&self, id: &str) -> u32 {
+        self.posting(id).map_or(0, |p| self.regions.get(p.county).code)
+    }
+
+    fn county_code(&self, idx: CountyIdx) -> u32 {
+        self.regions.get(idx).code
+    }
+
+    // ------------------------------------------------------------- directory
+
+    fn upsert_market(&mut self, spec: &MarketSpec) -> Result<Outcome> {
+        let l = &self.config.limits;
+        self.check_id("market_id", &spec.id)?;
+        self.county_idx("county", spec.county)?;
+        match (&spec.township, spec.kind) {
+            (None, MarketKind::TownshipStation) => {
+                return Err(EngineError::invalid("township", "a township station needs its township code"))
+            }
+            (t, _) => self.check_township(t)?,
+        }
+        for (field, text, max, required) in [
+            ("name", &spec.name, l.max_name_len, true),
+            ("address", &spec.address, l.max_text_len, true),
+            ("opening_hours", &spec.opening_hours, l.max_name_len, true),
+            ("hotline", &spec.hotline, l.max_phone_len, true),
+            ("complaint_channel", &spec.complaint_channel, l.max_name_len, true),
+        ] {
+            if required && text.trim().is_empty() {
+                return Err(EngineError::invalid(field, "must not be empty"));
+            }
+            Self::check_text(field, text, max)?;
+        }
+        Self::check_position("position", spec.position)?;
+        if spec.indoor_area_m2 == 0 || spec.indoor_area_m2 > MAX_INDOOR_AREA_M2 {
+            return Err(EngineError::invalid("indoor_area_m2", format!("must be 1 to {MAX_INDOOR_AREA_M2}")));
+        }
+        if spec.trades.len() > MAX_MARKET_TRADES {
+            return Err(EngineError::invalid("trades", format!("at most {MAX_MARKET_TRADES} trades")));
+        }
+        for (i, t) in spec.trades.iter().enumerate() {
+            if self.trades.index_of(t).is_none() {
+                return Err(EngineError::invalid("trades", format!("unknown trade `{t}`")));
+            }
+            if spec.trades[..i].contains(t) {
+                return Err(EngineError::invalid("trades", format!("trade `{t}` repeated")));
+            }
+        }
+        if spec.kind == MarketKind::CountyMarket {
+            if let Some(other) = self.directory.county_market(spec.county).filter(|m| m.id != spec.id) {
+                return Err(EngineError::invalid(
+                    "kind",
+                    format!("county {} already has county market `{}`", spec.county, other.id),
+                ));
+            }
+        }
+        let created = self.directory.upsert(spec.clone());
+        Ok(Outcome::MarketUpserted { created })
     }
 
     /// Events produced since the last [`Engine::clear_events`].
@@ -354,6 +478,7 @@ impl Engine {
     fn update_posting(&mut self, now: Timestamp, key: PostingKey, f: impl FnOnce(&mut Posting)) {
         self.unindex_posting(key);
         let p = &mut self.postings[key as usize];
+        let was = p.state;
         f(p);
         if matches!(p.state, PostingState::Published | PostingState::Filling | PostingState::Filled) {
             let taken = p.engaged + p.completed;
@@ -369,7 +494,13 @@ impl Engine {
                 let secs = now.0.saturating_sub(p.published_at.unwrap_or(p.submitted_at).0).max(0) / 1000;
                 let county = p.county;
                 self.counters[county as usize].record_fill(secs as u64);
+                self.ledger.filled(self.regions.get(county).code, now, secs as u64);
             }
+        }
+        let p = &self.postings[key as usize];
+        if p.state != was && matches!(p.state, PostingState::Expired | PostingState::Cancelled) && p.filled_at.is_none()
+        {
+            self.ledger.at(self.regions.get(p.county).code, now).postings_unfilled += 1;
         }
         self.index_posting(key);
         self.emit_posting(now, key);
@@ -464,6 +595,7 @@ impl Engine {
             self.worker_indexed.push(false);
             self.worker_ids.insert(spec.id.clone(), key);
             self.counters[county as usize].registrations += 1;
+            self.ledger.at(self.regions.get(county).code, now).registrations += 1;
             self.index_worker(key);
             key
         } else {
@@ -768,6 +900,7 @@ impl Engine {
         self.posting_indexed.push(false);
         self.posting_ids.insert(spec.id.clone(), key);
         self.index_posting(key);
+        self.ledger.posting_submitted(self.county_code(county), now, spec.source);
         self.apply_review_verdict(now, key, verdict);
         Ok(self.posting_outcome(key, false))
     }
@@ -1139,7 +1272,10 @@ impl Engine {
         match state {
             OfferState::Declined => self.counters[county].offers_declined += 1,
             OfferState::Expired => self.counters[county].offers_expired += 1,
-            OfferState::NoShow => self.counters[county].no_shows += 1,
+            OfferState::NoShow => {
+                self.counters[county].no_shows += 1;
+                self.ledger.at(self.regions.get(county as CountyIdx).code, now).no_shows += 1;
+            }
             OfferState::Completed => self.counters[county].completions += 1,
             _ => {}
         }
@@ -1206,9 +1342,11 @@ impl Engine {
                 self.emit_offer(now, &offer);
                 let county = self.postings[pk as usize].county as usize;
                 self.counters[county].offers_accepted += 1;
-                if self.workers[wk as usize].hardship.is_hardship() {
+                let hardship = self.workers[wk as usize].hardship.is_hardship();
+                if hardship {
                     self.counters[county].hardship_placements += 1;
                 }
+                self.ledger.placement(self.county_code(county as CountyIdx), now, offer.distance_m, hardship);
                 self.update_worker(wk, |w| w.status = WorkerStatus::Engaged);
                 self.update_posting(now, pk, |p| {
                     p.pending -= 1;
@@ -1298,6 +1436,7 @@ impl Engine {
         });
         self.employers[ek as usize].complaints += 1;
         self.counters[county as usize].complaints_filed += 1;
+        self.ledger.complaint_filed(self.county_code(county), now, category);
         Ok(Outcome::ComplaintFiled { complaint: id })
     }
 
@@ -1317,8 +1456,10 @@ impl Engine {
             return Err(EngineError::ComplaintResolved(id));
         }
         c.resolution = Some((resolution, now, note.into()));
-        let county = c.county as usize;
-        self.counters[county].complaints_resolved += 1;
+        let (county, category, filed_at) = (c.county, c.category, c.filed_at);
+        self.counters[county as usize].complaints_resolved += 1;
+        let code = self.county_code(county);
+        self.ledger.complaint_resolved(code, now, category, filed_at);
         Ok(Outcome::ComplaintResolved)
     }
 
@@ -1436,6 +1577,45 @@ impl Engine {
         })
     }
 
+    /// The market directory.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The ledger as stored.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// One county's ledger for one CST day, or `None` for an unknown county.
+    pub fn ledger_report(&self, day: LedgerDay, county: u32) -> Option<LedgerReport> {
+        let c = self.regions.index_of(county)? as usize;
+        let nt = self.trades.len();
+        let live;
+        let stocks = match self.ledger.closing_on(county, day) {
+            Some(Some(closing)) => closing,
+            Some(None) => {
+                live = Closing { waiting_by_trade: vec![0; nt], postings_by_state: [0; 7] };
+                &live
+            }
+            None => {
+                live = Closing {
+                    waiting_by_trade: self.waiting_counts[c * nt..(c + 1) * nt].to_vec(),
+                    postings_by_state: self.posting_state_counts[c],
+                };
+                &live
+            }
+        };
+        let trade_ids = self.trades.trades().iter().map(|t| t.id.clone());
+        Some(LedgerReport::build(county, day, self.ledger.get(county, day), trade_ids, stocks))
+    }
+
+    /// The acceptance check of every county market and the city funds, from
+    /// the served counties' populations and the directory.
+    pub fn standards_report(&self) -> StandardsReport {
+        standards_report(self.regions.counties(), self.directory.iter())
+    }
+
     // ------------------------------------------------------------- snapshots
 
     /// The full state, borrowed, ready to serialise (serialises exactly as [`EngineSnapshot`]).
@@ -1450,6 +1630,8 @@ impl Engine {
             next_offer_id: self.next_offer_id,
             complaints: &self.complaints,
             counters: &self.counters,
+            directory: self.directory.iter().collect(),
+            ledger: &self.ledger,
         }
     }
 
@@ -1465,6 +1647,8 @@ impl Engine {
             next_offer_id: self.next_offer_id,
             complaints: self.complaints.clone(),
             counters: self.counters.clone(),
+            directory: self.directory.iter().cloned().collect(),
+            ledger: self.ledger.clone(),
         }
     }
 
@@ -1535,6 +1719,23 @@ impl Engine {
                 return Err(bad(format!("complaint {} is invalid", c.id)));
             }
         }
+        for m in &s.directory {
+            let ok = e.regions.index_of(m.county).is_some()
+                && m.position.is_valid()
+                && m.trades.iter().all(|t| e.trades.index_of(t).is_some());
+            if !ok {
+                return Err(bad(format!("market {} is invalid", m.id)));
+            }
+        }
+        e.directory = Directory::from_entries(s.directory).ok_or_else(|| bad("market repeated".into()))?;
+        for ((county, day), d) in s.ledger.entries() {
+            let ok = e.regions.index_of(*county).is_some()
+                && d.closing.as_ref().is_none_or(|c| c.waiting_by_trade.len() == nt);
+            if !ok {
+                return Err(bad(format!("ledger entry {county} {day} is invalid")));
+            }
+        }
+        e.ledger = s.ledger;
         e.workers = s.workers;
         e.employers = s.employers;
         e.postings = s.postings;
@@ -1671,6 +1872,17 @@ impl Engine {
         }
         if self.posting_trees.iter().map(|t| t.size()).sum::<usize>() != indexed_postings {
             return Err("posting trees hold stray entries".into());
+        }
+        // Directory: known counties, at most one county market per county.
+        for m in self.directory.iter() {
+            if self.regions.index_of(m.county).is_none() {
+                return Err(format!("market {} in unknown county {}", m.id, m.county));
+            }
+            if m.kind == MarketKind::CountyMarket
+                && self.directory.county_market(m.county).map(|c| &c.id) != Some(&m.id)
+            {
+                return Err(format!("county {} has more than one county market", m.county));
+            }
         }
         Ok(())
     }

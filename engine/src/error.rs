@@ -26,6 +26,9 @@ pub enum EngineError {
     /// No live offer has this id (never made, or already finished).
     #[error("unknown or finished offer {0}")]
     UnknownOffer(u64),
+    /// No market directory entry has this id.
+    #[error("unknown market `{0}`")]
+    UnknownMarket(CompactString),
     /// No complaint has this id.
     #[error("unknown complaint {0}")]
     UnknownComplaint(u64),

@@ -19,19 +19,25 @@
 pub mod catalog;
 pub mod command;
 pub mod config;
+pub mod directory;
 mod engine;
 pub mod error;
 pub mod geo;
 mod index;
+pub mod ledger;
 pub mod model;
 pub mod population;
+pub mod standards;
 pub mod stats;
 
 pub use catalog::{County, Regions, Trade, TradeCatalog};
 pub use command::*;
 pub use config::{EngineConfig, Limits, RankingPolicy};
+pub use directory::{Directory, MarketKind, MarketSpec};
 pub use engine::{Engine, EngineSnapshot, EngineSnapshotRef};
 pub use error::EngineError;
 pub use geo::LatLon;
+pub use ledger::{LedgerDay, LedgerReport};
 pub use model::*;
+pub use standards::StandardsReport;
 pub use stats::{CountyCounters, CountyStats};

@@ -195,6 +195,12 @@ pub enum PostingSource {
     Online,
 }
 
+impl PostingSource {
+    /// All sources, for statistics.
+    pub const ALL: [PostingSource; 3] =
+        [PostingSource::CountyDesk, PostingSource::TownshipStation, PostingSource::Online];
+}
+
 /// Posting lifecycle: pending review → published → filling → filled | expired
 /// | cancelled; or rejected (with reason).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -363,6 +369,17 @@ pub enum ComplaintCategory {
     Discrimination,
     /// Anything else.
     Other,
+}
+
+impl ComplaintCategory {
+    /// All categories, for statistics.
+    pub const ALL: [ComplaintCategory; 5] = [
+        ComplaintCategory::WageArrears,
+        ComplaintCategory::Safety,
+        ComplaintCategory::FalsePosting,
+        ComplaintCategory::Discrimination,
+        ComplaintCategory::Other,
+    ];
 }
 
 /// How a complaint ended.

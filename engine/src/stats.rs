@@ -51,13 +51,18 @@ impl CountyCounters {
 
     /// Median of the recent time-to-fill samples, seconds.
     pub fn median_fill_secs(&self) -> Option<u64> {
-        if self.fill_times_secs.is_empty() {
-            return None;
-        }
-        let mut v = self.fill_times_secs.clone();
-        v.sort_unstable();
-        Some(v[(v.len() - 1) / 2])
+        median(&self.fill_times_secs)
     }
+}
+
+/// The median of samples (the lower one of an even count), `None` when empty.
+pub fn median<T: Copy + Ord>(samples: &[T]) -> Option<T> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut v = samples.to_vec();
+    v.sort_unstable();
+    Some(v[(v.len() - 1) / 2])
 }
 
 /// Statistics of one county.

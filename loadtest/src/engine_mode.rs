@@ -36,6 +36,7 @@ pub fn engine_error_class(e: &EngineError) -> ErrorClass {
         EngineError::UnknownPosting(_) => "engine:UnknownPosting",
         EngineError::UnknownOffer(_) => "engine:UnknownOffer",
         EngineError::UnknownComplaint(_) => "engine:UnknownComplaint",
+        EngineError::UnknownMarket(_) => "engine:UnknownMarket",
         EngineError::PostingExists { .. } => "engine:PostingExists",
         EngineError::StaleVersion { .. } => "engine:StaleVersion",
         EngineError::PostingState { .. } => "engine:PostingState",

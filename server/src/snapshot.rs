@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"LGSNAP01";
 /// Header: magic, version u32, reserved u32, last_seq u64, body length u64, body CRC32C u32, header CRC32C u32.
 pub const SNAPSHOT_HEADER_LEN: usize = 40;
-/// Snapshot format version.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// Snapshot format version (2: the engine state gained the market directory and the ledger).
+pub const SNAPSHOT_VERSION: u32 = 2;
 /// How many snapshots are kept.
 pub const SNAPSHOTS_KEPT: usize = 2;
 

@@ -5,7 +5,7 @@
 
 use crate::convert::wal::LoggedCommand;
 use linggong_engine::{
-    Command, Engine, EngineConfig, EngineError, EngineSnapshot, EngineSnapshotRef, Event, Outcome, Timestamp,
+    Engine, EngineConfig, EngineError, EngineSnapshot, EngineSnapshotRef, Event, Outcome, Timestamp,
 };
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -135,15 +135,6 @@ impl ServiceState {
         }
     }
 
-    /// Whether a successful command changed nothing and need not be logged.
-    fn is_no_op(command: &Command, outcome: &Outcome) -> bool {
-        matches!(
-            (command, outcome),
-            (Command::Tick, Outcome::Ticked { offers_expired: 0, postings_expired: 0 })
-                | (_, Outcome::PostingChanged { unchanged: true, .. })
-        ) || matches!(outcome, Outcome::Matched { offers, .. } if offers.is_empty())
-    }
-
     /// Applies a command as the next log record. On success returns the result
     /// and whether it must be logged (false when it changed nothing; the
     /// sequence number is then not consumed). Events get numbers and are
@@ -155,7 +146,7 @@ impl ServiceState {
     ) -> Result<(Applied, bool), EngineError> {
         self.engine.clear_events();
         let outcome = self.engine.apply(logged.now, &logged.command)?;
-        if Self::is_no_op(&logged.command, &outcome) {
+        if outcome.is_no_op() {
             debug_assert!(self.engine.events().is_empty());
             self.engine.clear_events();
             return Ok((Applied { seq: 0, at: logged.now, outcome }, false));

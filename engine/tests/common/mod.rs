@@ -791,3 +791,23 @@ pub fn run_session(
     }
     (now, results)
 }
+
+/// A directory entry in `county` near 尧都区's seat: the county market when
+/// `township` is `None`, else a township station.
+pub fn market_spec(id: &str, county: u32, township: Option<&str>, indoor_area_m2: u32) -> MarketSpec {
+    MarketSpec {
+        id: id.into(),
+        county,
+        township: township.map(Into::into),
+        name: format_compact!("零工市场{id}"),
+        kind: if township.is_some() { MarketKind::TownshipStation } else { MarketKind::CountyMarket },
+        address: "解放路1号".into(),
+        position: yaodu_seat(),
+        indoor_area_m2,
+        adapts_recruitment_hall: false,
+        opening_hours: "07:00-18:00".into(),
+        hotline: "0357-1234567".into(),
+        complaint_channel: "12333".into(),
+        trades: vec!["porter".into(), "mason".into()],
+    }
+}

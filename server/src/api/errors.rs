@@ -51,7 +51,8 @@ pub fn engine_status(e: &EngineError) -> Status {
         | EngineError::UnknownEmployer(_)
         | EngineError::UnknownPosting(_)
         | EngineError::UnknownOffer(_)
-        | EngineError::UnknownComplaint(_) => Status::not_found(message),
+        | EngineError::UnknownComplaint(_)
+        | EngineError::UnknownMarket(_) => Status::not_found(message),
         EngineError::PostingExists { id, current_version } => Status::with_error_details_and_metadata(
             Code::AlreadyExists,
             message,

@@ -15,7 +15,8 @@
 use crate::proto::wal::v1 as pb;
 use linggong_engine::{
     Availability, Command, ComplaintCategory, ComplaintResolution, EmployerKind, EmployerSpec, Hardship, LatLon,
-    OfferResponse, PostingSource, PostingSpec, ReviewDecision, Timestamp, TradeSkillSpec, WorkerSpec,
+    MarketKind, MarketSpec, OfferResponse, PostingSource, PostingSpec, ReviewDecision, Timestamp, TradeSkillSpec,
+    WorkerSpec,
 };
 use prost::Message;
 
@@ -155,6 +156,8 @@ fn command_to_pb(command: &Command) -> pb::command::Kind {
             note: text(note),
         }),
         Command::Tick => Kind::Tick(pb::Tick {}),
+        Command::UpsertMarket(spec) => Kind::UpsertMarket(market_to_pb(spec)),
+        Command::RemoveMarket { market } => Kind::RemoveMarket(pb::RemoveMarket { market: text(market) }),
     }
 }
 
@@ -216,6 +219,27 @@ fn posting_to_pb(spec: &PostingSpec) -> pb::PostingSpec {
         description: text(&spec.description),
         source: posting_source_to_pb(spec.source) as i32,
         version: spec.version,
+    }
+}
+
+fn market_to_pb(spec: &MarketSpec) -> pb::MarketSpec {
+    pb::MarketSpec {
+        id: text(&spec.id),
+        county: spec.county,
+        township: spec.township.as_deref().map(text),
+        name: text(&spec.name),
+        kind: match spec.kind {
+            MarketKind::CountyMarket => pb::MarketKind::CountyMarket,
+            MarketKind::TownshipStation => pb::MarketKind::TownshipStation,
+        } as i32,
+        address: text(&spec.address),
+        position: Some(lat_lon_to_pb(spec.position)),
+        indoor_area_m2: spec.indoor_area_m2,
+        adapts_recruitment_hall: spec.adapts_recruitment_hall,
+        opening_hours: text(&spec.opening_hours),
+        hotline: text(&spec.hotline),
+        complaint_channel: text(&spec.complaint_channel),
+        trades: spec.trades.iter().map(|t| text(t)).collect(),
     }
 }
 
@@ -320,6 +344,8 @@ fn command_from_pb(kind: pb::command::Kind) -> Result<Command, WalDecodeError> {
             note: m.note.into(),
         },
         Kind::Tick(pb::Tick {}) => Command::Tick,
+        Kind::UpsertMarket(spec) => Command::UpsertMarket(market_from_pb(spec)?),
+        Kind::RemoveMarket(m) => Command::RemoveMarket { market: m.market.into() },
     })
 }
 
@@ -390,6 +416,30 @@ fn posting_from_pb(spec: pb::PostingSpec) -> Result<PostingSpec, WalDecodeError>
         description: spec.description.into(),
         source: posting_source_from_pb(spec.source)?,
         version: spec.version,
+    })
+}
+
+fn market_from_pb(spec: pb::MarketSpec) -> Result<MarketSpec, WalDecodeError> {
+    const FIELD: &str = "MarketSpec.kind";
+    let kind = match enum_value(spec.kind, FIELD)? {
+        pb::MarketKind::CountyMarket => MarketKind::CountyMarket,
+        pb::MarketKind::TownshipStation => MarketKind::TownshipStation,
+        pb::MarketKind::Unspecified => return Err(WalDecodeError::UnknownEnumValue { field: FIELD, value: spec.kind }),
+    };
+    Ok(MarketSpec {
+        id: spec.id.into(),
+        county: spec.county,
+        township: spec.township.map(Into::into),
+        name: spec.name.into(),
+        kind,
+        address: spec.address.into(),
+        position: lat_lon_from_pb(spec.position, "MarketSpec.position")?,
+        indoor_area_m2: spec.indoor_area_m2,
+        adapts_recruitment_hall: spec.adapts_recruitment_hall,
+        opening_hours: spec.opening_hours.into(),
+        hotline: spec.hotline.into(),
+        complaint_channel: spec.complaint_channel.into(),
+        trades: spec.trades.into_iter().map(Into::into).collect(),
     })
 }
 
@@ -606,14 +656,42 @@ mod tests {
             Command::ResolveComplaint { complaint: 5, resolution: ComplaintResolution::Upheld, note: "paid".into() },
             Command::ResolveComplaint { complaint: 6, resolution: ComplaintResolution::Dismissed, note: "".into() },
             Command::Tick,
+            Command::UpsertMarket(market_spec()),
+            Command::UpsertMarket(MarketSpec {
+                township: Some("141002001".into()),
+                kind: MarketKind::TownshipStation,
+                adapts_recruitment_hall: true,
+                trades: Vec::new(),
+                position: LatLon { lat: -0.0, lon: -180.0 },
+                ..market_spec()
+            }),
+            Command::RemoveMarket { market: "yaodu-market".into() },
         ]
+    }
+
+    fn market_spec() -> MarketSpec {
+        MarketSpec {
+            id: "yaodu-market".into(),
+            county: 141_002,
+            township: None,
+            name: "尧都区零工市场".into(),
+            kind: MarketKind::CountyMarket,
+            address: "解放路1号".into(),
+            position: LatLon { lat: 36.081, lon: 111.521 },
+            indoor_area_m2: 320,
+            adapts_recruitment_hall: false,
+            opening_hours: "07:00-18:00".into(),
+            hotline: "0357-1234567".into(),
+            complaint_channel: "12333".into(),
+            trades: vec!["porter".into(), "mason".into()],
+        }
     }
 
     #[test]
     fn every_command_variant_round_trips() {
         let commands = sample_commands();
         let variants: BTreeSet<&str> = commands.iter().map(Command::name).collect();
-        assert_eq!(variants.len(), 19, "sample_commands must cover every Command variant: {variants:?}");
+        assert_eq!(variants.len(), 21, "sample_commands must cover every Command variant: {variants:?}");
         for command in commands {
             for request_key in [None, Some(String::new()), Some("req-8f3a".to_owned())] {
                 let cmd = LoggedCommand { request_key, ..logged(command.clone()) };
@@ -733,6 +811,10 @@ mod tests {
         worker_to_pb(&worker_spec())
     }
 
+    fn pb_market() -> pb::MarketSpec {
+        market_to_pb(&market_spec())
+    }
+
     fn pb_posting() -> pb::PostingSpec {
         posting_to_pb(&posting_spec())
     }
@@ -773,6 +855,7 @@ mod tests {
                 "LatLon.lon",
             ),
             (Kind::SubmitPosting(pb::PostingSpec { position: None, ..pb_posting() }), "PostingSpec.position"),
+            (Kind::UpsertMarket(pb::MarketSpec { position: None, ..pb_market() }), "MarketSpec.position"),
             (Kind::UpdatePosting(pb::PostingSpec { position: None, ..pb_posting() }), "PostingSpec.position"),
             (
                 Kind::UpsertEmployer(pb::EmployerSpec { id: "e".into(), name: "n".into(), kind: None, verified: true }),
@@ -829,6 +912,7 @@ mod tests {
                     Kind::ResolveComplaint(pb::ResolveComplaint { complaint: 1, resolution: value, note: "n".into() }),
                     "ResolveComplaint.resolution",
                 ),
+                (Kind::UpsertMarket(pb::MarketSpec { kind: value, ..pb_market() }), "MarketSpec.kind"),
             ];
             for (kind, expected) in cases {
                 match decode(&encode_pb(&pb_record(kind))) {
@@ -1040,6 +1124,34 @@ mod tests {
                 })
                 .boxed(),
             Just(Command::Tick).boxed(),
+            (
+                text(),
+                any::<u32>(),
+                prop::option::of(text()),
+                position(),
+                any::<u32>(),
+                any::<bool>(),
+                prop::collection::vec(text(), 0..4),
+            )
+                .prop_map(|(id, county, township, position, indoor_area_m2, adapts, trades)| {
+                    Command::UpsertMarket(MarketSpec {
+                        id: id.clone().into(),
+                        county,
+                        kind: if township.is_some() { MarketKind::TownshipStation } else { MarketKind::CountyMarket },
+                        township: township.map(Into::into),
+                        name: id.into(),
+                        address: "".into(),
+                        position,
+                        indoor_area_m2,
+                        adapts_recruitment_hall: adapts,
+                        opening_hours: "".into(),
+                        hotline: "".into(),
+                        complaint_channel: "".into(),
+                        trades: trades.into_iter().map(Into::into).collect(),
+                    })
+                })
+                .boxed(),
+            text().prop_map(|m| Command::RemoveMarket { market: m.into() }).boxed(),
         ])
     }
 
