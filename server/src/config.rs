@@ -4,9 +4,10 @@
 //! [`ServerConfig`] the application starts from.
 
 use crate::auth::TokenConfig;
+use crate::host::HostConfig;
 use crate::wal::{Durability, StdStorage, Storage};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use linggong_engine::{EngineConfig, Regions, TradeCatalog};
+use linggong_engine::{EngineConfig, LedgerDay, Regions, TradeCatalog};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,116 @@ pub enum CliCommand {
         #[command(subcommand)]
         command: WalCommand,
     },
+    /// Offline reports from a data directory (the server need not be running).
+    Report {
+        /// The report.
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+    /// Offline exports from a data directory (the server need not be running).
+    Export {
+        /// The export.
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+}
+
+/// Offline reports.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Each county market against the standards (验收评估), each county's city funds and the city totals.
+    Standards(StandardsArgs),
+    /// One day's ledger (工作台账) per county; days are China Standard Time.
+    Ledger(LedgerArgs),
+}
+
+/// Offline exports.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// The market directory (零工市场名录), for map marking (GeoJSON) or spreadsheets (CSV).
+    Directory(ExportDirectoryArgs),
+}
+
+/// Where the offline tools read from.
+#[derive(Debug, Clone, Args)]
+pub struct OfflineArgs {
+    /// Data directory (holds `wal/` and `snapshots/`).
+    #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The server's TOML file, if it has one (regions, trades and wages used when the log is replayed).
+    #[arg(long, env = "LINGGONG_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl OfflineArgs {
+    /// The host settings an offline read of the data directory needs.
+    pub fn host_config(&self) -> Result<HostConfig, ConfigError> {
+        let mut config = ServerConfig::new(&self.data_dir);
+        if let Some(path) = &self.config {
+            apply_file(&mut config, path)?;
+        }
+        Ok(HostConfig {
+            engine: config.engine,
+            regions: config.regions,
+            trades: config.trades,
+            ..HostConfig::new(&self.data_dir)
+        })
+    }
+}
+
+/// Arguments of `report standards`.
+#[derive(Debug, Clone, Args)]
+pub struct StandardsArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub offline: OfflineArgs,
+    /// CSV instead of markdown.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// Arguments of `report ledger`.
+#[derive(Debug, Clone, Args)]
+pub struct LedgerArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub offline: OfflineArgs,
+    /// The day, `YYYY-MM-DD` (China Standard Time).
+    #[arg(long, value_parser = parse_day)]
+    pub day: LedgerDay,
+    /// Only this county (division code); default every county.
+    #[arg(long)]
+    pub county: Option<u32>,
+    /// CSV instead of markdown.
+    #[arg(long)]
+    pub csv: bool,
+    /// Rebuild the ledger from the oldest state kept and the whole log (audit) instead of the current state.
+    #[arg(long)]
+    pub rebuild: bool,
+}
+
+/// Export formats of the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DirectoryFormat {
+    /// A GeoJSON FeatureCollection of points.
+    Geojson,
+    /// One CSV row per entry.
+    Csv,
+}
+
+/// Arguments of `export directory`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportDirectoryArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub offline: OfflineArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DirectoryFormat::Geojson)]
+    pub format: DirectoryFormat,
+}
+
+fn parse_day(s: &str) -> Result<LedgerDay, String> {
+    LedgerDay::parse(s).ok_or_else(|| format!("`{s}` is not a date YYYY-MM-DD"))
 }
 
 /// Offline write-ahead log tools.

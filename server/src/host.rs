@@ -16,7 +16,7 @@ use crate::events::{EventHub, Subscription, TooFarBehind};
 use crate::histogram::{AtomicHistogram, COUNT_BUCKETS, LATENCY_BUCKETS};
 use crate::snapshot::{list_snapshots, load_snapshot, prune_snapshots, write_snapshot, SnapshotError};
 use crate::state::{Applied, SequencedEvent, ServiceState};
-use crate::wal::{list_segments, scan, Durability, Storage, WalConfig, WalError, WalWriter};
+use crate::wal::{list_segments, scan, Durability, ScanOutcome, Storage, WalConfig, WalError, WalWriter};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use linggong_engine::{Command, Engine, EngineConfig, EngineError, Regions, Timestamp, TradeCatalog};
 use parking_lot::{Mutex, RwLock};
@@ -89,11 +89,13 @@ impl HostConfig {
         }
     }
 
-    fn wal_dir(&self) -> PathBuf {
+    /// The log directory.
+    pub fn wal_dir(&self) -> PathBuf {
         self.data_dir.join("wal")
     }
 
-    fn snapshot_dir(&self) -> PathBuf {
+    /// The snapshot directory.
+    pub fn snapshot_dir(&self) -> PathBuf {
         self.data_dir.join("snapshots")
     }
 }
@@ -226,25 +228,8 @@ impl Host {
         let started = Instant::now();
         let (mut state, mut report) = load_newest_snapshot(&config)?;
         let hub = Arc::new(EventHub::new(config.event_history, state.next_event_seq()));
-        let mut events = Vec::new();
-        let outcome = scan(&config.wal_dir(), state.last_seq(), |seq, payload| {
-            let logged = decode(payload).map_err(|e| format!("undecodable command: {e}"))?;
-            let expected = state.last_seq() + 1;
-            if seq != expected {
-                return Err(format!("sequence gap after the snapshot: expected {expected}, found {seq}"));
-            }
-            match state.apply(&logged, &mut events) {
-                Ok((applied, true)) if applied.seq == seq => {}
-                Ok(_) => return Err("replay diverged: the command changed nothing".into()),
-                Err(e) => return Err(format!("replay diverged: {e}")),
-            }
-            if events.len() >= 4096 {
-                hub.publish(events.drain(..));
-            }
-            report.replayed += 1;
-            Ok(())
-        })?;
-        hub.publish(events.drain(..));
+        let (outcome, replayed) = replay_log(&mut state, &config.wal_dir(), |events| hub.publish(events.drain(..)))?;
+        report.replayed = replayed;
         if let Some(problem) = &outcome.problem {
             if !problem.torn_tail {
                 return Err(HostError::Refused(problem.to_string()));
@@ -259,15 +244,8 @@ impl Host {
             );
             report.truncated_tail = Some((problem.path.clone(), problem.offset, copy));
         }
-        if let Some(first) = outcome.segments.first() {
-            if first.first_seq > state.last_seq() + 1 {
-                return Err(HostError::Refused(format!(
-                    "{}: the log starts at record {} but the snapshot ends at {}: records are missing",
-                    first.path.display(),
-                    first.first_seq,
-                    state.last_seq()
-                )));
-            }
+        if let Some(missing) = missing_records(&outcome, state.last_seq()) {
+            return Err(HostError::Refused(missing));
         }
         let tail = list_segments(&config.wal_dir())
             .map_err(|e| WalError::Io { op: "list", path: config.wal_dir().display().to_string(), source: e })?
@@ -460,7 +438,54 @@ impl Drop for Host {
     }
 }
 
-fn load_newest_snapshot(config: &HostConfig) -> Result<(ServiceState, RecoveryReport), HostError> {
+/// Replays the log in `wal_dir` after the state's last sequence number into
+/// `state`, strictly (each record must apply exactly as it did when logged).
+/// `on_events` gets the events produced, in batches. Returns the scan result
+/// (its `problem` says where reading stopped) and how many records were applied.
+pub fn replay_log(
+    state: &mut ServiceState,
+    wal_dir: &Path,
+    mut on_events: impl FnMut(&mut Vec<SequencedEvent>),
+) -> Result<(ScanOutcome, u64), WalError> {
+    let mut events = Vec::new();
+    let mut replayed = 0;
+    let outcome = scan(wal_dir, state.last_seq(), |seq, payload| {
+        let logged = decode(payload).map_err(|e| format!("undecodable command: {e}"))?;
+        let expected = state.last_seq() + 1;
+        if seq != expected {
+            return Err(format!("sequence gap after the snapshot: expected {expected}, found {seq}"));
+        }
+        match state.apply(&logged, &mut events) {
+            Ok((applied, true)) if applied.seq == seq => {}
+            Ok(_) => return Err("replay diverged: the command changed nothing".into()),
+            Err(e) => return Err(format!("replay diverged: {e}")),
+        }
+        if events.len() >= 4096 {
+            on_events(&mut events);
+        }
+        replayed += 1;
+        Ok(())
+    })?;
+    on_events(&mut events);
+    Ok((outcome, replayed))
+}
+
+/// Why a log cannot continue a state at `last_seq`: its first segment starts
+/// after the record that must follow.
+pub fn missing_records(outcome: &ScanOutcome, last_seq: u64) -> Option<String> {
+    let first = outcome.segments.first()?;
+    (first.first_seq > last_seq + 1).then(|| {
+        format!(
+            "{}: the log starts at record {} but the snapshot ends at {last_seq}: records are missing",
+            first.path.display(),
+            first.first_seq,
+        )
+    })
+}
+
+/// The newest usable snapshot of a data directory (an empty state if there is
+/// none); refuses when snapshots exist but none can be loaded.
+pub(crate) fn load_newest_snapshot(config: &HostConfig) -> Result<(ServiceState, RecoveryReport), HostError> {
     let mut report = RecoveryReport::default();
     let snapshots = list_snapshots(&config.snapshot_dir())?;
     for (_, path) in &snapshots {
@@ -482,8 +507,13 @@ fn load_newest_snapshot(config: &HostConfig) -> Result<(ServiceState, RecoveryRe
             path.display()
         )));
     }
+    Ok((empty_state(config), report))
+}
+
+/// A fresh state for a data directory without snapshots.
+pub(crate) fn empty_state(config: &HostConfig) -> ServiceState {
     let engine = Engine::new(config.engine.clone(), config.regions.clone(), config.trades.clone());
-    Ok((ServiceState::new(engine, config.dedupe_capacity), report))
+    ServiceState::new(engine, config.dedupe_capacity)
 }
 
 fn fail(durable: &watch::Sender<DurableState>, message: String) {

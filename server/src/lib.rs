@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod convert;
@@ -11,6 +12,7 @@ pub mod events;
 pub mod histogram;
 pub mod host;
 pub mod metrics;
+pub mod report;
 pub mod snapshot;
 pub mod state;
 pub mod wal;

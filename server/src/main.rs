@@ -1,11 +1,18 @@
 //! `linggong-server`: serves the linggong gRPC API (the default, or `serve`),
-//! and offers offline write-ahead log tools (`wal verify`, `wal repair`).
+//! and offers offline tools: write-ahead log checks (`wal verify`, `wal repair`),
+//! reports (`report standards`, `report ledger`) and exports (`export directory`).
 
 use clap::Parser;
 use linggong_server::app::{self, DataDirLock, Stopped};
-use linggong_server::config::{Cli, CliCommand, LogFormat, ServeArgs, WalCommand, WalToolArgs};
+use linggong_server::audit::{load_offline, ReplayFrom};
+use linggong_server::config::{
+    Cli, CliCommand, DirectoryFormat, ExportCommand, ExportDirectoryArgs, LedgerArgs, LogFormat, OfflineArgs,
+    ReportCommand, ServeArgs, StandardsArgs, WalCommand, WalToolArgs,
+};
 use linggong_server::convert::wal::decode;
+use linggong_server::report;
 use linggong_server::snapshot::list_snapshots;
+use linggong_server::state::ServiceState;
 use linggong_server::wal::{repair, scan, ScanOutcome};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -17,7 +24,73 @@ fn main() -> ExitCode {
         Some(CliCommand::Serve(args)) => serve(*args),
         Some(CliCommand::Wal { command: WalCommand::Verify(args) }) => wal_verify(&args),
         Some(CliCommand::Wal { command: WalCommand::Repair(args) }) => wal_repair(&args),
+        Some(CliCommand::Report { command: ReportCommand::Standards(args) }) => report_standards(&args),
+        Some(CliCommand::Report { command: ReportCommand::Ledger(args) }) => report_ledger(&args),
+        Some(CliCommand::Export { command: ExportCommand::Directory(args) }) => export_directory(&args),
     }
+}
+
+/// Reads a data directory offline (snapshot and log), reporting why not on stderr.
+fn offline_state(args: &OfflineArgs, from: ReplayFrom) -> Result<ServiceState, ExitCode> {
+    let config = args.host_config().map_err(|e| {
+        eprintln!("bad configuration: {e}");
+        ExitCode::from(2)
+    })?;
+    load_offline(&config, from).map_err(|e| {
+        eprintln!("cannot read {}: {e}", args.data_dir.display());
+        ExitCode::from(2)
+    })
+}
+
+fn report_standards(args: &StandardsArgs) -> ExitCode {
+    let state = match offline_state(&args.offline, ReplayFrom::Newest) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let r = state.engine().standards_report();
+    print!("{}", if args.csv { report::standards_csv(&r) } else { report::standards_markdown(&r) });
+    ExitCode::SUCCESS
+}
+
+fn report_ledger(args: &LedgerArgs) -> ExitCode {
+    let from = if args.rebuild { ReplayFrom::Oldest } else { ReplayFrom::Newest };
+    let state = match offline_state(&args.offline, from) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let engine = state.engine();
+    let counties: Vec<u32> = match args.county {
+        Some(code) => vec![code],
+        None => engine.regions().counties().iter().map(|c| c.code).collect(),
+    };
+    let mut reports = Vec::new();
+    for code in counties {
+        match engine.ledger_report(args.day, code) {
+            Some(r) => reports.push(r),
+            None => {
+                eprintln!("unknown county {code}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    print!("{}", if args.csv { report::ledger_csv(&reports) } else { report::ledger_markdown(&reports) });
+    ExitCode::SUCCESS
+}
+
+fn export_directory(args: &ExportDirectoryArgs) -> ExitCode {
+    let state = match offline_state(&args.offline, ReplayFrom::Newest) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let markets = state.engine().directory().iter();
+    print!(
+        "{}",
+        match args.format {
+            DirectoryFormat::Geojson => report::directory_geojson(markets),
+            DirectoryFormat::Csv => report::directory_csv(markets),
+        }
+    );
+    ExitCode::SUCCESS
 }
 
 fn init_logging(format: LogFormat) {
