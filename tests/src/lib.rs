@@ -8,6 +8,7 @@ use linggong_server::auth::{generate_token, hash_token, Role, TokenConfig};
 use linggong_server::config::ServerConfig;
 use linggong_server::proto::v1 as pb;
 use linggong_server::wal::Durability;
+use pb::directory_service_client::DirectoryServiceClient;
 use pb::match_service_client::MatchServiceClient;
 use pb::posting_service_client::PostingServiceClient;
 use pb::review_service_client::ReviewServiceClient;
@@ -159,6 +160,8 @@ pub struct Clients {
     pub review: ReviewServiceClient<Channel>,
     /// StatsService.
     pub stats: StatsServiceClient<Channel>,
+    /// DirectoryService.
+    pub directory: DirectoryServiceClient<Channel>,
     /// The channel.
     pub channel: Channel,
 }
@@ -178,6 +181,7 @@ impl Clients {
             matches: MatchServiceClient::new(channel.clone()),
             review: ReviewServiceClient::new(channel.clone()),
             stats: StatsServiceClient::new(channel.clone()),
+            directory: DirectoryServiceClient::new(channel.clone()),
             channel,
         })
     }
@@ -263,6 +267,34 @@ pub fn posting(
         version: 1,
         ..Default::default()
     }
+}
+
+/// A valid directory entry near Yaodu's seat: a township station when
+/// `township` is non-empty, else the county market.
+pub fn market(id: &str, county: u32, township: &str, indoor_area_m2: u32) -> pb::Market {
+    let kind = if township.is_empty() { pb::MarketKind::CountyMarket } else { pb::MarketKind::TownshipStation };
+    pb::Market {
+        market_id: id.into(),
+        county_code: county,
+        township_code: township.into(),
+        display_name: format!("零工市场 {id}"),
+        kind: kind as i32,
+        address: "解放路 1 号".into(),
+        position: Some(offset(YAODU_SEAT, 100.0, 0.0)),
+        indoor_area_m2,
+        adapts_recruitment_hall: false,
+        opening_hours: "07:00-18:00".into(),
+        hotline: "0357-1234567".into(),
+        complaint_channel: "12333".into(),
+        trade_ids: vec!["porter".into(), "mason".into()],
+    }
+}
+
+/// Today's date in China Standard Time (UTC+8), as the ledger counts days.
+pub fn today_cst() -> pb::Date {
+    let day = linggong_engine::LedgerDay::of(linggong_engine::Timestamp(now_secs() * 1000));
+    let (year, month, day) = day.ymd();
+    pb::Date { year, month: month as i32, day: day as i32 }
 }
 
 /// A group of workers `{prefix}{i}` for `i` in `0..count`, scattered evenly

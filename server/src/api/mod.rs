@@ -1,5 +1,5 @@
-//! The public gRPC API (`linggong.v1`): worker, posting, match, review and
-//! statistics services over the engine host.
+//! The public gRPC API (`linggong.v1`): worker, posting, match, review,
+//! directory and statistics services over the engine host.
 //!
 //! Every RPC goes through [`Api::call`], which authenticates the bearer token,
 //! opens a tracing span carrying a request id (the client's `request_id`, an
@@ -14,6 +14,7 @@
 // only move the allocation.
 #![allow(clippy::result_large_err)]
 
+mod directory;
 pub mod errors;
 mod matching;
 mod posting;
@@ -54,7 +55,7 @@ pub struct ApiContext {
     pub rpc_metrics: Arc<RpcMetrics>,
 }
 
-/// The five services, ready to be served (`Server::builder().add_routes(..)`).
+/// The six services, ready to be served (`Server::builder().add_routes(..)`).
 pub fn routes(ctx: Arc<ApiContext>) -> Routes {
     let api = Arc::new(Api { ctx });
     Routes::new(
@@ -71,6 +72,10 @@ pub fn routes(ctx: Arc<ApiContext>) -> Routes {
     )
     .add_service(
         pb::review_service_server::ReviewServiceServer::from_arc(api.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+    )
+    .add_service(
+        pb::directory_service_server::DirectoryServiceServer::from_arc(api.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
     )
     .add_service(
@@ -183,6 +188,8 @@ with_request_id!(
     pb::SuspendEmployerRequest,
     pb::ReinstateEmployerRequest,
     pb::UpsertEmployerRequest,
+    pb::UpsertMarketRequest,
+    pb::RemoveMarketRequest,
 );
 
 without_request_id!(
@@ -193,6 +200,9 @@ without_request_id!(
     pb::WatchOffersRequest,
     pb::ListPendingPostingsRequest,
     pb::CountyStatsRequest,
+    pb::CountyLedgerRequest,
+    pb::StandardsReportRequest,
+    pb::ListMarketsRequest,
 );
 
 /// A usable id for logs: printable ASCII without spaces, at most 64 bytes.

@@ -1,5 +1,6 @@
-//! `StatsService`: one county's market statistics. Callers: county systems
-//! (their counties), reviewers, operators.
+//! `StatsService`: one county's market statistics and daily ledger (callers:
+//! county systems for their counties, reviewers, operators) and the standards
+//! acceptance check with the city funds (operators).
 
 use super::{errors, Api};
 use crate::auth::Role;
@@ -27,6 +28,37 @@ impl pb::stats_service_server::StatsService for Api {
             let stats = self.ctx.host.read_engine(|e| e.county_stats(county));
             let stats = stats.ok_or_else(|| errors::not_found(format!("unknown county {county}")))?;
             Ok(convert::county_stats_to_pb(&stats))
+        })
+        .await
+    }
+
+    async fn county_ledger(
+        &self,
+        request: Request<pb::CountyLedgerRequest>,
+    ) -> Result<Response<pb::CountyLedgerResponse>, Status> {
+        self.call("CountyLedger", request, |caller, req| async move {
+            caller.require_role(READERS)?;
+            let (county, day) = self
+                .ctx
+                .host
+                .read_engine(|e| convert::county_ledger_request(&Rules::of(e), &req))
+                .map_err(|e| errors::invalid_request(&e))?;
+            caller.require_county(county)?;
+            let report = self.ctx.host.read_engine(|e| e.ledger_report(day, county));
+            let report = report.ok_or_else(|| errors::not_found(format!("unknown county {county}")))?;
+            Ok(convert::ledger_to_pb(&report))
+        })
+        .await
+    }
+
+    async fn standards_report(
+        &self,
+        request: Request<pb::StandardsReportRequest>,
+    ) -> Result<Response<pb::StandardsReportResponse>, Status> {
+        self.call("StandardsReport", request, |caller, _req| async move {
+            caller.require_role(&[Role::Operator])?;
+            let report = self.ctx.host.read_engine(|e| e.standards_report());
+            Ok(convert::standards_to_pb(&report))
         })
         .await
     }

@@ -8,11 +8,14 @@
 use crate::auth::Principal;
 use crate::proto::v1 as pb;
 use linggong_engine::catalog::TradeIdx;
+use linggong_engine::directory::{MAX_INDOOR_AREA_M2, MAX_MARKET_TRADES};
+use linggong_engine::ledger::ComplaintLine;
+use linggong_engine::standards::{Fund, StandardsReport, Verdict};
 use linggong_engine::{
     Availability, Command, Complaint, ComplaintCategory, ComplaintResolution, CountyStats, Employer, EmployerKind,
-    EmployerSpec, Engine, Hardship, LatLon, Limits, MatchedOffer, OfferEvent, OfferResponse, OfferState, Posting,
-    PostingEvent, PostingSource, PostingSpec, PostingState, Regions, ReviewDecision, Timestamp, TradeCatalog,
-    TradeSkillSpec, Worker, WorkerSpec, WorkerStatus,
+    EmployerSpec, Engine, Hardship, LatLon, LedgerDay, LedgerReport, Limits, MarketKind, MarketSpec, MatchedOffer,
+    OfferEvent, OfferResponse, OfferState, Posting, PostingEvent, PostingSource, PostingSpec, PostingState, Regions,
+    ReviewDecision, Timestamp, TradeCatalog, TradeSkillSpec, Worker, WorkerSpec, WorkerStatus,
 };
 
 /// Highest daily wage (and minimum acceptable daily wage) accepted, yuan.
@@ -1092,6 +1095,223 @@ pub fn county_stats_to_pb(s: &CountyStats) -> pb::CountyStatsResponse {
             .median_fill_secs()
             .map(|secs| prost_types::Duration { seconds: i64::try_from(secs).unwrap_or(i64::MAX), nanos: 0 }),
         time_to_fill_samples: c.fill_times_secs.len() as u32,
+    }
+}
+
+// ---------------------------------------------------------------- directory
+
+fn market_spec(v: &mut Violations, rules: &Rules, field: &str, market: Option<&pb::Market>) -> MarketSpec {
+    let default = pb::Market::default();
+    let m = match market {
+        Some(m) => m,
+        None => {
+            v.add(field, "required");
+            &default
+        }
+    };
+    let kind = required_enum(v, path(field, "kind"), m.kind, |k: pb::MarketKind| match k {
+        pb::MarketKind::Unspecified => None,
+        pb::MarketKind::CountyMarket => Some(MarketKind::CountyMarket),
+        pb::MarketKind::TownshipStation => Some(MarketKind::TownshipStation),
+    });
+    let township = optional_code(v, rules, path(field, "township_code"), &m.township_code);
+    if kind == Some(MarketKind::TownshipStation) && township.is_none() {
+        v.add(path(field, "township_code"), "required for a township station");
+    }
+    if m.trade_ids.len() > MAX_MARKET_TRADES {
+        v.add(path(field, "trade_ids"), format!("at most {MAX_MARKET_TRADES} trades"));
+    }
+    let trades = m
+        .trade_ids
+        .iter()
+        .enumerate()
+        .take(MAX_MARKET_TRADES)
+        .map(|(i, t)| {
+            let at = format!("{field}.trade_ids[{i}]");
+            if m.trade_ids[..i].contains(t) {
+                v.add(at.clone(), format!("trade `{}` repeated", t.escape_debug()));
+            }
+            trade(v, rules, at, t).into()
+        })
+        .collect();
+    MarketSpec {
+        id: id(v, rules, path(field, "market_id"), &m.market_id).into(),
+        county: county(v, rules, path(field, "county_code"), m.county_code),
+        township: township.map(Into::into),
+        name: display_name(v, rules, path(field, "display_name"), &m.display_name).into(),
+        kind: kind.unwrap_or(MarketKind::TownshipStation),
+        address: text(v, rules, path(field, "address"), &m.address, true).into(),
+        position: position(v, path(field, "position"), m.position.as_ref()),
+        indoor_area_m2: bounded(v, path(field, "indoor_area_m2"), m.indoor_area_m2, 1, MAX_INDOOR_AREA_M2),
+        adapts_recruitment_hall: m.adapts_recruitment_hall,
+        opening_hours: display_name(v, rules, path(field, "opening_hours"), &m.opening_hours).into(),
+        hotline: phone(v, rules, path(field, "hotline"), &m.hotline).into(),
+        complaint_channel: display_name(v, rules, path(field, "complaint_channel"), &m.complaint_channel).into(),
+        trades,
+    }
+}
+
+/// `UpsertMarket` → the directory entry.
+pub fn upsert_market_spec(rules: &Rules, req: &pb::UpsertMarketRequest) -> Result<MarketSpec, InvalidRequest> {
+    let mut v = Violations::default();
+    request_id(&mut v, &req.request_id);
+    let spec = market_spec(&mut v, rules, "market", req.market.as_ref());
+    v.finish(spec)
+}
+
+/// `RemoveMarket` → `RemoveMarket`.
+pub fn remove_market_command(rules: &Rules, req: &pb::RemoveMarketRequest) -> Result<Command, InvalidRequest> {
+    let mut v = Violations::default();
+    request_id(&mut v, &req.request_id);
+    let market = id(&mut v, rules, "market_id".into(), &req.market_id).into();
+    v.finish(Command::RemoveMarket { market })
+}
+
+/// A directory entry.
+pub fn market_to_pb(m: &MarketSpec) -> pb::Market {
+    pb::Market {
+        market_id: m.id.to_string(),
+        county_code: m.county,
+        township_code: m.township.as_deref().unwrap_or_default().to_string(),
+        display_name: m.name.to_string(),
+        kind: match m.kind {
+            MarketKind::CountyMarket => pb::MarketKind::CountyMarket,
+            MarketKind::TownshipStation => pb::MarketKind::TownshipStation,
+        } as i32,
+        address: m.address.to_string(),
+        position: Some(pb::LatLon { lat: m.position.lat, lon: m.position.lon }),
+        indoor_area_m2: m.indoor_area_m2,
+        adapts_recruitment_hall: m.adapts_recruitment_hall,
+        opening_hours: m.opening_hours.to_string(),
+        hotline: m.hotline.to_string(),
+        complaint_channel: m.complaint_channel.to_string(),
+        trade_ids: m.trades.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+// ------------------------------------------------------------ ledger, standards
+
+fn date(v: &mut Violations, field: &str, value: Option<&pb::Date>) -> LedgerDay {
+    let Some(d) = value else {
+        v.add(field, "required");
+        return LedgerDay(0);
+    };
+    let day = (u32::try_from(d.month).ok(), u32::try_from(d.day).ok());
+    match day {
+        (Some(month), Some(day)) => LedgerDay::from_ymd(d.year, month, day),
+        _ => None,
+    }
+    .unwrap_or_else(|| {
+        v.add(field, format!("{}-{}-{} is not a date", d.year, d.month, d.day));
+        LedgerDay(0)
+    })
+}
+
+fn date_to_pb(day: LedgerDay) -> pb::Date {
+    let (year, month, day) = day.ymd();
+    pb::Date { year, month: month as i32, day: day as i32 }
+}
+
+fn duration_secs(secs: u64) -> prost_types::Duration {
+    prost_types::Duration { seconds: i64::try_from(secs).unwrap_or(i64::MAX), nanos: 0 }
+}
+
+/// `CountyLedger` → (county, day).
+pub fn county_ledger_request(rules: &Rules, req: &pb::CountyLedgerRequest) -> Result<(u32, LedgerDay), InvalidRequest> {
+    let mut v = Violations::default();
+    let code = county(&mut v, rules, "county_code".into(), req.county_code);
+    let day = date(&mut v, "date", req.date.as_ref());
+    v.finish((code, day))
+}
+
+fn complaint_count_to_pb(c: &ComplaintLine) -> pb::ComplaintCount {
+    pb::ComplaintCount {
+        category: complaint_category_to_pb(c.category) as i32,
+        filed: c.filed,
+        resolved: c.resolved,
+        median_time_to_resolve: c.median_resolve_secs.map(|s| duration_secs(s.into())),
+    }
+}
+
+/// One county's ledger for one day.
+pub fn ledger_to_pb(r: &LedgerReport) -> pb::CountyLedgerResponse {
+    pb::CountyLedgerResponse {
+        county_code: r.county,
+        date: Some(date_to_pb(r.day)),
+        registrations: r.registrations,
+        waiting_by_trade: r
+            .waiting_by_trade
+            .iter()
+            .map(|(trade, n)| pb::TradeCount { trade_id: trade.to_string(), waiting_workers: *n })
+            .collect(),
+        postings_by_state: r
+            .postings_by_state
+            .iter()
+            .map(|(state, n)| pb::StateCount { state: posting_state_to_pb(*state) as i32, postings: *n })
+            .collect(),
+        postings_by_source: r
+            .postings_by_source
+            .iter()
+            .map(|(source, n)| pb::SourceCount { source: posting_source_to_pb(*source) as i32, postings: *n })
+            .collect(),
+        instant_matches: r.instant_matches,
+        offers_made: r.offers_made,
+        placements: r.placements,
+        hardship_placements: r.hardship_placements,
+        hardship_share: r.hardship_share,
+        postings_filled: r.postings_filled,
+        postings_unfilled: r.postings_unfilled,
+        fill_rate: r.fill_rate,
+        median_time_to_fill: r.median_fill_secs.map(|s| duration_secs(s.into())),
+        median_travel_distance_m: r.median_travel_m,
+        no_shows: r.no_shows,
+        complaints: r.complaints.iter().map(complaint_count_to_pb).collect(),
+        active_hours: r.active_hours.iter().map(|&h| u32::from(h)).collect(),
+    }
+}
+
+fn yuan(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The standards acceptance check and the city funds.
+pub fn standards_to_pb(r: &StandardsReport) -> pb::StandardsReportResponse {
+    pb::StandardsReportResponse {
+        counties: r
+            .counties
+            .iter()
+            .map(|c| pb::CountyCheck {
+                county_code: c.county,
+                county_name: c.name.to_string(),
+                population: c.population,
+                required_area_m2: c.required.m2,
+                required_over: c.required.over,
+                market_id: c.market.as_ref().map(|(id, _, _)| id.to_string()).unwrap_or_default(),
+                indoor_area_m2: c.market.as_ref().map_or(0, |(_, area, _)| *area),
+                verdict: match c.verdict {
+                    Verdict::Pass => pb::Verdict::Pass,
+                    Verdict::Fail => pb::Verdict::Fail,
+                    Verdict::Missing => pb::Verdict::Missing,
+                } as i32,
+                reason: c.reason.clone(),
+                employment_subsidy_yuan: yuan(c.employment_subsidy),
+                special_fund_yuan: yuan(c.special_fund),
+            })
+            .collect(),
+        totals: r
+            .totals
+            .iter()
+            .map(|t| pb::FundTotal {
+                fund: match t.fund {
+                    Fund::EmploymentSubsidy => "employment_subsidy",
+                    Fund::SpecialFiscalFund => "special_fiscal_fund",
+                }
+                .to_string(),
+                computed_yuan: yuan(t.computed),
+                stated_yuan: yuan(t.stated),
+                explained_by_county_codes: t.explained_by.iter().map(|e| e.county).collect(),
+            })
+            .collect(),
     }
 }
 

@@ -1,0 +1,73 @@
+//! `DirectoryService`: the market directory (零工市场名录). Operators add,
+//! replace and remove entries; any caller lists a county's entries.
+
+use super::{errors, Api};
+use crate::auth::Role;
+use crate::convert::api::{self as convert, Rules};
+use crate::proto::v1 as pb;
+use linggong_engine::{Command, Outcome};
+use tonic::{Request, Response, Status};
+
+const EDITORS: &[Role] = &[Role::Operator];
+const READERS: &[Role] = &[Role::County, Role::Station, Role::Reviewer, Role::Operator];
+
+#[tonic::async_trait]
+impl pb::directory_service_server::DirectoryService for Api {
+    async fn upsert_market(
+        &self,
+        request: Request<pb::UpsertMarketRequest>,
+    ) -> Result<Response<pb::UpsertMarketResponse>, Status> {
+        self.call("UpsertMarket", request, |caller, req| async move {
+            caller.require_role(EDITORS)?;
+            let spec = self
+                .ctx
+                .host
+                .read_engine(|e| convert::upsert_market_spec(&Rules::of(e), &req))
+                .map_err(|e| errors::invalid_request(&e))?;
+            let id = spec.id.clone();
+            let applied = self.submit(&caller, &req.request_id, Command::UpsertMarket(spec)).await?;
+            match applied.outcome {
+                Outcome::MarketUpserted { created } => {
+                    let market = self.ctx.host.read_engine(|e| e.directory().get(&id).map(convert::market_to_pb));
+                    Ok(pb::UpsertMarketResponse { created, market: Some(market.ok_or_else(|| errors::vanished(&id))?) })
+                }
+                other => Err(errors::unexpected_outcome(caller.rpc, &other)),
+            }
+        })
+        .await
+    }
+
+    async fn remove_market(
+        &self,
+        request: Request<pb::RemoveMarketRequest>,
+    ) -> Result<Response<pb::RemoveMarketResponse>, Status> {
+        self.call("RemoveMarket", request, |caller, req| async move {
+            caller.require_role(EDITORS)?;
+            let command = self
+                .ctx
+                .host
+                .read_engine(|e| convert::remove_market_command(&Rules::of(e), &req))
+                .map_err(|e| errors::invalid_request(&e))?;
+            match self.submit(&caller, &req.request_id, command).await?.outcome {
+                Outcome::MarketRemoved => Ok(pb::RemoveMarketResponse {}),
+                other => Err(errors::unexpected_outcome(caller.rpc, &other)),
+            }
+        })
+        .await
+    }
+
+    async fn list_markets(
+        &self,
+        request: Request<pb::ListMarketsRequest>,
+    ) -> Result<Response<pb::ListMarketsResponse>, Status> {
+        self.call("ListMarkets", request, |caller, req| async move {
+            caller.require_role(READERS)?;
+            let markets = self.ctx.host.read_engine(|e| {
+                convert::checked_county(&Rules::of(e), "county_code", req.county_code)
+                    .map(|county| e.directory().of_county(county).map(convert::market_to_pb).collect())
+            });
+            Ok(pb::ListMarketsResponse { markets: markets.map_err(|e| errors::invalid_request(&e))? })
+        })
+        .await
+    }
+}
