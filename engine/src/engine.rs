@@ -237,18 +237,18 @@ impl Engine {
 
     // ---------------------------------------------------------------- ledger
 
-    /// Every county's stocks now (waiting workers by trade, postings by state).
+    /// A county's stocks now: waiting workers by trade, postings by state.
+    fn stocks_of(&self, c: CountyIdx) -> Closing {
+        let (nt, c) = (self.trades.len(), c as usize);
+        Closing {
+            waiting_by_trade: self.waiting_counts[c * nt..(c + 1) * nt].to_vec(),
+            postings_by_state: self.posting_state_counts[c],
+        }
+    }
+
+    /// Every county's stocks now.
     fn closing_stocks(&self) -> Vec<(u32, Closing)> {
-        let nt = self.trades.len();
-        (0..self.regions.len())
-            .map(|c| {
-                let closing = Closing {
-                    waiting_by_trade: self.waiting_counts[c * nt..(c + 1) * nt].to_vec(),
-                    postings_by_state: self.posting_state_counts[c],
-                };
-                (self.regions.get(c as CountyIdx).code, closing)
-            })
-            .collect()
+        (0..self.regions.len() as CountyIdx).map(|c| (self.county_code(c), self.stocks_of(c))).collect()
     }
 
     /// Marks the hours of the events a command produced as active, and counts its offers.
@@ -1589,20 +1589,17 @@ impl Engine {
 
     /// One county's ledger for one CST day, or `None` for an unknown county.
     pub fn ledger_report(&self, day: LedgerDay, county: u32) -> Option<LedgerReport> {
-        let c = self.regions.index_of(county)? as usize;
-        let nt = self.trades.len();
+        let c = self.regions.index_of(county)?;
         let live;
         let stocks = match self.ledger.closing_on(county, day) {
             Some(Some(closing)) => closing,
+            // Before anything was recorded: nothing waiting, no postings.
             Some(None) => {
-                live = Closing { waiting_by_trade: vec![0; nt], postings_by_state: [0; 7] };
+                live = Closing { waiting_by_trade: vec![0; self.trades.len()], postings_by_state: [0; 7] };
                 &live
             }
             None => {
-                live = Closing {
-                    waiting_by_trade: self.waiting_counts[c * nt..(c + 1) * nt].to_vec(),
-                    postings_by_state: self.posting_state_counts[c],
-                };
+                live = self.stocks_of(c);
                 &live
             }
         };

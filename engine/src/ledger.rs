@@ -33,7 +33,8 @@ pub struct LedgerDay(pub i32);
 impl LedgerDay {
     /// The CST day of an instant.
     pub fn of(t: Timestamp) -> LedgerDay {
-        LedgerDay(t.0.saturating_add(CST_OFFSET_MS).div_euclid(MS_PER_DAY) as i32)
+        let day = t.0.saturating_add(CST_OFFSET_MS).div_euclid(MS_PER_DAY);
+        LedgerDay(day.clamp(i32::MIN.into(), i32::MAX.into()) as i32)
     }
 
     /// The CST hour (0-23) of an instant.

@@ -252,7 +252,25 @@ pub fn check_public_invariants(engine: &Engine) {
             let expected = engine.postings().iter().filter(|p| p.county as usize == ci && p.state == *state).count();
             assert_eq!(*n as usize, expected, "{state:?} postings in {}", county.code);
         }
+        // The ledger's daily flows add up to the running counters.
+        let days: Vec<_> = engine.ledger().entries().filter(|((c, _), _)| *c == county.code).map(|(_, d)| d).collect();
+        let sum = |f: fn(&ledger::DayLedger) -> u32| days.iter().map(|d| u64::from(f(d))).sum::<u64>();
+        let c = &stats.counters;
+        assert_eq!(sum(|d| d.registrations), c.registrations, "registrations in {}", county.code);
+        assert_eq!(sum(|d| d.offers_made), c.offers_made, "offers in {}", county.code);
+        assert_eq!(sum(|d| d.placements), c.offers_accepted, "placements in {}", county.code);
+        assert_eq!(sum(|d| d.hardship_placements), c.hardship_placements, "hardship in {}", county.code);
+        assert_eq!(sum(|d| d.postings_filled), c.postings_filled, "fills in {}", county.code);
+        assert_eq!(sum(|d| d.no_shows), c.no_shows, "no-shows in {}", county.code);
+        assert_eq!(sum(|d| d.complaints.iter().map(|x| x.filed).sum()), c.complaints_filed);
+        assert_eq!(sum(|d| d.complaints.iter().map(|x| x.resolved).sum()), c.complaints_resolved);
+        assert!(days.iter().all(|d| d.fill_secs.len() == d.postings_filled as usize
+            && d.placement_distances_m.len() == d.placements as usize));
     }
+    // Every posting was counted once, by source, where it was submitted (an update may move it).
+    let by_source: u64 =
+        engine.ledger().entries().map(|(_, d)| d.postings_by_source.iter().map(|&n| u64::from(n)).sum::<u64>()).sum();
+    assert_eq!(by_source, engine.postings().len() as u64, "postings by source");
 }
 
 /// Checks an offer made by a reverse match (a worker becoming available): the posting
@@ -557,6 +575,15 @@ pub enum Op {
         upheld: bool,
     },
     Tick,
+    UpsertMarket {
+        m: u8,
+        county: u32,
+        station: bool,
+        area: u32,
+    },
+    RemoveMarket {
+        m: u8,
+    },
 }
 
 fn gen_offer() -> impl Strategy<Value = GenOffer> {
@@ -620,6 +647,9 @@ pub fn gen_op() -> impl Strategy<Value = Op> {
             .prop_map(|(e, p, county)| Op::FileComplaint { e, p, county }),
         2 => (0u8..=3, any::<bool>()).prop_map(|(c, upheld)| Op::ResolveComplaint { c, upheld }),
         4 => Just(Op::Tick),
+        1 => (0u8..4, gen_county(), any::<bool>(), prop_oneof![Just(0u32), 100u32..=400])
+            .prop_map(|(m, county, station, area)| Op::UpsertMarket { m, county, station, area }),
+        1 => (0u8..4).prop_map(|m| Op::RemoveMarket { m }),
     ]
 }
 
@@ -766,6 +796,11 @@ impl Op {
                 note: "已处理".into(),
             },
             Op::Tick => Command::Tick,
+            Op::UpsertMarket { m, county, station, area } => Command::UpsertMarket(MarketSpec {
+                indoor_area_m2: *area,
+                ..market_spec(&format!("m{m}"), *county, station.then_some("141002001"), *area)
+            }),
+            Op::RemoveMarket { m } => Command::RemoveMarket { market: format_compact!("m{m}") },
         }
     }
 }
