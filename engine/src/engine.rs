@@ -187,7 +187,7 @@ impl Engine {
         let outcome = self.apply_command(now, command)?;
         if !outcome.is_no_op() {
             self.ledger.advance(day, closing);
-            self.ledger_note_events(events_before);
+            self.ledger_note_events(now, events_before);
         }
         Ok(outcome)
     }
@@ -251,17 +251,27 @@ impl Engine {
         (0..self.regions.len() as CountyIdx).map(|c| (self.county_code(c), self.stocks_of(c))).collect()
     }
 
-    /// Marks the hours of the events a command produced as active, and counts its offers.
-    fn ledger_note_events(&mut self, from: usize) {
-        for e in &self.events[from..] {
-            let (county, at) = match e {
-                Event::Posting(p) => (p.county, p.at),
-                Event::Offer(o) => (o.county, o.at),
+    /// Marks the hour of the events a command produced as active in their
+    /// counties, and counts the offers among them (one ledger lookup per run
+    /// of events in the same county).
+    fn ledger_note_events(&mut self, now: Timestamp, from: usize) {
+        let mut run: Option<(u32, u32)> = None;
+        for i in from..self.events.len() {
+            let (county, offer) = match &self.events[i] {
+                Event::Posting(p) => (p.county, 0),
+                Event::Offer(o) => (o.county, u32::from(o.state == OfferState::Pending)),
             };
-            let day = self.ledger.at(county, at);
-            if let Event::Offer(OfferEvent { state: OfferState::Pending, .. }) = e {
-                day.offers_made += 1;
+            match &mut run {
+                Some((c, offers)) if *c == county => *offers += offer,
+                _ => {
+                    if let Some((c, offers)) = run.replace((county, offer)) {
+                        self.ledger.at(c, now).offers_made += offers;
+                    }
+                }
             }
+        }
+        if let Some((c, offers)) = run {
+            self.ledger.at(c, now).offers_made += offers;
         }
     }
 

@@ -43,7 +43,7 @@ fn worker(i: usize) -> WorkerSpec {
         township: None,
         availability: Availability::ALWAYS,
         min_daily_wage: 100,
-        hardship: if i % 3 == 0 { Hardship::Disabled } else { Hardship::None },
+        hardship: if i % 3 == 1 { Hardship::Disabled } else { Hardship::None },
     }
 }
 
