@@ -99,3 +99,37 @@ fn the_report_checks_each_county_market_from_the_directory() {
     assert_eq!(line(XIANGFEN).verdict, Verdict::Missing);
     assert_eq!(line(YAODU).market, Some(("yaodu-market".into(), 320, false)));
 }
+
+#[test]
+fn the_report_reads_populations_from_the_region_data() {
+    let populations = [99_999u64, 100_000, 199_999, 200_000, 299_999, 300_000, 599_999, 600_000];
+    let counties = populations
+        .iter()
+        .enumerate()
+        .map(|(i, &population)| County {
+            code: 100 + i as u32,
+            name: format!("县{i}").into(),
+            seat: yaodu_seat(),
+            population,
+        })
+        .collect();
+    let e = Engine::new(EngineConfig::default(), Regions::new(counties).unwrap(), TradeCatalog::default_catalog());
+    let report = e.standards_report();
+    let funds: Vec<(u64, u64)> = report.counties.iter().map(|c| (c.employment_subsidy, c.special_fund)).collect();
+    assert_eq!(
+        funds,
+        [
+            (50_000, 100_000),
+            (50_000, 150_000),
+            (50_000, 150_000),
+            (70_000, 150_000),
+            (70_000, 150_000),
+            (70_000, 200_000),
+            (70_000, 200_000),
+            (70_000, 300_000),
+        ]
+    );
+    let subsidy = &report.totals[0];
+    assert_eq!((subsidy.computed, subsidy.stated), (500_000, STATED_EMPLOYMENT_SUBSIDY_TOTAL));
+    assert!(subsidy.explained_by.is_empty(), "no single county accounts for 510,000");
+}

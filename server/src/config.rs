@@ -529,6 +529,28 @@ mod tests {
     }
 
     #[test]
+    fn report_and_export_subcommands_parse() {
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("linggong-server").chain(args.iter().copied()));
+        let cli = parse(&["report", "ledger", "--day", "2024-03-02", "--county", "141002", "--csv"]).unwrap();
+        let Some(CliCommand::Report { command: ReportCommand::Ledger(a) }) = cli.command else { panic!("ledger") };
+        assert_eq!(
+            (a.day, a.county, a.csv, a.rebuild),
+            (LedgerDay::from_ymd(2024, 3, 2).unwrap(), Some(141002), true, false)
+        );
+        assert!(parse(&["report", "ledger", "--day", "2024-02-30"]).is_err(), "not a date");
+        assert!(parse(&["report", "ledger"]).is_err(), "the day is required");
+        let cli = parse(&["report", "standards", "--data-dir", "d"]).unwrap();
+        let Some(CliCommand::Report { command: ReportCommand::Standards(a) }) = cli.command else {
+            panic!("standards")
+        };
+        assert_eq!((a.offline.data_dir.as_path(), a.csv), (Path::new("d"), false));
+        let cli = parse(&["export", "directory", "--format", "csv"]).unwrap();
+        let Some(CliCommand::Export { command: ExportCommand::Directory(a) }) = cli.command else { panic!("export") };
+        assert_eq!(a.format, DirectoryFormat::Csv);
+        assert!(parse(&["export", "directory", "--format", "kml"]).is_err());
+    }
+
+    #[test]
     fn toml_file_adds_tokens_wages_and_reference_data() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
