@@ -276,7 +276,7 @@ impl Engine {
     }
 
     fn county_code_of_posting(&self, id: &str) -> u32 {
-        self.posting(id).map_or(0, |p| self.regions.get(p.county).code)
+        self.posting(id).map_or(0, |p| self.county_code(p.county))
     }
 
     fn county_code(&self, idx: CountyIdx) -> u32 {
@@ -295,14 +295,14 @@ impl Engine {
             }
             (t, _) => self.check_township(t)?,
         }
-        for (field, text, max, required) in [
-            ("name", &spec.name, l.max_name_len, true),
-            ("address", &spec.address, l.max_text_len, true),
-            ("opening_hours", &spec.opening_hours, l.max_name_len, true),
-            ("hotline", &spec.hotline, l.max_phone_len, true),
-            ("complaint_channel", &spec.complaint_channel, l.max_name_len, true),
+        for (field, text, max) in [
+            ("name", &spec.name, l.max_name_len),
+            ("address", &spec.address, l.max_text_len),
+            ("opening_hours", &spec.opening_hours, l.max_name_len),
+            ("hotline", &spec.hotline, l.max_phone_len),
+            ("complaint_channel", &spec.complaint_channel, l.max_name_len),
         ] {
-            if required && text.trim().is_empty() {
+            if text.trim().is_empty() {
                 return Err(EngineError::invalid(field, "must not be empty"));
             }
             Self::check_text(field, text, max)?;
@@ -504,13 +504,14 @@ impl Engine {
                 let secs = now.0.saturating_sub(p.published_at.unwrap_or(p.submitted_at).0).max(0) / 1000;
                 let county = p.county;
                 self.counters[county as usize].record_fill(secs as u64);
-                self.ledger.filled(self.regions.get(county).code, now, secs as u64);
+                self.ledger.filled(self.county_code(county), now, secs as u64);
             }
         }
         let p = &self.postings[key as usize];
         if p.state != was && matches!(p.state, PostingState::Expired | PostingState::Cancelled) && p.filled_at.is_none()
         {
-            self.ledger.at(self.regions.get(p.county).code, now).postings_unfilled += 1;
+            let county = self.county_code(p.county);
+            self.ledger.at(county, now).postings_unfilled += 1;
         }
         self.index_posting(key);
         self.emit_posting(now, key);
@@ -605,7 +606,7 @@ impl Engine {
             self.worker_indexed.push(false);
             self.worker_ids.insert(spec.id.clone(), key);
             self.counters[county as usize].registrations += 1;
-            self.ledger.at(self.regions.get(county).code, now).registrations += 1;
+            self.ledger.at(self.county_code(county), now).registrations += 1;
             self.index_worker(key);
             key
         } else {
@@ -1284,7 +1285,7 @@ impl Engine {
             OfferState::Expired => self.counters[county].offers_expired += 1,
             OfferState::NoShow => {
                 self.counters[county].no_shows += 1;
-                self.ledger.at(self.regions.get(county as CountyIdx).code, now).no_shows += 1;
+                self.ledger.at(self.county_code(county as CountyIdx), now).no_shows += 1;
             }
             OfferState::Completed => self.counters[county].completions += 1,
             _ => {}
@@ -1468,8 +1469,7 @@ impl Engine {
         c.resolution = Some((resolution, now, note.into()));
         let (county, category, filed_at) = (c.county, c.category, c.filed_at);
         self.counters[county as usize].complaints_resolved += 1;
-        let code = self.county_code(county);
-        self.ledger.complaint_resolved(code, now, category, filed_at);
+        self.ledger.complaint_resolved(self.county_code(county), now, category, filed_at);
         Ok(Outcome::ComplaintResolved)
     }
 
@@ -1726,22 +1726,7 @@ impl Engine {
                 return Err(bad(format!("complaint {} is invalid", c.id)));
             }
         }
-        for m in &s.directory {
-            let ok = e.regions.index_of(m.county).is_some()
-                && m.position.is_valid()
-                && m.trades.iter().all(|t| e.trades.index_of(t).is_some());
-            if !ok {
-                return Err(bad(format!("market {} is invalid", m.id)));
-            }
-        }
         e.directory = Directory::from_entries(s.directory).ok_or_else(|| bad("market repeated".into()))?;
-        for ((county, day), d) in s.ledger.entries() {
-            let ok = e.regions.index_of(*county).is_some()
-                && d.closing.as_ref().is_none_or(|c| c.waiting_by_trade.len() == nt);
-            if !ok {
-                return Err(bad(format!("ledger entry {county} {day} is invalid")));
-            }
-        }
         e.ledger = s.ledger;
         e.workers = s.workers;
         e.employers = s.employers;
@@ -1880,15 +1865,29 @@ impl Engine {
         if self.posting_trees.iter().map(|t| t.size()).sum::<usize>() != indexed_postings {
             return Err("posting trees hold stray entries".into());
         }
-        // Directory: known counties, at most one county market per county.
+        // Directory: known counties, positions and trades; at most one county market per county.
         for m in self.directory.iter() {
-            if self.regions.index_of(m.county).is_none() {
-                return Err(format!("market {} in unknown county {}", m.id, m.county));
+            let known = self.regions.index_of(m.county).is_some()
+                && m.position.is_valid()
+                && m.trades.iter().all(|t| self.trades.index_of(t).is_some());
+            if !known {
+                return Err(format!("market {} has an unknown county or trade, or an invalid position", m.id));
             }
             if m.kind == MarketKind::CountyMarket
                 && self.directory.county_market(m.county).map(|c| &c.id) != Some(&m.id)
             {
                 return Err(format!("county {} has more than one county market", m.county));
+            }
+        }
+        // Ledger: known counties, one sample per counted event, stocks for every trade.
+        for ((county, day), d) in self.ledger.entries() {
+            let consistent = self.regions.index_of(*county).is_some()
+                && d.fill_secs.len() == d.postings_filled as usize
+                && d.placement_distances_m.len() == d.placements as usize
+                && d.complaints.iter().all(|c| c.resolve_secs.len() == c.resolved as usize)
+                && d.closing.as_ref().is_none_or(|c| c.waiting_by_trade.len() == self.trades.len());
+            if !consistent {
+                return Err(format!("ledger of county {county} on {day} is inconsistent"));
             }
         }
         Ok(())
