@@ -1,10 +1,15 @@
 //! Snapshot files: the whole service state at a log sequence number, written to
 //! a temp file with a checksum, fsynced, renamed and the directory fsynced.
 //! The two newest are kept; loading falls back to the older if the newer is bad.
+//! Snapshots of the previous format version (1, before the market directory
+//! and the ledger) still load, with an empty directory and ledger.
 
-use crate::state::{ServiceState, StateSnapshot};
+use crate::state::{Applied, ServiceState, StateSnapshot};
 use bincode::Options;
-use linggong_engine::EngineConfig;
+use linggong_engine::{
+    Complaint, County, CountyCounters, Employer, EngineConfig, EngineSnapshot, Offer, OfferId, Posting, Trade, Worker,
+};
+use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +20,8 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"LGSNAP01";
 pub const SNAPSHOT_HEADER_LEN: usize = 40;
 /// Snapshot format version (2: the engine state gained the market directory and the ledger).
 pub const SNAPSHOT_VERSION: u32 = 2;
+/// The previous format version, still read.
+pub const SNAPSHOT_VERSION_V1: u32 = 1;
 /// How many snapshots are kept.
 pub const SNAPSHOTS_KEPT: usize = 2;
 
@@ -97,9 +104,13 @@ impl<W: Write> Write for Checksummed<W> {
 }
 
 fn header(seq: u64, body_len: u64, body_crc: u32) -> [u8; SNAPSHOT_HEADER_LEN] {
+    versioned_header(SNAPSHOT_VERSION, seq, body_len, body_crc)
+}
+
+fn versioned_header(version: u32, seq: u64, body_len: u64, body_crc: u32) -> [u8; SNAPSHOT_HEADER_LEN] {
     let mut h = [0u8; SNAPSHOT_HEADER_LEN];
     h[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
-    h[8..12].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     h[16..24].copy_from_slice(&seq.to_le_bytes());
     h[24..32].copy_from_slice(&body_len.to_le_bytes());
     h[32..36].copy_from_slice(&body_crc.to_le_bytes());
@@ -154,7 +165,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, StateSnapshot), String> {
         return Err("header checksum mismatch".into());
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version != SNAPSHOT_VERSION {
+    if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_V1 {
         return Err(format!("unsupported snapshot version {version}"));
     }
     let seq = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
@@ -167,7 +178,12 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, StateSnapshot), String> {
     if crc32c::crc32c(body) != crc {
         return Err("body checksum mismatch".into());
     }
-    let state: StateSnapshot = options().with_limit(len).deserialize(body).map_err(|e| format!("undecodable: {e}"))?;
+    let undecodable = |e: bincode::Error| format!("undecodable: {e}");
+    let state: StateSnapshot = if version == SNAPSHOT_VERSION_V1 {
+        options().with_limit(len).deserialize::<StateSnapshotV1>(body).map_err(undecodable)?.into()
+    } else {
+        options().with_limit(len).deserialize(body).map_err(undecodable)?
+    };
     if state.last_seq != seq {
         return Err("body and header disagree on the sequence number".into());
     }
@@ -193,4 +209,115 @@ pub fn prune_snapshots(dir: &Path) -> Result<Option<u64>, SnapshotError> {
         std::fs::remove_file(path).map_err(|e| io_err("remove", path, e))?;
     }
     Ok(all.iter().take(SNAPSHOTS_KEPT).last().map(|(seq, _)| *seq))
+}
+
+/// Format version 1 of the service state: the engine state had no market
+/// directory and no ledger.
+#[derive(Serialize, Deserialize)]
+struct StateSnapshotV1 {
+    last_seq: u64,
+    next_event_seq: u64,
+    dedupe: Vec<(String, Applied)>,
+    engine: EngineSnapshotV1,
+}
+
+/// Format version 1 of the engine state.
+#[derive(Serialize, Deserialize)]
+struct EngineSnapshotV1 {
+    counties: Vec<County>,
+    trades: Vec<Trade>,
+    workers: Vec<Worker>,
+    employers: Vec<Employer>,
+    postings: Vec<Posting>,
+    offers: Vec<Offer>,
+    next_offer_id: OfferId,
+    complaints: Vec<Complaint>,
+    counters: Vec<CountyCounters>,
+}
+
+impl From<StateSnapshotV1> for StateSnapshot {
+    fn from(s: StateSnapshotV1) -> Self {
+        let e = s.engine;
+        StateSnapshot {
+            last_seq: s.last_seq,
+            next_event_seq: s.next_event_seq,
+            dedupe: s.dedupe,
+            engine: EngineSnapshot {
+                counties: e.counties,
+                trades: e.trades,
+                workers: e.workers,
+                employers: e.employers,
+                postings: e.postings,
+                offers: e.offers,
+                next_offer_id: e.next_offer_id,
+                complaints: e.complaints,
+                counters: e.counters,
+                directory: Vec::new(),
+                ledger: Default::default(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linggong_engine::{Command, Engine, EngineSnapshot, Timestamp};
+
+    #[test]
+    fn version_1_snapshots_load_with_an_empty_directory_and_ledger() {
+        let mut engine = Engine::linfen(EngineConfig::default());
+        let employer = linggong_engine::EmployerSpec {
+            id: "e1".into(),
+            name: "李记".into(),
+            kind: linggong_engine::EmployerKind::Individual,
+            verified: true,
+        };
+        engine.apply(Timestamp(1_700_000_000_000), &Command::UpsertEmployer(employer)).unwrap();
+        let EngineSnapshot {
+            counties,
+            trades,
+            workers,
+            employers,
+            postings,
+            offers,
+            next_offer_id,
+            complaints,
+            counters,
+            ..
+        } = engine.snapshot();
+        let v1 = StateSnapshotV1 {
+            last_seq: 7,
+            next_event_seq: 3,
+            dedupe: Vec::new(),
+            engine: EngineSnapshotV1 {
+                counties,
+                trades,
+                workers,
+                employers,
+                postings,
+                offers,
+                next_offer_id,
+                complaints,
+                counters,
+            },
+        };
+        let body = options().serialize(&v1).unwrap();
+        let mut bytes = versioned_header(SNAPSHOT_VERSION_V1, 7, body.len() as u64, crc32c::crc32c(&body)).to_vec();
+        bytes.extend_from_slice(&body);
+        let (seq, state) = decode_snapshot(&bytes).unwrap();
+        assert_eq!((seq, state.last_seq, state.next_event_seq), (7, 7, 3));
+        assert!(state.engine.directory.is_empty());
+        let restored = ServiceState::restore(EngineConfig::default(), state, 16).unwrap();
+        assert!(restored.engine().employer("e1").is_some());
+        assert!(restored.engine().ledger().entries().next().is_none());
+        let mut unknown = bytes.clone();
+        unknown[..SNAPSHOT_HEADER_LEN].copy_from_slice(&versioned_header(
+            3,
+            7,
+            body.len() as u64,
+            crc32c::crc32c(&body),
+        ));
+        assert_eq!(decode_snapshot(&unknown).err().as_deref(), Some("unsupported snapshot version 3"));
+    }
 }
