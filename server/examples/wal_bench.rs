@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p linggong-server --example wal_bench -- append --writers 64 --durability always
+//! cargo run --release -p linggong-server --example wal_bench -- append --workers 100000 --snapshot-every-records 100000
 //! cargo run --release -p linggong-server --example wal_bench -- sizes
 //! cargo run --release -p linggong-server --example wal_bench -- recovery --workers 1000000 --records 1000000
 //! ```
@@ -15,7 +16,9 @@ use linggong_engine::{Command, OfferResponse, Timestamp};
 use linggong_server::convert::wal::{encode, LoggedCommand};
 use linggong_server::host::{Host, HostConfig};
 use linggong_server::wal::Durability;
-use std::sync::atomic::{AtomicU64, Ordering};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +44,13 @@ enum Bench {
         /// Data directory (default: a temporary directory).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+        /// Workers registered before the run (the writers move them).
+        #[arg(long, default_value_t = 10_000)]
+        workers: u64,
+        /// Snapshot after this many records (default: the server's), to see whether
+        /// snapshots written during the run stall acknowledgements.
+        #[arg(long)]
+        snapshot_every_records: Option<u64>,
     },
     /// Encoded WAL payload sizes of common commands.
     Sizes,
@@ -57,7 +67,9 @@ enum Bench {
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().bench {
-        Bench::Append { writers, durability, seconds, dir } => append(writers, &durability, seconds, dir),
+        Bench::Append { writers, durability, seconds, dir, workers, snapshot_every_records } => {
+            append(AppendRun { writers, durability, seconds, dir, workers, snapshot_every_records })
+        }
         Bench::Sizes => {
             sizes();
             Ok(())
@@ -84,35 +96,52 @@ fn populate(host: &Host, rt: &tokio::runtime::Runtime, workers: u64) -> anyhow::
     })
 }
 
-fn append(writers: usize, durability: &str, seconds: u64, dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+/// Settings of one `append` run.
+struct AppendRun {
+    writers: usize,
+    durability: String,
+    seconds: u64,
+    dir: Option<std::path::PathBuf>,
+    workers: u64,
+    snapshot_every_records: Option<u64>,
+}
+
+fn append(run: AppendRun) -> anyhow::Result<()> {
+    let AppendRun { writers, ref durability, seconds, workers, .. } = run;
     let tmp = tempfile::tempdir()?;
-    let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    let dir = run.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let mut config = HostConfig::new(&dir);
     config.durability = durability.parse()?;
+    if let Some(every) = run.snapshot_every_records {
+        config.snapshot_every_records = every;
+    }
     let host = Host::open(config)?;
     let rt = runtime();
-    let workers = 10_000u64;
     populate(&host, &rt, workers)?;
     let before_records = host.metrics().records_written.load(Ordering::Relaxed);
     let before_syncs = host.metrics().fsync_seconds.count();
-    let done = Arc::new(AtomicU64::new(0));
+    let before_snapshots = host.metrics().snapshots_written.load(Ordering::Relaxed);
+    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     rt.block_on(async {
         let mut tasks = Vec::new();
         for t in 0..writers {
-            let (host, done) = (host.clone(), done.clone());
+            let (host, latencies) = (host.clone(), latencies.clone());
             tasks.push(tokio::spawn(async move {
                 let mut pop = Population::linfen(PopulationConfig { seed: t as u64, ..PopulationConfig::default() });
+                let mut mine = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
                 let mut i = t as u64;
                 while Instant::now() < deadline {
                     let worker = format!("w{}", i % workers);
                     let county = pop.pick_county_code();
                     let position = pop.position_near(county);
+                    let sent = Instant::now();
                     host.submit(None, Command::MoveWorker { worker: worker.into(), position }).await.expect("move");
-                    done.fetch_add(1, Ordering::Relaxed);
+                    mine.saturating_record(sent.elapsed().as_micros() as u64);
                     i += writers as u64;
                 }
+                latencies.lock().add(&mine).expect("same bounds");
             }));
         }
         for t in tasks {
@@ -120,11 +149,21 @@ fn append(writers: usize, durability: &str, seconds: u64, dir: Option<std::path:
         }
     });
     let elapsed = started.elapsed().as_secs_f64();
-    let n = done.load(Ordering::Relaxed);
+    let latencies = latencies.lock();
+    let n = latencies.len();
     let records = host.metrics().records_written.load(Ordering::Relaxed) - before_records;
     let syncs = host.metrics().fsync_seconds.count() - before_syncs;
-    println!("durability={durability} writers={writers} seconds={elapsed:.1}");
+    let snapshots = host.metrics().snapshots_written.load(Ordering::Relaxed) - before_snapshots;
+    println!("durability={durability} writers={writers} workers={workers} seconds={elapsed:.1}");
     println!("  acknowledged commands: {n} ({:.0}/s)", n as f64 / elapsed);
+    println!(
+        "  acknowledgement latency us: p50 {} p99 {} p99.9 {} max {}",
+        latencies.value_at_quantile(0.5),
+        latencies.value_at_quantile(0.99),
+        latencies.value_at_quantile(0.999),
+        latencies.max()
+    );
+    println!("  snapshots written during the run: {snapshots}");
     if syncs > 0 {
         println!("  fsyncs: {syncs}, records per fsync: {:.1}", records as f64 / syncs as f64);
         println!(
