@@ -13,6 +13,9 @@
 //!
 //! Medians are exact: each county-day keeps its samples (4 bytes per filled
 //! posting, placement and resolved complaint), and a report sorts a copy.
+//! Memory stays bounded: once a day is [`RAW_SAMPLE_DAYS`] days older than the
+//! open day, its samples are sealed into their count and median, so a year of
+//! ledger costs a fixed few hundred bytes per county-day.
 
 use crate::model::{ComplaintCategory, PostingSource, PostingState, Timestamp};
 use crate::stats::median;
@@ -103,6 +106,69 @@ impl fmt::Display for LedgerDay {
     }
 }
 
+/// Days (counting the open one) whose samples stay raw; older days keep only
+/// each figure's count and median.
+pub const RAW_SAMPLE_DAYS: i32 = 7;
+
+/// The samples behind one median of a county-day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Samples {
+    /// Every sample, for a recent day.
+    Raw(Vec<u32>),
+    /// A day past [`RAW_SAMPLE_DAYS`]: how many samples there were and their median.
+    Sealed {
+        /// Number of samples.
+        count: u32,
+        /// Their median (the lower one of an even count).
+        median: Option<u32>,
+    },
+}
+
+impl Default for Samples {
+    fn default() -> Self {
+        Samples::Raw(Vec::new())
+    }
+}
+
+impl Samples {
+    /// Adds a sample. A sealed day (reached only by a command dated more than
+    /// [`RAW_SAMPLE_DAYS`] before the open day, which the service's monotonic
+    /// clock never sends) counts it but keeps its median.
+    pub fn push(&mut self, value: u32) {
+        match self {
+            Samples::Raw(v) => v.push(value),
+            Samples::Sealed { count, .. } => *count = count.saturating_add(1),
+        }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            Samples::Raw(v) => v.len(),
+            Samples::Sealed { count, .. } => *count as usize,
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The median (the lower one of an even count), `None` when empty.
+    pub fn median(&self) -> Option<u32> {
+        match self {
+            Samples::Raw(v) => median(v),
+            Samples::Sealed { median, .. } => *median,
+        }
+    }
+
+    fn seal(&mut self) {
+        if let Samples::Raw(v) = self {
+            *self = Samples::Sealed { count: u32::try_from(v.len()).unwrap_or(u32::MAX), median: median(v) };
+        }
+    }
+}
+
 /// Stocks at the end of a day.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Closing {
@@ -120,7 +186,7 @@ pub struct ComplaintDay {
     /// Resolved that day.
     pub resolved: u32,
     /// Filing-to-resolution times of those resolved, seconds.
-    pub resolve_secs: Vec<u32>,
+    pub resolve_secs: Samples,
 }
 
 /// One county's ledger for one day.
@@ -139,11 +205,11 @@ pub struct DayLedger {
     /// Placements that went to hardship workers.
     pub hardship_placements: u32,
     /// Travel distance of each placement, metres.
-    pub placement_distances_m: Vec<u32>,
+    pub placement_distances_m: Samples,
     /// Postings that became filled.
     pub postings_filled: u32,
     /// Time from publication to filled of each, seconds.
-    pub fill_secs: Vec<u32>,
+    pub fill_secs: Samples,
     /// Postings that expired or were cancelled without ever filling.
     pub postings_unfilled: u32,
     /// No-shows reported.
@@ -154,6 +220,16 @@ pub struct DayLedger {
     pub active_hours: u32,
     /// End-of-day stocks, once the day has closed.
     pub closing: Option<Closing>,
+}
+
+impl DayLedger {
+    fn seal(&mut self) {
+        self.placement_distances_m.seal();
+        self.fill_secs.seal();
+        for c in &mut self.complaints {
+            c.resolve_secs.seal();
+        }
+    }
 }
 
 /// Every county-day ledger, and the day still open.
@@ -198,6 +274,10 @@ impl Ledger {
         }
         if self.open_day.is_none_or(|open| day > open) {
             self.open_day = Some(day);
+            let keep_raw_from = LedgerDay(day.0.saturating_sub(RAW_SAMPLE_DAYS - 1));
+            for (_, d) in self.days.iter_mut().filter(|((_, d), _)| *d < keep_raw_from) {
+                d.seal();
+            }
         }
     }
 
@@ -345,8 +425,8 @@ impl LedgerReport {
             postings_filled: d.postings_filled,
             postings_unfilled: d.postings_unfilled,
             fill_rate: ratio(d.postings_filled, d.postings_filled + d.postings_unfilled),
-            median_fill_secs: median(&d.fill_secs),
-            median_travel_m: median(&d.placement_distances_m),
+            median_fill_secs: d.fill_secs.median(),
+            median_travel_m: d.placement_distances_m.median(),
             no_shows: d.no_shows,
             complaints: ComplaintCategory::ALL
                 .iter()
@@ -355,7 +435,7 @@ impl LedgerReport {
                     category,
                     filed: c.filed,
                     resolved: c.resolved,
-                    median_resolve_secs: median(&c.resolve_secs),
+                    median_resolve_secs: c.resolve_secs.median(),
                 })
                 .collect(),
             active_hours: (0..24u8).filter(|h| d.active_hours & (1 << h) != 0).collect(),

@@ -193,3 +193,26 @@ fn refused_commands_leave_the_ledger_alone() {
     refused(&mut e, next_day, Command::CancelPosting { posting: "nope".into(), reason: "".into() });
     assert_eq!(e.ledger().open_day(), Some(day()));
 }
+
+#[test]
+fn old_days_keep_their_medians_once_their_samples_are_sealed() {
+    let (mut e, distances) = scripted_day();
+    let stored = |e: &Engine| e.ledger().get(YAODU, day()).unwrap().clone();
+    assert!(matches!(stored(&e).fill_secs, ledger::Samples::Raw(ref v) if v.len() == 1));
+    // The last day that keeps raw samples: nothing sealed yet.
+    let last_raw = LedgerDay(day().0 + ledger::RAW_SAMPLE_DAYS - 1);
+    ok(&mut e, last_raw.start(), Command::UpsertWorker(worker_spec("w8", &["mason"], yaodu_seat())));
+    assert!(matches!(stored(&e).placement_distances_m, ledger::Samples::Raw(ref v) if v.len() == 2));
+    // One day later the scripted day is sealed to counts and medians; the report is unchanged.
+    ok(&mut e, LedgerDay(last_raw.0 + 1).start(), Command::UpsertWorker(worker_spec("w9", &["mason"], yaodu_seat())));
+    let sealed = stored(&e);
+    let min_distance = distances.iter().copied().min();
+    assert_eq!(sealed.placement_distances_m, ledger::Samples::Sealed { count: 2, median: min_distance });
+    assert_eq!(sealed.fill_secs, ledger::Samples::Sealed { count: 1, median: Some(30 * 60) });
+    check_scripted_day(&e.ledger_report(day(), YAODU).unwrap(), &distances);
+    // The newer days keep raw samples, and the whole ledger still checks out and restores.
+    assert!(matches!(e.ledger().get(YAODU, last_raw).unwrap().fill_secs, ledger::Samples::Raw(_)));
+    e.check_invariants().unwrap();
+    let restored = Engine::restore(EngineConfig::default(), e.snapshot()).unwrap();
+    assert_eq!(restored.ledger(), e.ledger());
+}
