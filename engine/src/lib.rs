@@ -19,6 +19,7 @@
 pub mod catalog;
 pub mod command;
 pub mod config;
+mod decode;
 pub mod directory;
 mod engine;
 pub mod error;

@@ -130,6 +130,7 @@ pub struct Worker {
     /// Phone number (masked by the service for other counties).
     pub phone: CompactString,
     /// 1 to 8 trades.
+    #[serde(deserialize_with = "crate::decode::small_vec")]
     pub trades: SmallVec<[TradeSkill; 4]>,
     /// Where the worker waits.
     pub position: LatLon,

@@ -44,8 +44,10 @@ impl CountyCounters {
         if self.fill_times_secs.len() < FILL_TIME_SAMPLES {
             self.fill_times_secs.push(secs);
         } else {
-            self.fill_times_secs[self.fill_times_next] = secs;
-            self.fill_times_next = (self.fill_times_next + 1) % FILL_TIME_SAMPLES;
+            // `%` also keeps a cursor from a damaged snapshot in range.
+            let len = self.fill_times_secs.len();
+            self.fill_times_secs[self.fill_times_next % len] = secs;
+            self.fill_times_next = (self.fill_times_next % len + 1) % len;
         }
     }
 
