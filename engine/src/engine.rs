@@ -27,6 +27,26 @@ struct Candidate {
     key: WorkerKey,
 }
 
+/// What decides a worker's index entries and waiting counts, captured before
+/// the worker record changes.
+struct WorkerIndexView {
+    indexed: bool,
+    waiting: bool,
+    point: [f32; 3],
+    trades: SmallVec<[TradeIdx; 4]>,
+    county: CountyIdx,
+    static_bonus_m: f32,
+}
+
+/// What decides a posting's expiry entry, state count and index entry, captured
+/// before the posting record changes.
+struct PostingIndexView {
+    expiry: Option<Timestamp>,
+    county: CountyIdx,
+    state: usize,
+    indexed: Option<(TradeIdx, [f32; 3])>,
+}
+
 /// What happens to a worker when their offer closes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum WorkerAfter {
@@ -63,6 +83,7 @@ pub struct Engine {
     worker_indexed: Vec<bool>,
     posting_indexed: Vec<bool>,
     waiting_counts: Vec<u32>,
+    waiting_workers: usize,
     posting_state_counts: Vec<[u32; 7]>,
     events: Vec<Event>,
     scratch: Vec<Candidate>,
@@ -134,6 +155,7 @@ impl Engine {
             worker_indexed: Vec::new(),
             posting_indexed: Vec::new(),
             waiting_counts: vec![0; nc * nt],
+            waiting_workers: 0,
             posting_state_counts: vec![[0; 7]; nc],
             events: Vec::new(),
             scratch: Vec::new(),
@@ -279,40 +301,71 @@ impl Engine {
         (hardship + p.reliability_bonus_m.max(0.0) * w.reliability.score()) as f32
     }
 
-    fn unindex_worker(&mut self, key: WorkerKey) {
-        if !self.worker_indexed[key as usize] {
-            return;
-        }
-        let w = &self.workers[key as usize];
-        let entry = IndexEntry { point: w.position.to_unit(), key, static_bonus_m: 0.0 };
-        let nt = self.trades.len();
-        for ts in &w.trades {
-            let removed = self.worker_trees[ts.trade as usize].remove(&entry);
-            debug_assert!(removed.is_some(), "index out of sync");
-            self.waiting_counts[w.county as usize * nt + ts.trade as usize] -= 1;
-        }
-        self.worker_indexed[key as usize] = false;
+    /// Whether a worker in this status belongs in the R-trees: waiting workers
+    /// are matchable, offered ones stay in place (the scan skips them) so that
+    /// reserving and releasing a worker costs no index work.
+    fn indexable(status: WorkerStatus) -> bool {
+        matches!(status, WorkerStatus::Waiting | WorkerStatus::Offered)
     }
 
-    fn index_worker(&mut self, key: WorkerKey) {
+    /// The fields of a worker that decide their index entries and waiting counts.
+    fn index_view(&self, key: WorkerKey) -> WorkerIndexView {
         let w = &self.workers[key as usize];
-        if w.status != WorkerStatus::Waiting || self.worker_indexed[key as usize] {
-            return;
+        WorkerIndexView {
+            indexed: self.worker_indexed[key as usize],
+            waiting: w.status == WorkerStatus::Waiting,
+            point: w.position.to_unit(),
+            trades: w.trades.iter().map(|t| t.trade).collect(),
+            county: w.county,
+            static_bonus_m: self.static_bonus(w),
         }
-        let entry = IndexEntry { point: w.position.to_unit(), key, static_bonus_m: self.static_bonus(w) };
-        let nt = self.trades.len();
-        for ts in &w.trades {
-            self.worker_trees[ts.trade as usize].insert(entry);
-            self.waiting_counts[w.county as usize * nt + ts.trade as usize] += 1;
-        }
-        self.worker_indexed[key as usize] = true;
     }
 
-    /// Mutates a worker with its index entries kept in sync.
+    /// Brings a worker's index entries and waiting counts from `old` (what they
+    /// were before the worker record changed; `None` for a new worker) to the
+    /// record's current state, touching the trees only if an entry changed.
+    fn sync_worker(&mut self, key: WorkerKey, old: Option<WorkerIndexView>) {
+        let new = self.index_view(key);
+        let nt = self.trades.len();
+        if let Some(old) = &old {
+            if old.waiting {
+                self.waiting_workers -= 1;
+                for &t in &old.trades {
+                    self.waiting_counts[old.county as usize * nt + t as usize] -= 1;
+                }
+            }
+        }
+        if new.waiting {
+            self.waiting_workers += 1;
+            for &t in &new.trades {
+                self.waiting_counts[new.county as usize * nt + t as usize] += 1;
+            }
+        }
+        let want = Self::indexable(self.workers[key as usize].status);
+        if let Some(old) = old.filter(|o| o.indexed) {
+            if want && old.point == new.point && old.trades == new.trades && old.static_bonus_m == new.static_bonus_m {
+                return;
+            }
+            let entry = IndexEntry { point: old.point, key, static_bonus_m: old.static_bonus_m };
+            for &t in &old.trades {
+                let removed = self.worker_trees[t as usize].remove(&entry);
+                debug_assert!(removed.is_some(), "index out of sync");
+            }
+        }
+        if want {
+            let entry = IndexEntry { point: new.point, key, static_bonus_m: new.static_bonus_m };
+            for &t in &new.trades {
+                self.worker_trees[t as usize].insert(entry);
+            }
+        }
+        self.worker_indexed[key as usize] = want;
+    }
+
+    /// Mutates a worker with its index entries and waiting counts kept in sync.
     fn update_worker(&mut self, key: WorkerKey, f: impl FnOnce(&mut Worker)) {
-        self.unindex_worker(key);
+        let old = self.index_view(key);
         f(&mut self.workers[key as usize]);
-        self.index_worker(key);
+        self.sync_worker(key, Some(old));
     }
 
     fn posting_should_be_indexed(&self, p: &Posting) -> bool {
@@ -323,36 +376,60 @@ impl Engine {
         matches!(p.state, PostingState::PendingReview | PostingState::Published | PostingState::Filling)
     }
 
-    fn unindex_posting(&mut self, key: PostingKey) {
+    /// The fields of a posting that decide its expiry entry, state count and
+    /// index entry.
+    fn posting_index_view(&self, key: PostingKey) -> PostingIndexView {
         let p = &self.postings[key as usize];
-        if Self::posting_expirable(p) {
-            self.posting_expiries.remove(&(p.expires_at(), key));
-        }
-        self.posting_state_counts[p.county as usize][state_slot(p.state)] -= 1;
-        if self.posting_indexed[key as usize] {
-            let entry = IndexEntry { point: p.position.to_unit(), key, static_bonus_m: 0.0 };
-            self.posting_trees[p.trade as usize].remove(&entry);
-            self.posting_indexed[key as usize] = false;
+        PostingIndexView {
+            expiry: Self::posting_expirable(p).then(|| p.expires_at()),
+            county: p.county,
+            state: state_slot(p.state),
+            indexed: self.posting_indexed[key as usize].then(|| (p.trade, p.position.to_unit())),
         }
     }
 
-    fn index_posting(&mut self, key: PostingKey) {
+    /// Brings a posting's expiry entry, state count and index entry from `old`
+    /// (before the record changed; `None` for a new posting) to the record's
+    /// current state, touching each only if it changed.
+    fn sync_posting(&mut self, key: PostingKey, old: Option<PostingIndexView>) {
         let p = &self.postings[key as usize];
-        if Self::posting_expirable(p) {
-            self.posting_expiries.insert((p.expires_at(), key));
+        let new = PostingIndexView {
+            expiry: Self::posting_expirable(p).then(|| p.expires_at()),
+            county: p.county,
+            state: state_slot(p.state),
+            indexed: self.posting_should_be_indexed(p).then(|| (p.trade, p.position.to_unit())),
+        };
+        let old =
+            old.unwrap_or(PostingIndexView { expiry: None, county: new.county, state: usize::MAX, indexed: None });
+        if old.expiry != new.expiry {
+            if let Some(at) = old.expiry {
+                self.posting_expiries.remove(&(at, key));
+            }
+            if let Some(at) = new.expiry {
+                self.posting_expiries.insert((at, key));
+            }
         }
-        self.posting_state_counts[p.county as usize][state_slot(p.state)] += 1;
-        if self.posting_should_be_indexed(p) {
-            let entry = IndexEntry { point: p.position.to_unit(), key, static_bonus_m: 0.0 };
-            self.posting_trees[p.trade as usize].insert(entry);
-            self.posting_indexed[key as usize] = true;
+        if (old.county, old.state) != (new.county, new.state) {
+            if old.state != usize::MAX {
+                self.posting_state_counts[old.county as usize][old.state] -= 1;
+            }
+            self.posting_state_counts[new.county as usize][new.state] += 1;
+        }
+        if old.indexed != new.indexed {
+            if let Some((trade, point)) = old.indexed {
+                self.posting_trees[trade as usize].remove(&IndexEntry { point, key, static_bonus_m: 0.0 });
+            }
+            if let Some((trade, point)) = new.indexed {
+                self.posting_trees[trade as usize].insert(IndexEntry { point, key, static_bonus_m: 0.0 });
+            }
+            self.posting_indexed[key as usize] = new.indexed.is_some();
         }
     }
 
     /// Mutates a posting, derives its fill state, keeps indexes and counters in
     /// sync and tells watchers.
     fn update_posting(&mut self, now: Timestamp, key: PostingKey, f: impl FnOnce(&mut Posting)) {
-        self.unindex_posting(key);
+        let old = self.posting_index_view(key);
         let p = &mut self.postings[key as usize];
         f(p);
         if matches!(p.state, PostingState::Published | PostingState::Filling | PostingState::Filled) {
@@ -371,7 +448,7 @@ impl Engine {
                 self.counters[county as usize].record_fill(secs as u64);
             }
         }
-        self.index_posting(key);
+        self.sync_posting(key, Some(old));
         self.emit_posting(now, key);
     }
 
@@ -464,7 +541,7 @@ impl Engine {
             self.worker_indexed.push(false);
             self.worker_ids.insert(spec.id.clone(), key);
             self.counters[county as usize].registrations += 1;
-            self.index_worker(key);
+            self.sync_worker(key, None);
             key
         } else {
             let key = self.worker_ids[&spec.id];
@@ -767,7 +844,7 @@ impl Engine {
         self.postings.push(p);
         self.posting_indexed.push(false);
         self.posting_ids.insert(spec.id.clone(), key);
-        self.index_posting(key);
+        self.sync_posting(key, None);
         self.apply_review_verdict(now, key, verdict);
         Ok(self.posting_outcome(key, false))
     }
@@ -984,7 +1061,7 @@ impl Engine {
                 }
             }
             let w = &self.workers[entry.key as usize];
-            if !Self::eligible(w, p, entry.key) {
+            if w.status != WorkerStatus::Waiting || !Self::eligible(w, p, entry.key) {
                 continue;
             }
             let d = w.position.distance_m(p.position);
@@ -1407,9 +1484,9 @@ impl Engine {
         self.workers.len()
     }
 
-    /// Number of waiting workers (indexed).
+    /// Number of waiting workers.
     pub fn waiting_count(&self) -> usize {
-        self.worker_indexed.iter().filter(|x| **x).count()
+        self.waiting_workers
     }
 
     /// Live offers, in id order.
@@ -1547,11 +1624,16 @@ impl Engine {
         let mut per_trade: Vec<Vec<IndexEntry>> = vec![Vec::new(); nt];
         for (k, w) in e.workers.iter().enumerate() {
             if w.status == WorkerStatus::Waiting {
+                e.waiting_workers += 1;
+                for t in &w.trades {
+                    e.waiting_counts[w.county as usize * nt + t.trade as usize] += 1;
+                }
+            }
+            if Self::indexable(w.status) {
                 let entry =
                     IndexEntry { point: w.position.to_unit(), key: k as WorkerKey, static_bonus_m: e.static_bonus(w) };
                 for t in &w.trades {
                     per_trade[t.trade as usize].push(entry);
-                    e.waiting_counts[w.county as usize * nt + t.trade as usize] += 1;
                 }
                 e.worker_indexed[k] = true;
             }
@@ -1603,8 +1685,12 @@ impl Engine {
         if self.offer_deadlines.len() != self.offers.values().filter(|o| o.state == OfferState::Pending).count() {
             return Err("stray offer deadlines".into());
         }
-        // Workers: status agrees with offer; waiting ⇔ indexed in exactly their trees.
+        // Workers: status agrees with offer; waiting or offered ⇔ indexed in exactly
+        // their trees, with the entry's ranking bonus up to date; waiting counts right.
+        let nt = self.trades.len();
         let mut expected_tree_sizes = vec![0usize; self.trades.len()];
+        let mut expected_waiting = vec![0u32; self.waiting_counts.len()];
+        let mut waiting_workers = 0;
         for (k, w) in self.workers.iter().enumerate() {
             if w.offer.is_none() && matches!(w.status, WorkerStatus::Offered | WorkerStatus::Engaged) {
                 return Err(format!("worker {} is {:?} without an offer", w.id, w.status));
@@ -1614,18 +1700,30 @@ impl Engine {
                     return Err(format!("worker {} holds offer {id} that is not theirs", w.id));
                 }
             }
-            let waiting = w.status == WorkerStatus::Waiting;
-            if waiting != self.worker_indexed[k] {
-                return Err(format!("worker {} waiting={waiting} but indexed={}", w.id, self.worker_indexed[k]));
+            if w.status == WorkerStatus::Waiting {
+                waiting_workers += 1;
+                for t in &w.trades {
+                    expected_waiting[w.county as usize * nt + t.trade as usize] += 1;
+                }
             }
-            if waiting {
+            let indexable = Self::indexable(w.status);
+            if indexable != self.worker_indexed[k] {
+                return Err(format!("worker {} is {:?} but indexed={}", w.id, w.status, self.worker_indexed[k]));
+            }
+            if indexable {
                 let q = w.position.to_unit();
+                let bonus = self.static_bonus(w);
                 for t in &w.trades {
                     expected_tree_sizes[t.trade as usize] += 1;
-                    let found = self.worker_trees[t.trade as usize]
-                        .locate_all_at_point(&q)
-                        .filter(|e| e.key == k as WorkerKey)
-                        .count();
+                    let mut found = 0;
+                    for e in self.worker_trees[t.trade as usize].locate_all_at_point(&q) {
+                        if e.key == k as WorkerKey {
+                            found += 1;
+                            if e.static_bonus_m != bonus {
+                                return Err(format!("worker {} indexed with a stale ranking bonus", w.id));
+                            }
+                        }
+                    }
                     if found != 1 {
                         return Err(format!("worker {} found {found} times in tree of trade {}", w.id, t.trade));
                     }
@@ -1641,7 +1739,7 @@ impl Engine {
                 ));
             }
         }
-        if self.waiting_counts.iter().map(|&c| c as usize).sum::<usize>() != expected_tree_sizes.iter().sum::<usize>() {
+        if self.waiting_counts != expected_waiting || self.waiting_workers != waiting_workers {
             return Err("waiting counters out of sync".into());
         }
         // Postings: counts match offers, headcount never exceeded, index membership right.
