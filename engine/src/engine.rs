@@ -1046,7 +1046,7 @@ impl Engine {
         let max_bonus = policy.max_bonus_m();
         let limit = p.max_distance_m as f64 + INDEX_SLACK_M;
         let q = p.position.to_unit();
-        for (entry, d2) in self.worker_trees[p.trade as usize].nearest_neighbor_iter_with_distance_2(&q) {
+        for (entry, d2) in self.worker_trees[p.trade as usize].nearest_neighbor_iter_with_distance_2(q) {
             let approx = distance_m_for_chord2(d2);
             if approx > limit {
                 break;
@@ -1176,7 +1176,7 @@ impl Engine {
         let limit = self.config.limits.max_travel_distance_m as f64 + INDEX_SLACK_M;
         let mut best: Option<(f64, PostingKey)> = None;
         for ts in &w.trades {
-            for (entry, d2) in self.posting_trees[ts.trade as usize].nearest_neighbor_iter_with_distance_2(&q) {
+            for (entry, d2) in self.posting_trees[ts.trade as usize].nearest_neighbor_iter_with_distance_2(q) {
                 let approx = distance_m_for_chord2(d2);
                 if approx > limit || best.is_some_and(|(d, _)| approx - INDEX_SLACK_M > d) {
                     break;
@@ -1716,7 +1716,7 @@ impl Engine {
                 for t in &w.trades {
                     expected_tree_sizes[t.trade as usize] += 1;
                     let mut found = 0;
-                    for e in self.worker_trees[t.trade as usize].locate_all_at_point(&q) {
+                    for e in self.worker_trees[t.trade as usize].locate_all_at_point(q) {
                         if e.key == k as WorkerKey {
                             found += 1;
                             if e.static_bonus_m != bonus {
