@@ -34,8 +34,21 @@ struct WorkerIndexView {
     waiting: bool,
     point: [f32; 3],
     trades: SmallVec<[TradeIdx; 4]>,
+    hardship: bool,
     county: CountyIdx,
     static_bonus_m: f32,
+    waiting_since_ms: i64,
+}
+
+impl WorkerIndexView {
+    fn entry(&self, key: WorkerKey) -> IndexEntry {
+        IndexEntry {
+            point: self.point,
+            key,
+            static_bonus_m: self.static_bonus_m,
+            waiting_since_ms: self.waiting_since_ms,
+        }
+    }
 }
 
 /// What decides a posting's expiry entry, state count and index entry, captured
@@ -78,6 +91,7 @@ pub struct Engine {
     // Derived state below: rebuilt on restore, never in snapshots.
     offer_deadlines: BTreeSet<(Timestamp, OfferId)>,
     posting_expiries: BTreeSet<(Timestamp, PostingKey)>,
+    /// Workers' trees, one per (trade, hardship class): see [`Engine::worker_tree`].
     worker_trees: Vec<RTree<IndexEntry>>,
     posting_trees: Vec<RTree<IndexEntry>>,
     worker_indexed: Vec<bool>,
@@ -150,7 +164,7 @@ impl Engine {
             counters: vec![CountyCounters::default(); nc],
             offer_deadlines: BTreeSet::new(),
             posting_expiries: BTreeSet::new(),
-            worker_trees: (0..nt).map(|_| RTree::new()).collect(),
+            worker_trees: (0..nt * 2).map(|_| RTree::new()).collect(),
             posting_trees: (0..nt).map(|_| RTree::new()).collect(),
             worker_indexed: Vec::new(),
             posting_indexed: Vec::new(),
@@ -316,9 +330,18 @@ impl Engine {
             waiting: w.status == WorkerStatus::Waiting,
             point: w.position.to_unit(),
             trades: w.trades.iter().map(|t| t.trade).collect(),
+            hardship: w.hardship.is_hardship(),
             county: w.county,
             static_bonus_m: self.static_bonus(w),
+            waiting_since_ms: w.waiting_since.0,
         }
+    }
+
+    /// The slot in `worker_trees` of a trade's hardship or other workers. Hardship
+    /// workers have trees of their own, so the other trees' stopping bound need not
+    /// allow for the hardship credit.
+    fn worker_tree(trade: TradeIdx, hardship: bool) -> usize {
+        trade as usize * 2 + hardship as usize
     }
 
     /// Brings a worker's index entries and waiting counts from `old` (what they
@@ -343,19 +366,24 @@ impl Engine {
         }
         let want = Self::indexable(self.workers[key as usize].status);
         if let Some(old) = old.filter(|o| o.indexed) {
-            if want && old.point == new.point && old.trades == new.trades && old.static_bonus_m == new.static_bonus_m {
+            let same = old.point == new.point
+                && old.trades == new.trades
+                && old.hardship == new.hardship
+                && old.static_bonus_m == new.static_bonus_m
+                && old.waiting_since_ms == new.waiting_since_ms;
+            if want && same {
                 return;
             }
-            let entry = IndexEntry { point: old.point, key, static_bonus_m: old.static_bonus_m };
+            let entry = old.entry(key);
             for &t in &old.trades {
-                let removed = self.worker_trees[t as usize].remove(&entry);
+                let removed = self.worker_trees[Self::worker_tree(t, old.hardship)].remove(&entry);
                 debug_assert!(removed.is_some(), "index out of sync");
             }
         }
         if want {
-            let entry = IndexEntry { point: new.point, key, static_bonus_m: new.static_bonus_m };
+            let entry = new.entry(key);
             for &t in &new.trades {
-                self.worker_trees[t as usize].insert(entry);
+                self.worker_trees[Self::worker_tree(t, new.hardship)].insert(entry);
             }
         }
         self.worker_indexed[key as usize] = want;
@@ -417,10 +445,10 @@ impl Engine {
         }
         if old.indexed != new.indexed {
             if let Some((trade, point)) = old.indexed {
-                self.posting_trees[trade as usize].remove(&IndexEntry { point, key, static_bonus_m: 0.0 });
+                self.posting_trees[trade as usize].remove(&IndexEntry::posting(point, key));
             }
             if let Some((trade, point)) = new.indexed {
-                self.posting_trees[trade as usize].insert(IndexEntry { point, key, static_bonus_m: 0.0 });
+                self.posting_trees[trade as usize].insert(IndexEntry::posting(point, key));
             }
             self.posting_indexed[key as usize] = new.indexed.is_some();
         }
@@ -1036,27 +1064,47 @@ impl Engine {
     }
 
     /// The best `k` eligible waiting workers for a posting, best first, by the
-    /// ranking policy. Scans the trade's R-tree in distance order and stops once
-    /// no farther worker could outrank the current selection.
+    /// ranking policy. Scans the trade's two R-trees (hardship workers and the
+    /// others) in distance order, merged by the best score a worker at that
+    /// distance could still reach in each tree, and stops once no farther worker
+    /// could outrank the current selection.
     fn rank_candidates(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
         best.clear();
         let p = &self.postings[key as usize];
         let policy = &self.config.policy;
         let waiting_cap = policy.waiting_bonus_cap_m.max(0.0);
-        let max_bonus = policy.max_bonus_m();
+        let waiting_rate = policy.waiting_bonus_m_per_hour.max(0.0);
+        let reliability_max = policy.reliability_bonus_m.max(0.0);
+        // Largest credit in each tree: [others, hardship].
+        let class_bonus = [waiting_cap + reliability_max, policy.max_bonus_m()];
         let limit = p.max_distance_m as f64 + INDEX_SLACK_M;
         let q = p.position.to_unit();
-        for (entry, d2) in self.worker_trees[p.trade as usize].nearest_neighbor_iter_with_distance_2(q) {
-            let approx = distance_m_for_chord2(d2);
-            if approx > limit {
-                break;
-            }
+        let mut iters = [false, true]
+            .map(|h| self.worker_trees[Self::worker_tree(p.trade, h)].nearest_neighbor_iter_with_distance_2(q));
+        let mut next: [Option<(&IndexEntry, f64)>; 2] = [None, None];
+        for (slot, it) in next.iter_mut().zip(iters.iter_mut()) {
+            *slot = it.next().map(|(e, d2)| (e, distance_m_for_chord2(d2))).filter(|(_, d)| *d <= limit);
+        }
+        loop {
+            // The tree whose next worker could reach the best score.
+            let class = match (next[0], next[1]) {
+                (None, None) => break,
+                (Some(_), None) => 0,
+                (None, Some(_)) => 1,
+                (Some((_, a)), Some((_, b))) => usize::from(b - class_bonus[1] < a - class_bonus[0]),
+            };
+            let Some((entry, approx)) = next[class] else { break };
+            next[class] =
+                iters[class].next().map(|(e, d2)| (e, distance_m_for_chord2(d2))).filter(|(_, d)| *d <= limit);
             if best.len() == k {
                 let worst = best[k - 1].score;
-                if approx - INDEX_SLACK_M - max_bonus > worst {
+                if approx - INDEX_SLACK_M - class_bonus[class] > worst {
+                    // Neither tree's next worker can do better.
                     break;
                 }
-                if approx - INDEX_SLACK_M - entry.static_bonus_m as f64 - waiting_cap > worst {
+                let hours = now.0.saturating_sub(entry.waiting_since_ms).max(0) as f64 / 3_600_000.0;
+                let waiting = (hours * waiting_rate).min(waiting_cap);
+                if approx - INDEX_SLACK_M - entry.static_bonus_m as f64 - waiting > worst {
                     continue;
                 }
             }
@@ -1621,7 +1669,7 @@ impl Engine {
         e.worker_indexed = vec![false; nw];
         e.posting_indexed = vec![false; np];
         // Bulk-load the trees: much faster than inserting one by one.
-        let mut per_trade: Vec<Vec<IndexEntry>> = vec![Vec::new(); nt];
+        let mut per_tree: Vec<Vec<IndexEntry>> = vec![Vec::new(); nt * 2];
         for (k, w) in e.workers.iter().enumerate() {
             if w.status == WorkerStatus::Waiting {
                 e.waiting_workers += 1;
@@ -1630,15 +1678,19 @@ impl Engine {
                 }
             }
             if Self::indexable(w.status) {
-                let entry =
-                    IndexEntry { point: w.position.to_unit(), key: k as WorkerKey, static_bonus_m: e.static_bonus(w) };
+                let entry = IndexEntry {
+                    point: w.position.to_unit(),
+                    key: k as WorkerKey,
+                    static_bonus_m: e.static_bonus(w),
+                    waiting_since_ms: w.waiting_since.0,
+                };
                 for t in &w.trades {
-                    per_trade[t.trade as usize].push(entry);
+                    per_tree[Self::worker_tree(t.trade, w.hardship.is_hardship())].push(entry);
                 }
                 e.worker_indexed[k] = true;
             }
         }
-        e.worker_trees = per_trade.into_iter().map(RTree::bulk_load).collect();
+        e.worker_trees = per_tree.into_iter().map(RTree::bulk_load).collect();
         for k in 0..np as PostingKey {
             e.posting_state_counts[e.postings[k as usize].county as usize][state_slot(e.postings[k as usize].state)] +=
                 1;
@@ -1647,7 +1699,7 @@ impl Engine {
                 e.posting_expiries.insert((p.expires_at(), k));
             }
             if e.posting_should_be_indexed(p) {
-                let entry = IndexEntry { point: p.position.to_unit(), key: k, static_bonus_m: 0.0 };
+                let entry = IndexEntry::posting(p.position.to_unit(), k);
                 e.posting_trees[p.trade as usize].insert(entry);
                 e.posting_indexed[k as usize] = true;
             }
@@ -1688,7 +1740,7 @@ impl Engine {
         // Workers: status agrees with offer; waiting or offered ⇔ indexed in exactly
         // their trees, with the entry's ranking bonus up to date; waiting counts right.
         let nt = self.trades.len();
-        let mut expected_tree_sizes = vec![0usize; self.trades.len()];
+        let mut expected_tree_sizes = vec![0usize; self.worker_trees.len()];
         let mut expected_waiting = vec![0u32; self.waiting_counts.len()];
         let mut waiting_workers = 0;
         for (k, w) in self.workers.iter().enumerate() {
@@ -1714,13 +1766,14 @@ impl Engine {
                 let q = w.position.to_unit();
                 let bonus = self.static_bonus(w);
                 for t in &w.trades {
-                    expected_tree_sizes[t.trade as usize] += 1;
+                    let slot = Self::worker_tree(t.trade, w.hardship.is_hardship());
+                    expected_tree_sizes[slot] += 1;
                     let mut found = 0;
-                    for e in self.worker_trees[t.trade as usize].locate_all_at_point(q) {
+                    for e in self.worker_trees[slot].locate_all_at_point(q) {
                         if e.key == k as WorkerKey {
                             found += 1;
-                            if e.static_bonus_m != bonus {
-                                return Err(format!("worker {} indexed with a stale ranking bonus", w.id));
+                            if e.static_bonus_m != bonus || e.waiting_since_ms != w.waiting_since.0 {
+                                return Err(format!("worker {} indexed with stale ranking inputs", w.id));
                             }
                         }
                     }
@@ -1733,7 +1786,7 @@ impl Engine {
         for (t, tree) in self.worker_trees.iter().enumerate() {
             if tree.size() != expected_tree_sizes[t] {
                 return Err(format!(
-                    "tree of trade {t} has {} entries, expected {}",
+                    "worker tree {t} has {} entries, expected {}",
                     tree.size(),
                     expected_tree_sizes[t]
                 ));
