@@ -1,6 +1,6 @@
 //! The state machine: applies commands with the caller's `now`, keeps the
-//! per-trade R-trees exactly in sync with worker and posting state, and emits
-//! events for watchers.
+//! R-trees (workers per trade and hardship class, postings per trade) in sync
+//! with worker and posting state, and emits events for watchers.
 
 use crate::catalog::{County, CountyIdx, Regions, Trade, TradeCatalog, TradeIdx};
 use crate::command::*;
@@ -315,11 +315,18 @@ impl Engine {
         (hardship + p.reliability_bonus_m.max(0.0) * w.reliability.score()) as f32
     }
 
-    /// Whether a worker in this status belongs in the R-trees: waiting workers
-    /// are matchable, offered ones stay in place (the scan skips them) so that
-    /// reserving and releasing a worker costs no index work.
-    fn indexable(status: WorkerStatus) -> bool {
-        matches!(status, WorkerStatus::Waiting | WorkerStatus::Offered)
+    /// Whether a worker belongs in the R-trees, given whether they are in them
+    /// now: waiting workers always (they are matchable), engaged and away workers
+    /// never; an offered worker stays where they are (the scan skips them), so
+    /// reserving a waiting worker and releasing them again costs no index work,
+    /// and a worker offered a posting before being indexed is indexed only if
+    /// they return to waiting.
+    fn belongs_in_index(status: WorkerStatus, indexed: bool) -> bool {
+        match status {
+            WorkerStatus::Waiting => true,
+            WorkerStatus::Offered => indexed,
+            WorkerStatus::Engaged | WorkerStatus::Away => false,
+        }
     }
 
     /// The fields of a worker that decide their index entries and waiting counts.
@@ -347,7 +354,10 @@ impl Engine {
     /// Brings a worker's index entries and waiting counts from `old` (what they
     /// were before the worker record changed; `None` for a new worker) to the
     /// record's current state, touching the trees only if an entry changed.
-    fn sync_worker(&mut self, key: WorkerKey, old: Option<WorkerIndexView>) {
+    /// With `defer_insert`, a waiting worker who would have to be (re)inserted is
+    /// left out of the trees for now: the caller runs the reverse match first and
+    /// then calls [`Engine::index_if_waiting`].
+    fn sync_worker(&mut self, key: WorkerKey, old: Option<WorkerIndexView>, defer_insert: bool) {
         let new = self.index_view(key);
         let nt = self.trades.len();
         if let Some(old) = &old {
@@ -364,7 +374,8 @@ impl Engine {
                 self.waiting_counts[new.county as usize * nt + t as usize] += 1;
             }
         }
-        let want = Self::indexable(self.workers[key as usize].status);
+        let was = old.as_ref().is_some_and(|o| o.indexed);
+        let want = Self::belongs_in_index(self.workers[key as usize].status, was);
         if let Some(old) = old.filter(|o| o.indexed) {
             let same = old.point == new.point
                 && old.trades == new.trades
@@ -380,20 +391,50 @@ impl Engine {
                 debug_assert!(removed.is_some(), "index out of sync");
             }
         }
-        if want {
+        let insert = want && !defer_insert;
+        if insert {
             let entry = new.entry(key);
             for &t in &new.trades {
                 self.worker_trees[Self::worker_tree(t, new.hardship)].insert(entry);
             }
         }
-        self.worker_indexed[key as usize] = want;
+        self.worker_indexed[key as usize] = insert;
+    }
+
+    /// Inserts a waiting worker left out of the trees by a deferred sync.
+    fn index_if_waiting(&mut self, key: WorkerKey) {
+        if self.workers[key as usize].status == WorkerStatus::Waiting && !self.worker_indexed[key as usize] {
+            let new = self.index_view(key);
+            let entry = new.entry(key);
+            for &t in &new.trades {
+                self.worker_trees[Self::worker_tree(t, new.hardship)].insert(entry);
+            }
+            self.worker_indexed[key as usize] = true;
+        }
     }
 
     /// Mutates a worker with its index entries and waiting counts kept in sync.
     fn update_worker(&mut self, key: WorkerKey, f: impl FnOnce(&mut Worker)) {
         let old = self.index_view(key);
         f(&mut self.workers[key as usize]);
-        self.sync_worker(key, Some(old));
+        self.sync_worker(key, Some(old), false);
+    }
+
+    /// Mutates a worker who may become (or stay) waiting, then runs the reverse
+    /// match before the worker is put into the trees, so a worker who gets an
+    /// offer straight away is not inserted only to be skipped by every scan.
+    fn update_worker_and_match(
+        &mut self,
+        now: Timestamp,
+        key: WorkerKey,
+        f: impl FnOnce(&mut Worker),
+    ) -> Option<MatchedOffer> {
+        let old = self.index_view(key);
+        f(&mut self.workers[key as usize]);
+        self.sync_worker(key, Some(old), true);
+        let offer = self.reverse_match(now, key);
+        self.index_if_waiting(key);
+        offer
     }
 
     fn posting_should_be_indexed(&self, p: &Posting) -> bool {
@@ -548,7 +589,7 @@ impl Engine {
     fn upsert_worker(&mut self, now: Timestamp, spec: &WorkerSpec) -> Result<Outcome> {
         let (trades, county) = self.resolve_worker_spec(spec)?;
         let created = !self.worker_ids.contains_key(&spec.id);
-        let key = if created {
+        let (_, offer) = if created {
             let key = self.workers.len() as WorkerKey;
             self.workers.push(Worker {
                 id: spec.id.clone(),
@@ -569,11 +610,13 @@ impl Engine {
             self.worker_indexed.push(false);
             self.worker_ids.insert(spec.id.clone(), key);
             self.counters[county as usize].registrations += 1;
-            self.sync_worker(key, None);
-            key
+            self.sync_worker(key, None, true);
+            let offer = self.reverse_match(now, key);
+            self.index_if_waiting(key);
+            (key, offer)
         } else {
             let key = self.worker_ids[&spec.id];
-            self.update_worker(key, |w| {
+            let offer = self.update_worker_and_match(now, key, |w| {
                 w.name = spec.name.clone();
                 w.phone = spec.phone.clone();
                 w.trades = trades;
@@ -588,17 +631,15 @@ impl Engine {
                     w.waiting_since = now;
                 }
             });
-            key
+            (key, offer)
         };
-        let offer = self.reverse_match(now, key);
         Ok(Outcome::WorkerUpserted { created, offer })
     }
 
     fn move_worker(&mut self, now: Timestamp, id: &str, position: LatLon) -> Result<Outcome> {
         Self::check_position("position", position)?;
         let key = self.worker_key(id)?;
-        self.update_worker(key, |w| w.position = position);
-        let offer = self.reverse_match(now, key);
+        let offer = self.update_worker_and_match(now, key, |w| w.position = position);
         Ok(Outcome::WorkerUpdated { status: self.workers[key as usize].status, offer })
     }
 
@@ -610,24 +651,23 @@ impl Engine {
             }
         }
         let w = &self.workers[key as usize];
-        match (window, w.status) {
-            (None, WorkerStatus::Offered | WorkerStatus::Engaged) => {
-                return Err(EngineError::WorkerState {
-                    id: w.id.clone(),
-                    status: w.status,
-                    action: "going away (answer or withdraw first)",
-                })
-            }
-            (None, _) => self.update_worker(key, |w| w.status = WorkerStatus::Away),
-            (Some(win), _) => self.update_worker(key, |w| {
+        if let (None, WorkerStatus::Offered | WorkerStatus::Engaged) = (window, w.status) {
+            return Err(EngineError::WorkerState {
+                id: w.id.clone(),
+                status: w.status,
+                action: "going away (answer or withdraw first)",
+            });
+        }
+        let offer = match (window, w.status) {
+            (None, _) => self.update_worker_and_match(now, key, |w| w.status = WorkerStatus::Away),
+            (Some(win), _) => self.update_worker_and_match(now, key, |w| {
                 w.availability = win;
                 if w.status == WorkerStatus::Away {
                     w.status = WorkerStatus::Waiting;
                     w.waiting_since = now;
                 }
             }),
-        }
-        let offer = self.reverse_match(now, key);
+        };
         Ok(Outcome::WorkerUpdated { status: self.workers[key as usize].status, offer })
     }
 
@@ -1677,7 +1717,7 @@ impl Engine {
                     e.waiting_counts[w.county as usize * nt + t.trade as usize] += 1;
                 }
             }
-            if Self::indexable(w.status) {
+            if Self::belongs_in_index(w.status, true) {
                 let entry = IndexEntry {
                     point: w.position.to_unit(),
                     key: k as WorkerKey,
@@ -1737,8 +1777,9 @@ impl Engine {
         if self.offer_deadlines.len() != self.offers.values().filter(|o| o.state == OfferState::Pending).count() {
             return Err("stray offer deadlines".into());
         }
-        // Workers: status agrees with offer; waiting or offered ⇔ indexed in exactly
-        // their trees, with the entry's ranking bonus up to date; waiting counts right.
+        // Workers: status agrees with offer; waiting workers are indexed, engaged and
+        // away ones are not (offered ones may be); an indexed worker is in exactly
+        // their trees with up-to-date ranking inputs; waiting counts right.
         let nt = self.trades.len();
         let mut expected_tree_sizes = vec![0usize; self.worker_trees.len()];
         let mut expected_waiting = vec![0u32; self.waiting_counts.len()];
@@ -1758,11 +1799,11 @@ impl Engine {
                     expected_waiting[w.county as usize * nt + t.trade as usize] += 1;
                 }
             }
-            let indexable = Self::indexable(w.status);
-            if indexable != self.worker_indexed[k] {
-                return Err(format!("worker {} is {:?} but indexed={}", w.id, w.status, self.worker_indexed[k]));
+            let indexed = self.worker_indexed[k];
+            if Self::belongs_in_index(w.status, indexed) != indexed {
+                return Err(format!("worker {} is {:?} but indexed={indexed}", w.id, w.status));
             }
-            if indexable {
+            if indexed {
                 let q = w.position.to_unit();
                 let bonus = self.static_bonus(w);
                 for t in &w.trades {
