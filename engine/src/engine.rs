@@ -11,11 +11,13 @@ use crate::index::IndexEntry;
 use crate::model::*;
 use crate::stats::{CountyCounters, CountyStats};
 use compact_str::CompactString;
+use hashbrown::HashTable;
 use rstar::RTree;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 
 type Result<T> = std::result::Result<T, EngineError>;
 
@@ -25,6 +27,45 @@ struct Candidate {
     score: f64,
     distance_m: f64,
     key: WorkerKey,
+}
+
+/// Worker ids to keys. Only the key is stored; the id is read from the worker
+/// record, so each id is held once.
+#[derive(Clone, Default)]
+struct WorkerIds {
+    table: HashTable<WorkerKey>,
+}
+
+impl WorkerIds {
+    fn hash(id: &str) -> u64 {
+        FxBuildHasher.hash_one(id)
+    }
+
+    fn get(&self, workers: &[Worker], id: &str) -> Option<WorkerKey> {
+        self.table.find(Self::hash(id), |&k| workers[k as usize].id == id).copied()
+    }
+
+    /// Adds `workers[key]`'s id; false if another worker has it already.
+    fn insert(&mut self, workers: &[Worker], key: WorkerKey) -> bool {
+        let id = workers[key as usize].id.as_str();
+        let entry = self.table.entry(
+            Self::hash(id),
+            |&k| workers[k as usize].id == id,
+            |&k| Self::hash(&workers[k as usize].id),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(key);
+                true
+            }
+        }
+    }
+
+    /// Makes room for `workers.len()` ids (empty table only: nothing to rehash).
+    fn reserve(&mut self, workers: &[Worker]) {
+        self.table.reserve(workers.len(), |&k| Self::hash(&workers[k as usize].id));
+    }
 }
 
 /// What decides a worker's index entries and waiting counts, captured before
@@ -79,7 +120,7 @@ pub struct Engine {
     regions: Regions,
     trades: TradeCatalog,
     workers: Vec<Worker>,
-    worker_ids: FxHashMap<CompactString, WorkerKey>,
+    worker_ids: WorkerIds,
     employers: Vec<Employer>,
     employer_ids: FxHashMap<CompactString, EmployerKey>,
     postings: Vec<Posting>,
@@ -153,7 +194,7 @@ impl Engine {
         Self {
             config,
             workers: Vec::new(),
-            worker_ids: FxHashMap::default(),
+            worker_ids: WorkerIds::default(),
             employers: Vec::new(),
             employer_ids: FxHashMap::default(),
             postings: Vec::new(),
@@ -292,7 +333,7 @@ impl Engine {
     }
 
     fn worker_key(&self, id: &str) -> Result<WorkerKey> {
-        self.worker_ids.get(id).copied().ok_or_else(|| EngineError::UnknownWorker(id.into()))
+        self.worker_ids.get(&self.workers, id).ok_or_else(|| EngineError::UnknownWorker(id.into()))
     }
 
     fn posting_key(&self, id: &str) -> Result<PostingKey> {
@@ -588,8 +629,25 @@ impl Engine {
 
     fn upsert_worker(&mut self, now: Timestamp, spec: &WorkerSpec) -> Result<Outcome> {
         let (trades, county) = self.resolve_worker_spec(spec)?;
-        let created = !self.worker_ids.contains_key(&spec.id);
-        let (_, offer) = if created {
+        let existing = self.worker_ids.get(&self.workers, &spec.id);
+        let created = existing.is_none();
+        let offer = if let Some(key) = existing {
+            self.update_worker_and_match(now, key, |w| {
+                w.name = spec.name.clone();
+                w.phone = spec.phone.clone();
+                w.trades = trades;
+                w.position = spec.position;
+                w.county = county;
+                w.township = spec.township.clone();
+                w.availability = spec.availability;
+                w.min_daily_wage = spec.min_daily_wage;
+                w.hardship = spec.hardship;
+                if w.status == WorkerStatus::Away {
+                    w.status = WorkerStatus::Waiting;
+                    w.waiting_since = now;
+                }
+            })
+        } else {
             let key = self.workers.len() as WorkerKey;
             self.workers.push(Worker {
                 id: spec.id.clone(),
@@ -608,30 +666,12 @@ impl Engine {
                 offer: None,
             });
             self.worker_indexed.push(false);
-            self.worker_ids.insert(spec.id.clone(), key);
+            self.worker_ids.insert(&self.workers, key);
             self.counters[county as usize].registrations += 1;
             self.sync_worker(key, None, true);
             let offer = self.reverse_match(now, key);
             self.index_if_waiting(key);
-            (key, offer)
-        } else {
-            let key = self.worker_ids[&spec.id];
-            let offer = self.update_worker_and_match(now, key, |w| {
-                w.name = spec.name.clone();
-                w.phone = spec.phone.clone();
-                w.trades = trades;
-                w.position = spec.position;
-                w.county = county;
-                w.township = spec.township.clone();
-                w.availability = spec.availability;
-                w.min_daily_wage = spec.min_daily_wage;
-                w.hardship = spec.hardship;
-                if w.status == WorkerStatus::Away {
-                    w.status = WorkerStatus::Waiting;
-                    w.waiting_since = now;
-                }
-            });
-            (key, offer)
+            offer
         };
         Ok(Outcome::WorkerUpserted { created, offer })
     }
@@ -1514,7 +1554,7 @@ impl Engine {
 
     /// A worker by id.
     pub fn worker(&self, id: &str) -> Option<&Worker> {
-        self.worker_ids.get(id).map(|&k| &self.workers[k as usize])
+        self.worker_ids.get(&self.workers, id).map(|k| &self.workers[k as usize])
     }
 
     /// A posting by id.
@@ -1644,6 +1684,7 @@ impl Engine {
         }
         let (nw, np, ne, nt, nc) = (s.workers.len(), s.postings.len(), s.employers.len(), trades.len(), regions.len());
         let mut e = Engine::new(config, regions, trades);
+        e.worker_ids.reserve(&s.workers);
         for (i, w) in s.workers.iter().enumerate() {
             let ok = w.position.is_valid()
                 && (w.county as usize) < nc
@@ -1651,7 +1692,7 @@ impl Engine {
                 && w.trades.iter().all(|t| (t.trade as usize) < nt)
                 && w.trades.iter().enumerate().all(|(i, t)| w.trades[..i].iter().all(|u| u.trade != t.trade))
                 && (w.offer.is_some() == matches!(w.status, WorkerStatus::Offered | WorkerStatus::Engaged));
-            if !ok || e.worker_ids.insert(w.id.clone(), i as WorkerKey).is_some() {
+            if !ok || !e.worker_ids.insert(&s.workers, i as WorkerKey) {
                 return Err(bad(format!("worker {} is invalid or repeated", w.id)));
             }
         }
@@ -1684,9 +1725,9 @@ impl Engine {
                 e.offer_deadlines.insert((o.deadline, o.id));
             }
         }
-        for w in &s.workers {
+        for (i, w) in s.workers.iter().enumerate() {
             if let Some(id) = w.offer {
-                if e.offers.get(&id).map(|o| e.worker_ids[&w.id] == o.worker) != Some(true) {
+                if e.offers.get(&id).map(|o| o.worker == i as WorkerKey) != Some(true) {
                     return Err(bad(format!("worker {} holds a missing offer {id}", w.id)));
                 }
             }
