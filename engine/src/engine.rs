@@ -6,17 +6,18 @@ use crate::catalog::{County, CountyIdx, Regions, Trade, TradeCatalog, TradeIdx};
 use crate::command::*;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
-use crate::geo::{distance_m_for_chord2, LatLon, INDEX_SLACK_M};
+use crate::geo::{distance_m_for_chord2, LatLon, EARTH_RADIUS_M, INDEX_SLACK_M};
 use crate::index::IndexEntry;
 use crate::model::*;
 use crate::stats::{CountyCounters, CountyStats};
 use compact_str::CompactString;
 use hashbrown::HashTable;
 use rstar::RTree;
+use rstar::{ParentNode, PointDistance, RTreeNode};
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::hash::BuildHasher;
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -99,6 +100,40 @@ struct PostingIndexView {
     county: CountyIdx,
     state: usize,
     indexed: Option<(TradeIdx, [f32; 3])>,
+}
+
+/// A worker-tree node or entry queued by the matcher's best-first walk, keyed by
+/// a lower bound of the score of any worker under it.
+struct ScanItem<'a> {
+    bound: f64,
+    node: ScanNode<'a>,
+}
+
+enum ScanNode<'a> {
+    /// An inner node, with the largest credit in its tree.
+    Parent(&'a ParentNode<IndexEntry>, f64),
+    Leaf(&'a IndexEntry),
+}
+
+impl PartialEq for ScanItem<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bound.total_cmp(&other.bound).is_eq()
+    }
+}
+
+impl Eq for ScanItem<'_> {}
+
+impl PartialOrd for ScanItem<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ScanItem<'_> {
+    /// Reversed, so that `BinaryHeap` pops the lowest bound first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.bound.total_cmp(&self.bound)
+    }
 }
 
 /// What happens to a worker when their offer closes.
@@ -1144,10 +1179,12 @@ impl Engine {
     }
 
     /// The best `k` eligible waiting workers for a posting, best first, by the
-    /// ranking policy. Scans the trade's two R-trees (hardship workers and the
-    /// others) in distance order, merged by the best score a worker at that
-    /// distance could still reach in each tree, and stops once no farther worker
-    /// could outrank the current selection.
+    /// ranking policy. Walks the trade's two R-trees (hardship workers and the
+    /// others) best-first by the best score anything under a node could reach:
+    /// its nearest possible distance less the largest credit in that tree for a
+    /// node, less the worker's own credit for a worker. Stops once that bound is
+    /// worse than the current selection's last; nodes and workers that cannot
+    /// make the selection are never queued.
     fn rank_candidates(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
         best.clear();
         let p = &self.postings[key as usize];
@@ -1159,35 +1196,56 @@ impl Engine {
         let class_bonus = [waiting_cap + reliability_max, policy.max_bonus_m()];
         let limit = p.max_distance_m as f64 + INDEX_SLACK_M;
         let q = p.position.to_unit();
-        let mut iters = [false, true]
-            .map(|h| self.worker_trees[Self::worker_tree(p.trade, h)].nearest_neighbor_iter_with_distance_2(q));
-        let mut next: [Option<(&IndexEntry, f64)>; 2] = [None, None];
-        for (slot, it) in next.iter_mut().zip(iters.iter_mut()) {
-            *slot = it.next().map(|(e, d2)| (e, distance_m_for_chord2(d2))).filter(|(_, d)| *d <= limit);
+        // Chord length times the radius: never more than the great-circle distance.
+        let near = |d2: f32| (d2.max(0.0) as f64).sqrt() * EARTH_RADIUS_M;
+        let entry_bound = |e: &IndexEntry, d: f64| {
+            let hours = now.0.saturating_sub(e.waiting_since_ms).max(0) as f64 / 3_600_000.0;
+            d - INDEX_SLACK_M - e.static_bonus_m as f64 - (hours * waiting_rate).min(waiting_cap)
+        };
+        let mut queue: BinaryHeap<ScanItem<'_>> = BinaryHeap::with_capacity(64);
+        for (class, hardship) in [false, true].into_iter().enumerate() {
+            let tree = &self.worker_trees[Self::worker_tree(p.trade, hardship)];
+            if tree.size() == 0 {
+                continue;
+            }
+            let d = near(tree.root().envelope().distance_2(&q));
+            if d <= limit {
+                let bonus = class_bonus[class];
+                queue.push(ScanItem { bound: d - INDEX_SLACK_M - bonus, node: ScanNode::Parent(tree.root(), bonus) });
+            }
         }
-        loop {
-            // The tree whose next worker could reach the best score.
-            let class = match (next[0], next[1]) {
-                (None, None) => break,
-                (Some(_), None) => 0,
-                (None, Some(_)) => 1,
-                (Some((_, a)), Some((_, b))) => usize::from(b - class_bonus[1] < a - class_bonus[0]),
-            };
-            let Some((entry, approx)) = next[class] else { break };
-            next[class] =
-                iters[class].next().map(|(e, d2)| (e, distance_m_for_chord2(d2))).filter(|(_, d)| *d <= limit);
-            if best.len() == k {
-                let worst = best[k - 1].score;
-                if approx - INDEX_SLACK_M - class_bonus[class] > worst {
-                    // Neither tree's next worker can do better.
-                    break;
-                }
-                let hours = now.0.saturating_sub(entry.waiting_since_ms).max(0) as f64 / 3_600_000.0;
-                let waiting = (hours * waiting_rate).min(waiting_cap);
-                if approx - INDEX_SLACK_M - entry.static_bonus_m as f64 - waiting > worst {
+        while let Some(item) = queue.pop() {
+            let worst = if best.len() == k { best[k - 1].score } else { f64::INFINITY };
+            if item.bound > worst {
+                break;
+            }
+            let entry = match item.node {
+                ScanNode::Parent(node, bonus) => {
+                    for child in node.children() {
+                        let (bound, node) = match child {
+                            RTreeNode::Parent(child) => {
+                                let d = near(child.envelope().distance_2(&q));
+                                if d > limit {
+                                    continue;
+                                }
+                                (d - INDEX_SLACK_M - bonus, ScanNode::Parent(child, bonus))
+                            }
+                            RTreeNode::Leaf(e) => {
+                                let d = near(e.distance_2(&q));
+                                if d > limit {
+                                    continue;
+                                }
+                                (entry_bound(e, d), ScanNode::Leaf(e))
+                            }
+                        };
+                        if bound <= worst {
+                            queue.push(ScanItem { bound, node });
+                        }
+                    }
                     continue;
                 }
-            }
+                ScanNode::Leaf(entry) => entry,
+            };
             let w = &self.workers[entry.key as usize];
             if w.status != WorkerStatus::Waiting || !Self::eligible(w, p, entry.key) {
                 continue;
