@@ -9,7 +9,7 @@
 //! timer is read twice per batch rather than twice per call.
 //!
 //! - `instant_match/N`: `Engine::instant_match_into` for a pool posting, asking for 5 workers, into
-//!   a reused buffer; the reservation (offers, workers to `offered`, index removal) is included.
+//!   a reused buffer; the reservation (offers, workers to `offered`) is included.
 //!   Settling releases the 5 workers by updating the posting to a new version, which withdraws its
 //!   pending offers without growing the posting's `passed_over` list (a decline would, and every
 //!   later match of that posting would scan a longer list).

@@ -495,6 +495,10 @@ impl Market {
                         .map_err(refused("instant_match"))?;
                     if batch.matched.len() > before {
                         batch.slots.push(slot);
+                    } else {
+                        // Postings that lost all their candidates would otherwise pile up in
+                        // the pool, since only answered postings are rotated out.
+                        self.replace_posting(slot)?;
                     }
                 }
                 for (k, offer) in batch.matched.iter().take(max).enumerate() {

@@ -1,24 +1,27 @@
 //! The state machine: applies commands with the caller's `now`, keeps the
-//! per-trade R-trees exactly in sync with worker and posting state, and emits
-//! events for watchers.
+//! R-trees (workers per trade and hardship class, postings per trade) in sync
+//! with worker and posting state, and emits events for watchers.
 
 use crate::catalog::{County, CountyIdx, Regions, Trade, TradeCatalog, TradeIdx};
 use crate::command::*;
 use crate::config::EngineConfig;
 use crate::directory::{Directory, MarketKind, MarketSpec, MAX_INDOOR_AREA_M2, MAX_MARKET_TRADES};
 use crate::error::EngineError;
-use crate::geo::{distance_m_for_chord2, LatLon, INDEX_SLACK_M};
+use crate::geo::{distance_m_for_chord2, LatLon, EARTH_RADIUS_M, INDEX_SLACK_M};
 use crate::index::IndexEntry;
 use crate::ledger::{Closing, Ledger, LedgerDay, LedgerReport};
 use crate::model::*;
 use crate::standards::{standards_report, StandardsReport};
 use crate::stats::{CountyCounters, CountyStats};
 use compact_str::CompactString;
+use hashbrown::HashTable;
 use rstar::RTree;
-use rustc_hash::FxHashMap;
+use rstar::{ParentNode, PointDistance, RTreeNode};
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::hash::BuildHasher;
 
 type Result<T> = std::result::Result<T, EngineError>;
 
@@ -28,6 +31,132 @@ struct Candidate {
     score: f64,
     distance_m: f64,
     key: WorkerKey,
+}
+
+/// Worker ids to keys. Only the key is stored; the id is read from the worker
+/// record, so each id is held once.
+#[derive(Clone, Default)]
+struct WorkerIds {
+    table: HashTable<WorkerKey>,
+}
+
+impl WorkerIds {
+    fn hash(id: &str) -> u64 {
+        FxBuildHasher.hash_one(id)
+    }
+
+    fn get(&self, workers: &[Worker], id: &str) -> Option<WorkerKey> {
+        self.table.find(Self::hash(id), |&k| workers[k as usize].id == id).copied()
+    }
+
+    /// Adds `workers[key]`'s id; false if another worker has it already.
+    fn insert(&mut self, workers: &[Worker], key: WorkerKey) -> bool {
+        let id = workers[key as usize].id.as_str();
+        let entry = self.table.entry(
+            Self::hash(id),
+            |&k| workers[k as usize].id == id,
+            |&k| Self::hash(&workers[k as usize].id),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(key);
+                true
+            }
+        }
+    }
+
+    /// Makes room for `workers.len()` ids (empty table only: nothing to rehash).
+    fn reserve(&mut self, workers: &[Worker]) {
+        self.table.reserve(workers.len(), |&k| Self::hash(&workers[k as usize].id));
+    }
+}
+
+/// What decides a worker's index entries and waiting counts, captured before
+/// the worker record changes.
+struct WorkerIndexView {
+    indexed: bool,
+    waiting: bool,
+    point: [f32; 3],
+    trades: SmallVec<[TradeIdx; 4]>,
+    hardship: bool,
+    county: CountyIdx,
+    static_bonus_m: f32,
+    waiting_since_ms: i64,
+}
+
+impl WorkerIndexView {
+    fn entry(&self, key: WorkerKey) -> IndexEntry {
+        IndexEntry {
+            point: self.point,
+            key,
+            static_bonus_m: self.static_bonus_m,
+            waiting_since_ms: self.waiting_since_ms,
+        }
+    }
+}
+
+/// What decides a posting's expiry entry, state count and index entry, captured
+/// before the posting record changes.
+struct PostingIndexView {
+    expiry: Option<Timestamp>,
+    county: CountyIdx,
+    state: usize,
+    indexed: Option<(TradeIdx, [f32; 3])>,
+}
+
+/// A worker-tree node or entry queued by the matcher's best-first walk, keyed by
+/// a lower bound of the score of any worker under it.
+struct ScanItem<'a> {
+    bound: f64,
+    node: ScanNode<'a>,
+}
+
+enum ScanNode<'a> {
+    /// An inner node, with the largest credit in its tree.
+    Parent(&'a ParentNode<IndexEntry>, f64),
+    Leaf(&'a IndexEntry),
+}
+
+impl PartialEq for ScanItem<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bound.total_cmp(&other.bound).is_eq()
+    }
+}
+
+impl Eq for ScanItem<'_> {}
+
+impl PartialOrd for ScanItem<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ScanItem<'_> {
+    /// Reversed, so that `BinaryHeap` pops the lowest bound first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.bound.total_cmp(&self.bound)
+    }
+}
+
+/// Asks the CPU to start loading the first cache lines of `items`, which the
+/// matcher will probably read soon: the R-trees and worker records are far
+/// larger than the caches, and a walk is mostly waiting for memory.
+#[inline(always)]
+fn prefetch<T>(items: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let bytes = std::mem::size_of_val(items).min(256);
+        let base = items.as_ptr().cast::<i8>();
+        for offset in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch is only a hint: it never faults and has no effect
+            // on program state; the address is inside `items`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = items;
 }
 
 /// What happens to a worker when their offer closes.
@@ -49,7 +178,7 @@ pub struct Engine {
     regions: Regions,
     trades: TradeCatalog,
     workers: Vec<Worker>,
-    worker_ids: FxHashMap<CompactString, WorkerKey>,
+    worker_ids: WorkerIds,
     employers: Vec<Employer>,
     employer_ids: FxHashMap<CompactString, EmployerKey>,
     postings: Vec<Posting>,
@@ -63,11 +192,13 @@ pub struct Engine {
     // Derived state below: rebuilt on restore, never in snapshots.
     offer_deadlines: BTreeSet<(Timestamp, OfferId)>,
     posting_expiries: BTreeSet<(Timestamp, PostingKey)>,
+    /// Workers' trees, one per (trade, hardship class): see [`Engine::worker_tree`].
     worker_trees: Vec<RTree<IndexEntry>>,
     posting_trees: Vec<RTree<IndexEntry>>,
     worker_indexed: Vec<bool>,
     posting_indexed: Vec<bool>,
     waiting_counts: Vec<u32>,
+    waiting_workers: usize,
     posting_state_counts: Vec<[u32; 7]>,
     events: Vec<Event>,
     scratch: Vec<Candidate>,
@@ -129,7 +260,7 @@ impl Engine {
         Self {
             config,
             workers: Vec::new(),
-            worker_ids: FxHashMap::default(),
+            worker_ids: WorkerIds::default(),
             employers: Vec::new(),
             employer_ids: FxHashMap::default(),
             postings: Vec::new(),
@@ -142,11 +273,12 @@ impl Engine {
             ledger: Ledger::default(),
             offer_deadlines: BTreeSet::new(),
             posting_expiries: BTreeSet::new(),
-            worker_trees: (0..nt).map(|_| RTree::new()).collect(),
+            worker_trees: (0..nt * 2).map(|_| RTree::new()).collect(),
             posting_trees: (0..nt).map(|_| RTree::new()).collect(),
             worker_indexed: Vec::new(),
             posting_indexed: Vec::new(),
             waiting_counts: vec![0; nc * nt],
+            waiting_workers: 0,
             posting_state_counts: vec![[0; 7]; nc],
             events: Vec::new(),
             scratch: Vec::new(),
@@ -390,7 +522,7 @@ impl Engine {
     }
 
     fn worker_key(&self, id: &str) -> Result<WorkerKey> {
-        self.worker_ids.get(id).copied().ok_or_else(|| EngineError::UnknownWorker(id.into()))
+        self.worker_ids.get(&self.workers, id).ok_or_else(|| EngineError::UnknownWorker(id.into()))
     }
 
     fn posting_key(&self, id: &str) -> Result<PostingKey> {
@@ -413,40 +545,126 @@ impl Engine {
         (hardship + p.reliability_bonus_m.max(0.0) * w.reliability.score()) as f32
     }
 
-    fn unindex_worker(&mut self, key: WorkerKey) {
-        if !self.worker_indexed[key as usize] {
-            return;
+    /// Whether a worker belongs in the R-trees, given whether they are in them
+    /// now: waiting workers always (they are matchable), engaged and away workers
+    /// never; an offered worker stays where they are (the scan skips them), so
+    /// reserving a waiting worker and releasing them again costs no index work,
+    /// and a worker offered a posting before being indexed is indexed only if
+    /// they return to waiting.
+    fn belongs_in_index(status: WorkerStatus, indexed: bool) -> bool {
+        match status {
+            WorkerStatus::Waiting => true,
+            WorkerStatus::Offered => indexed,
+            WorkerStatus::Engaged | WorkerStatus::Away => false,
         }
-        let w = &self.workers[key as usize];
-        let entry = IndexEntry { point: w.position.to_unit(), key, static_bonus_m: 0.0 };
-        let nt = self.trades.len();
-        for ts in &w.trades {
-            let removed = self.worker_trees[ts.trade as usize].remove(&entry);
-            debug_assert!(removed.is_some(), "index out of sync");
-            self.waiting_counts[w.county as usize * nt + ts.trade as usize] -= 1;
-        }
-        self.worker_indexed[key as usize] = false;
     }
 
-    fn index_worker(&mut self, key: WorkerKey) {
+    /// The fields of a worker that decide their index entries and waiting counts.
+    fn index_view(&self, key: WorkerKey) -> WorkerIndexView {
         let w = &self.workers[key as usize];
-        if w.status != WorkerStatus::Waiting || self.worker_indexed[key as usize] {
-            return;
+        WorkerIndexView {
+            indexed: self.worker_indexed[key as usize],
+            waiting: w.status == WorkerStatus::Waiting,
+            point: w.position.to_unit(),
+            trades: w.trades.iter().map(|t| t.trade).collect(),
+            hardship: w.hardship.is_hardship(),
+            county: w.county,
+            static_bonus_m: self.static_bonus(w),
+            waiting_since_ms: w.waiting_since.0,
         }
-        let entry = IndexEntry { point: w.position.to_unit(), key, static_bonus_m: self.static_bonus(w) };
-        let nt = self.trades.len();
-        for ts in &w.trades {
-            self.worker_trees[ts.trade as usize].insert(entry);
-            self.waiting_counts[w.county as usize * nt + ts.trade as usize] += 1;
-        }
-        self.worker_indexed[key as usize] = true;
     }
 
-    /// Mutates a worker with its index entries kept in sync.
+    /// The slot in `worker_trees` of a trade's hardship or other workers. Hardship
+    /// workers have trees of their own, so the other trees' stopping bound need not
+    /// allow for the hardship credit.
+    fn worker_tree(trade: TradeIdx, hardship: bool) -> usize {
+        trade as usize * 2 + hardship as usize
+    }
+
+    /// Brings a worker's index entries and waiting counts from `old` (what they
+    /// were before the worker record changed; `None` for a new worker) to the
+    /// record's current state, touching the trees only if an entry changed.
+    /// With `defer_insert`, a waiting worker who would have to be (re)inserted is
+    /// left out of the trees for now: the caller runs the reverse match first and
+    /// then calls [`Engine::index_if_waiting`].
+    fn sync_worker(&mut self, key: WorkerKey, old: Option<WorkerIndexView>, defer_insert: bool) {
+        let new = self.index_view(key);
+        let nt = self.trades.len();
+        if let Some(old) = &old {
+            if old.waiting {
+                self.waiting_workers -= 1;
+                for &t in &old.trades {
+                    self.waiting_counts[old.county as usize * nt + t as usize] -= 1;
+                }
+            }
+        }
+        if new.waiting {
+            self.waiting_workers += 1;
+            for &t in &new.trades {
+                self.waiting_counts[new.county as usize * nt + t as usize] += 1;
+            }
+        }
+        let was = old.as_ref().is_some_and(|o| o.indexed);
+        let want = Self::belongs_in_index(self.workers[key as usize].status, was);
+        if let Some(old) = old.filter(|o| o.indexed) {
+            let same = old.point == new.point
+                && old.trades == new.trades
+                && old.hardship == new.hardship
+                && old.static_bonus_m == new.static_bonus_m
+                && old.waiting_since_ms == new.waiting_since_ms;
+            if want && same {
+                return;
+            }
+            let entry = old.entry(key);
+            for &t in &old.trades {
+                let removed = self.worker_trees[Self::worker_tree(t, old.hardship)].remove(&entry);
+                debug_assert!(removed.is_some(), "index out of sync");
+            }
+        }
+        let insert = want && !defer_insert;
+        if insert {
+            let entry = new.entry(key);
+            for &t in &new.trades {
+                self.worker_trees[Self::worker_tree(t, new.hardship)].insert(entry);
+            }
+        }
+        self.worker_indexed[key as usize] = insert;
+    }
+
+    /// Inserts a waiting worker left out of the trees by a deferred sync.
+    fn index_if_waiting(&mut self, key: WorkerKey) {
+        if self.workers[key as usize].status == WorkerStatus::Waiting && !self.worker_indexed[key as usize] {
+            let new = self.index_view(key);
+            let entry = new.entry(key);
+            for &t in &new.trades {
+                self.worker_trees[Self::worker_tree(t, new.hardship)].insert(entry);
+            }
+            self.worker_indexed[key as usize] = true;
+        }
+    }
+
+    /// Mutates a worker with its index entries and waiting counts kept in sync.
     fn update_worker(&mut self, key: WorkerKey, f: impl FnOnce(&mut Worker)) {
-        self.unindex_worker(key);
+        let old = self.index_view(key);
         f(&mut self.workers[key as usize]);
-        self.index_worker(key);
+        self.sync_worker(key, Some(old), false);
+    }
+
+    /// Mutates a worker who may become (or stay) waiting, then runs the reverse
+    /// match before the worker is put into the trees, so a worker who gets an
+    /// offer straight away is not inserted only to be skipped by every scan.
+    fn update_worker_and_match(
+        &mut self,
+        now: Timestamp,
+        key: WorkerKey,
+        f: impl FnOnce(&mut Worker),
+    ) -> Option<MatchedOffer> {
+        let old = self.index_view(key);
+        f(&mut self.workers[key as usize]);
+        self.sync_worker(key, Some(old), true);
+        let offer = self.reverse_match(now, key);
+        self.index_if_waiting(key);
+        offer
     }
 
     fn posting_should_be_indexed(&self, p: &Posting) -> bool {
@@ -457,36 +675,60 @@ impl Engine {
         matches!(p.state, PostingState::PendingReview | PostingState::Published | PostingState::Filling)
     }
 
-    fn unindex_posting(&mut self, key: PostingKey) {
+    /// The fields of a posting that decide its expiry entry, state count and
+    /// index entry.
+    fn posting_index_view(&self, key: PostingKey) -> PostingIndexView {
         let p = &self.postings[key as usize];
-        if Self::posting_expirable(p) {
-            self.posting_expiries.remove(&(p.expires_at(), key));
-        }
-        self.posting_state_counts[p.county as usize][state_slot(p.state)] -= 1;
-        if self.posting_indexed[key as usize] {
-            let entry = IndexEntry { point: p.position.to_unit(), key, static_bonus_m: 0.0 };
-            self.posting_trees[p.trade as usize].remove(&entry);
-            self.posting_indexed[key as usize] = false;
+        PostingIndexView {
+            expiry: Self::posting_expirable(p).then(|| p.expires_at()),
+            county: p.county,
+            state: state_slot(p.state),
+            indexed: self.posting_indexed[key as usize].then(|| (p.trade, p.position.to_unit())),
         }
     }
 
-    fn index_posting(&mut self, key: PostingKey) {
+    /// Brings a posting's expiry entry, state count and index entry from `old`
+    /// (before the record changed; `None` for a new posting) to the record's
+    /// current state, touching each only if it changed.
+    fn sync_posting(&mut self, key: PostingKey, old: Option<PostingIndexView>) {
         let p = &self.postings[key as usize];
-        if Self::posting_expirable(p) {
-            self.posting_expiries.insert((p.expires_at(), key));
+        let new = PostingIndexView {
+            expiry: Self::posting_expirable(p).then(|| p.expires_at()),
+            county: p.county,
+            state: state_slot(p.state),
+            indexed: self.posting_should_be_indexed(p).then(|| (p.trade, p.position.to_unit())),
+        };
+        let old =
+            old.unwrap_or(PostingIndexView { expiry: None, county: new.county, state: usize::MAX, indexed: None });
+        if old.expiry != new.expiry {
+            if let Some(at) = old.expiry {
+                self.posting_expiries.remove(&(at, key));
+            }
+            if let Some(at) = new.expiry {
+                self.posting_expiries.insert((at, key));
+            }
         }
-        self.posting_state_counts[p.county as usize][state_slot(p.state)] += 1;
-        if self.posting_should_be_indexed(p) {
-            let entry = IndexEntry { point: p.position.to_unit(), key, static_bonus_m: 0.0 };
-            self.posting_trees[p.trade as usize].insert(entry);
-            self.posting_indexed[key as usize] = true;
+        if (old.county, old.state) != (new.county, new.state) {
+            if old.state != usize::MAX {
+                self.posting_state_counts[old.county as usize][old.state] -= 1;
+            }
+            self.posting_state_counts[new.county as usize][new.state] += 1;
+        }
+        if old.indexed != new.indexed {
+            if let Some((trade, point)) = old.indexed {
+                self.posting_trees[trade as usize].remove(&IndexEntry::posting(point, key));
+            }
+            if let Some((trade, point)) = new.indexed {
+                self.posting_trees[trade as usize].insert(IndexEntry::posting(point, key));
+            }
+            self.posting_indexed[key as usize] = new.indexed.is_some();
         }
     }
 
     /// Mutates a posting, derives its fill state, keeps indexes and counters in
     /// sync and tells watchers.
     fn update_posting(&mut self, now: Timestamp, key: PostingKey, f: impl FnOnce(&mut Posting)) {
-        self.unindex_posting(key);
+        let old = self.posting_index_view(key);
         let p = &mut self.postings[key as usize];
         let was = p.state;
         f(p);
@@ -513,7 +755,7 @@ impl Engine {
             let county = self.county_code(p.county);
             self.ledger.at(county, now).postings_unfilled += 1;
         }
-        self.index_posting(key);
+        self.sync_posting(key, Some(old));
         self.emit_posting(now, key);
     }
 
@@ -584,8 +826,25 @@ impl Engine {
 
     fn upsert_worker(&mut self, now: Timestamp, spec: &WorkerSpec) -> Result<Outcome> {
         let (trades, county) = self.resolve_worker_spec(spec)?;
-        let created = !self.worker_ids.contains_key(&spec.id);
-        let key = if created {
+        let existing = self.worker_ids.get(&self.workers, &spec.id);
+        let created = existing.is_none();
+        let offer = if let Some(key) = existing {
+            self.update_worker_and_match(now, key, |w| {
+                w.name = spec.name.clone();
+                w.phone = spec.phone.clone();
+                w.trades = trades;
+                w.position = spec.position;
+                w.county = county;
+                w.township = spec.township.clone();
+                w.availability = spec.availability;
+                w.min_daily_wage = spec.min_daily_wage;
+                w.hardship = spec.hardship;
+                if w.status == WorkerStatus::Away {
+                    w.status = WorkerStatus::Waiting;
+                    w.waiting_since = now;
+                }
+            })
+        } else {
             let key = self.workers.len() as WorkerKey;
             self.workers.push(Worker {
                 id: spec.id.clone(),
@@ -604,39 +863,21 @@ impl Engine {
                 offer: None,
             });
             self.worker_indexed.push(false);
-            self.worker_ids.insert(spec.id.clone(), key);
+            self.worker_ids.insert(&self.workers, key);
             self.counters[county as usize].registrations += 1;
             self.ledger.at(self.county_code(county), now).registrations += 1;
-            self.index_worker(key);
-            key
-        } else {
-            let key = self.worker_ids[&spec.id];
-            self.update_worker(key, |w| {
-                w.name = spec.name.clone();
-                w.phone = spec.phone.clone();
-                w.trades = trades;
-                w.position = spec.position;
-                w.county = county;
-                w.township = spec.township.clone();
-                w.availability = spec.availability;
-                w.min_daily_wage = spec.min_daily_wage;
-                w.hardship = spec.hardship;
-                if w.status == WorkerStatus::Away {
-                    w.status = WorkerStatus::Waiting;
-                    w.waiting_since = now;
-                }
-            });
-            key
+            self.sync_worker(key, None, true);
+            let offer = self.reverse_match(now, key);
+            self.index_if_waiting(key);
+            offer
         };
-        let offer = self.reverse_match(now, key);
         Ok(Outcome::WorkerUpserted { created, offer })
     }
 
     fn move_worker(&mut self, now: Timestamp, id: &str, position: LatLon) -> Result<Outcome> {
         Self::check_position("position", position)?;
         let key = self.worker_key(id)?;
-        self.update_worker(key, |w| w.position = position);
-        let offer = self.reverse_match(now, key);
+        let offer = self.update_worker_and_match(now, key, |w| w.position = position);
         Ok(Outcome::WorkerUpdated { status: self.workers[key as usize].status, offer })
     }
 
@@ -648,24 +889,23 @@ impl Engine {
             }
         }
         let w = &self.workers[key as usize];
-        match (window, w.status) {
-            (None, WorkerStatus::Offered | WorkerStatus::Engaged) => {
-                return Err(EngineError::WorkerState {
-                    id: w.id.clone(),
-                    status: w.status,
-                    action: "going away (answer or withdraw first)",
-                })
-            }
-            (None, _) => self.update_worker(key, |w| w.status = WorkerStatus::Away),
-            (Some(win), _) => self.update_worker(key, |w| {
+        if let (None, WorkerStatus::Offered | WorkerStatus::Engaged) = (window, w.status) {
+            return Err(EngineError::WorkerState {
+                id: w.id.clone(),
+                status: w.status,
+                action: "going away (answer or withdraw first)",
+            });
+        }
+        let offer = match (window, w.status) {
+            (None, _) => self.update_worker_and_match(now, key, |w| w.status = WorkerStatus::Away),
+            (Some(win), _) => self.update_worker_and_match(now, key, |w| {
                 w.availability = win;
                 if w.status == WorkerStatus::Away {
                     w.status = WorkerStatus::Waiting;
                     w.waiting_since = now;
                 }
             }),
-        }
-        let offer = self.reverse_match(now, key);
+        };
         Ok(Outcome::WorkerUpdated { status: self.workers[key as usize].status, offer })
     }
 
@@ -910,7 +1150,7 @@ impl Engine {
         self.postings.push(p);
         self.posting_indexed.push(false);
         self.posting_ids.insert(spec.id.clone(), key);
-        self.index_posting(key);
+        self.sync_posting(key, None);
         self.ledger.posting_submitted(self.county_code(county), now, spec.source);
         self.apply_review_verdict(now, key, verdict);
         Ok(self.posting_outcome(key, false))
@@ -1103,32 +1343,86 @@ impl Engine {
     }
 
     /// The best `k` eligible waiting workers for a posting, best first, by the
-    /// ranking policy. Scans the trade's R-tree in distance order and stops once
-    /// no farther worker could outrank the current selection.
+    /// ranking policy. Walks the trade's two R-trees (hardship workers and the
+    /// others) best-first by the best score anything under a node could reach:
+    /// its nearest possible distance less the largest credit in that tree for a
+    /// node, less the worker's own credit for a worker. Stops once that bound is
+    /// worse than the current selection's last; nodes and workers that cannot
+    /// make the selection are never queued.
     fn rank_candidates(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
         best.clear();
         let p = &self.postings[key as usize];
         let policy = &self.config.policy;
         let waiting_cap = policy.waiting_bonus_cap_m.max(0.0);
-        let max_bonus = policy.max_bonus_m();
+        let waiting_rate = policy.waiting_bonus_m_per_hour.max(0.0);
+        let reliability_max = policy.reliability_bonus_m.max(0.0);
+        // Largest credit in each tree: [others, hardship].
+        let class_bonus = [waiting_cap + reliability_max, policy.max_bonus_m()];
         let limit = p.max_distance_m as f64 + INDEX_SLACK_M;
         let q = p.position.to_unit();
-        for (entry, d2) in self.worker_trees[p.trade as usize].nearest_neighbor_iter_with_distance_2(&q) {
-            let approx = distance_m_for_chord2(d2);
-            if approx > limit {
+        // Chord length times the radius: never more than the great-circle distance.
+        let near = |d2: f32| (d2.max(0.0) as f64).sqrt() * EARTH_RADIUS_M;
+        let entry_bound = |e: &IndexEntry, d: f64| {
+            let hours = now.0.saturating_sub(e.waiting_since_ms).max(0) as f64 / 3_600_000.0;
+            d - INDEX_SLACK_M - e.static_bonus_m as f64 - (hours * waiting_rate).min(waiting_cap)
+        };
+        let mut queue: BinaryHeap<ScanItem<'_>> = BinaryHeap::with_capacity(64);
+        for (class, hardship) in [false, true].into_iter().enumerate() {
+            let tree = &self.worker_trees[Self::worker_tree(p.trade, hardship)];
+            if tree.size() == 0 {
+                continue;
+            }
+            let d = near(tree.root().envelope().distance_2(&q));
+            if d <= limit {
+                let bonus = class_bonus[class];
+                queue.push(ScanItem { bound: d - INDEX_SLACK_M - bonus, node: ScanNode::Parent(tree.root(), bonus) });
+            }
+        }
+        while let Some(item) = queue.pop() {
+            let worst = if best.len() == k { best[k - 1].score } else { f64::INFINITY };
+            if item.bound > worst {
                 break;
             }
-            if best.len() == k {
-                let worst = best[k - 1].score;
-                if approx - INDEX_SLACK_M - max_bonus > worst {
-                    break;
-                }
-                if approx - INDEX_SLACK_M - entry.static_bonus_m as f64 - waiting_cap > worst {
+            let entry = match item.node {
+                ScanNode::Parent(node, bonus) => {
+                    for child in node.children() {
+                        let (bound, node) = match child {
+                            RTreeNode::Parent(child) => {
+                                let d = near(child.envelope().distance_2(&q));
+                                if d > limit {
+                                    continue;
+                                }
+                                if d - INDEX_SLACK_M - bonus > worst {
+                                    continue;
+                                }
+                                prefetch(child.children());
+                                (d - INDEX_SLACK_M - bonus, ScanNode::Parent(child, bonus))
+                            }
+                            RTreeNode::Leaf(e) => {
+                                let d = near(e.distance_2(&q));
+                                if d > limit {
+                                    continue;
+                                }
+                                let bound = entry_bound(e, d);
+                                if bound > worst {
+                                    continue;
+                                }
+                                if let Some(w) = self.workers.get(e.key as usize) {
+                                    prefetch(std::slice::from_ref(w));
+                                }
+                                (bound, ScanNode::Leaf(e))
+                            }
+                        };
+                        if bound <= worst {
+                            queue.push(ScanItem { bound, node });
+                        }
+                    }
                     continue;
                 }
-            }
+                ScanNode::Leaf(entry) => entry,
+            };
             let w = &self.workers[entry.key as usize];
-            if !Self::eligible(w, p, entry.key) {
+            if w.status != WorkerStatus::Waiting || !Self::eligible(w, p, entry.key) {
                 continue;
             }
             let d = w.position.distance_m(p.position);
@@ -1243,7 +1537,7 @@ impl Engine {
         let limit = self.config.limits.max_travel_distance_m as f64 + INDEX_SLACK_M;
         let mut best: Option<(f64, PostingKey)> = None;
         for ts in &w.trades {
-            for (entry, d2) in self.posting_trees[ts.trade as usize].nearest_neighbor_iter_with_distance_2(&q) {
+            for (entry, d2) in self.posting_trees[ts.trade as usize].nearest_neighbor_iter_with_distance_2(q) {
                 let approx = distance_m_for_chord2(d2);
                 if approx > limit || best.is_some_and(|(d, _)| approx - INDEX_SLACK_M > d) {
                     break;
@@ -1500,7 +1794,7 @@ impl Engine {
 
     /// A worker by id.
     pub fn worker(&self, id: &str) -> Option<&Worker> {
-        self.worker_ids.get(id).map(|&k| &self.workers[k as usize])
+        self.worker_ids.get(&self.workers, id).map(|k| &self.workers[k as usize])
     }
 
     /// A posting by id.
@@ -1558,9 +1852,9 @@ impl Engine {
         self.workers.len()
     }
 
-    /// Number of waiting workers (indexed).
+    /// Number of waiting workers.
     pub fn waiting_count(&self) -> usize {
-        self.worker_indexed.iter().filter(|x| **x).count()
+        self.waiting_workers
     }
 
     /// Live offers, in id order.
@@ -1670,6 +1964,7 @@ impl Engine {
         }
         let (nw, np, ne, nt, nc) = (s.workers.len(), s.postings.len(), s.employers.len(), trades.len(), regions.len());
         let mut e = Engine::new(config, regions, trades);
+        e.worker_ids.reserve(&s.workers);
         for (i, w) in s.workers.iter().enumerate() {
             let ok = w.position.is_valid()
                 && (w.county as usize) < nc
@@ -1677,7 +1972,7 @@ impl Engine {
                 && w.trades.iter().all(|t| (t.trade as usize) < nt)
                 && w.trades.iter().enumerate().all(|(i, t)| w.trades[..i].iter().all(|u| u.trade != t.trade))
                 && (w.offer.is_some() == matches!(w.status, WorkerStatus::Offered | WorkerStatus::Engaged));
-            if !ok || e.worker_ids.insert(w.id.clone(), i as WorkerKey).is_some() {
+            if !ok || !e.worker_ids.insert(&s.workers, i as WorkerKey) {
                 return Err(bad(format!("worker {} is invalid or repeated", w.id)));
             }
         }
@@ -1710,9 +2005,9 @@ impl Engine {
                 e.offer_deadlines.insert((o.deadline, o.id));
             }
         }
-        for w in &s.workers {
+        for (i, w) in s.workers.iter().enumerate() {
             if let Some(id) = w.offer {
-                if e.offers.get(&id).map(|o| e.worker_ids[&w.id] == o.worker) != Some(true) {
+                if e.offers.get(&id).map(|o| o.worker == i as WorkerKey) != Some(true) {
                     return Err(bad(format!("worker {} holds a missing offer {id}", w.id)));
                 }
             }
@@ -1737,19 +2032,28 @@ impl Engine {
         e.worker_indexed = vec![false; nw];
         e.posting_indexed = vec![false; np];
         // Bulk-load the trees: much faster than inserting one by one.
-        let mut per_trade: Vec<Vec<IndexEntry>> = vec![Vec::new(); nt];
+        let mut per_tree: Vec<Vec<IndexEntry>> = vec![Vec::new(); nt * 2];
         for (k, w) in e.workers.iter().enumerate() {
             if w.status == WorkerStatus::Waiting {
-                let entry =
-                    IndexEntry { point: w.position.to_unit(), key: k as WorkerKey, static_bonus_m: e.static_bonus(w) };
+                e.waiting_workers += 1;
                 for t in &w.trades {
-                    per_trade[t.trade as usize].push(entry);
                     e.waiting_counts[w.county as usize * nt + t.trade as usize] += 1;
+                }
+            }
+            if Self::belongs_in_index(w.status, true) {
+                let entry = IndexEntry {
+                    point: w.position.to_unit(),
+                    key: k as WorkerKey,
+                    static_bonus_m: e.static_bonus(w),
+                    waiting_since_ms: w.waiting_since.0,
+                };
+                for t in &w.trades {
+                    per_tree[Self::worker_tree(t.trade, w.hardship.is_hardship())].push(entry);
                 }
                 e.worker_indexed[k] = true;
             }
         }
-        e.worker_trees = per_trade.into_iter().map(RTree::bulk_load).collect();
+        e.worker_trees = per_tree.into_iter().map(RTree::bulk_load).collect();
         for k in 0..np as PostingKey {
             e.posting_state_counts[e.postings[k as usize].county as usize][state_slot(e.postings[k as usize].state)] +=
                 1;
@@ -1758,7 +2062,7 @@ impl Engine {
                 e.posting_expiries.insert((p.expires_at(), k));
             }
             if e.posting_should_be_indexed(p) {
-                let entry = IndexEntry { point: p.position.to_unit(), key: k, static_bonus_m: 0.0 };
+                let entry = IndexEntry::posting(p.position.to_unit(), k);
                 e.posting_trees[p.trade as usize].insert(entry);
                 e.posting_indexed[k as usize] = true;
             }
@@ -1796,8 +2100,13 @@ impl Engine {
         if self.offer_deadlines.len() != self.offers.values().filter(|o| o.state == OfferState::Pending).count() {
             return Err("stray offer deadlines".into());
         }
-        // Workers: status agrees with offer; waiting ⇔ indexed in exactly their trees.
-        let mut expected_tree_sizes = vec![0usize; self.trades.len()];
+        // Workers: status agrees with offer; waiting workers are indexed, engaged and
+        // away ones are not (offered ones may be); an indexed worker is in exactly
+        // their trees with up-to-date ranking inputs; waiting counts right.
+        let nt = self.trades.len();
+        let mut expected_tree_sizes = vec![0usize; self.worker_trees.len()];
+        let mut expected_waiting = vec![0u32; self.waiting_counts.len()];
+        let mut waiting_workers = 0;
         for (k, w) in self.workers.iter().enumerate() {
             if w.offer.is_none() && matches!(w.status, WorkerStatus::Offered | WorkerStatus::Engaged) {
                 return Err(format!("worker {} is {:?} without an offer", w.id, w.status));
@@ -1807,18 +2116,31 @@ impl Engine {
                     return Err(format!("worker {} holds offer {id} that is not theirs", w.id));
                 }
             }
-            let waiting = w.status == WorkerStatus::Waiting;
-            if waiting != self.worker_indexed[k] {
-                return Err(format!("worker {} waiting={waiting} but indexed={}", w.id, self.worker_indexed[k]));
-            }
-            if waiting {
-                let q = w.position.to_unit();
+            if w.status == WorkerStatus::Waiting {
+                waiting_workers += 1;
                 for t in &w.trades {
-                    expected_tree_sizes[t.trade as usize] += 1;
-                    let found = self.worker_trees[t.trade as usize]
-                        .locate_all_at_point(&q)
-                        .filter(|e| e.key == k as WorkerKey)
-                        .count();
+                    expected_waiting[w.county as usize * nt + t.trade as usize] += 1;
+                }
+            }
+            let indexed = self.worker_indexed[k];
+            if Self::belongs_in_index(w.status, indexed) != indexed {
+                return Err(format!("worker {} is {:?} but indexed={indexed}", w.id, w.status));
+            }
+            if indexed {
+                let q = w.position.to_unit();
+                let bonus = self.static_bonus(w);
+                for t in &w.trades {
+                    let slot = Self::worker_tree(t.trade, w.hardship.is_hardship());
+                    expected_tree_sizes[slot] += 1;
+                    let mut found = 0;
+                    for e in self.worker_trees[slot].locate_all_at_point(q) {
+                        if e.key == k as WorkerKey {
+                            found += 1;
+                            if e.static_bonus_m != bonus || e.waiting_since_ms != w.waiting_since.0 {
+                                return Err(format!("worker {} indexed with stale ranking inputs", w.id));
+                            }
+                        }
+                    }
                     if found != 1 {
                         return Err(format!("worker {} found {found} times in tree of trade {}", w.id, t.trade));
                     }
@@ -1828,13 +2150,13 @@ impl Engine {
         for (t, tree) in self.worker_trees.iter().enumerate() {
             if tree.size() != expected_tree_sizes[t] {
                 return Err(format!(
-                    "tree of trade {t} has {} entries, expected {}",
+                    "worker tree {t} has {} entries, expected {}",
                     tree.size(),
                     expected_tree_sizes[t]
                 ));
             }
         }
-        if self.waiting_counts.iter().map(|&c| c as usize).sum::<usize>() != expected_tree_sizes.iter().sum::<usize>() {
+        if self.waiting_counts != expected_waiting || self.waiting_workers != waiting_workers {
             return Err("waiting counters out of sync".into());
         }
         // Postings: counts match offers, headcount never exceeded, index membership right.

@@ -1,17 +1,27 @@
 //! Spatial index entries: workers and open postings as points on the unit
-//! sphere in per-trade `rstar` R-trees.
+//! sphere in `rstar` R-trees (workers per trade and hardship class, postings
+//! per trade).
 
 use rstar::{PointDistance, RTreeObject, AABB};
 
 /// A worker (or posting) in an R-tree: its unit-sphere point, its key, and the
-/// part of its ranking credit that does not depend on time (hardship and
-/// reliability), so the matcher can skip hopeless candidates without reading
-/// the worker record.
+/// ranking inputs besides distance (the credit that does not depend on time,
+/// hardship and reliability, and the waiting start), so the matcher can bound a
+/// candidate's score and skip hopeless ones without reading the worker record.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IndexEntry {
     pub point: [f32; 3],
     pub key: u32,
     pub static_bonus_m: f32,
+    /// Waiting since, milliseconds since the epoch (0 for postings).
+    pub waiting_since_ms: i64,
+}
+
+impl IndexEntry {
+    /// A posting's entry.
+    pub fn posting(point: [f32; 3], key: u32) -> Self {
+        Self { point, key, static_bonus_m: 0.0, waiting_since_ms: 0 }
+    }
 }
 
 impl PartialEq for IndexEntry {

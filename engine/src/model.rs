@@ -63,7 +63,7 @@ impl Hardship {
 pub enum WorkerStatus {
     /// Waiting for work: indexed and matchable.
     Waiting,
-    /// Holding one live offer.
+    /// Holding one pending offer: skipped by matching.
     Offered,
     /// Accepted an offer (possibly arrived), not yet completed.
     Engaged,

@@ -327,3 +327,39 @@ proptest! {
         restored.check_invariants().map_err(TestCaseError::fail)?;
     }
 }
+
+/// `Engine::restore` bulk-loads the R-trees. Trees bulk-loaded from some sizes (for example
+/// 49-55 or 386-418 points in 3-D with `rstar` 0.12) had leaves at different depths, and a
+/// later insertion panicked; a restored engine must take new workers of that trade at every size.
+#[test]
+fn restored_trees_of_any_size_take_more_workers() {
+    for n in (40..=60).chain(380..=425) {
+        let mut e = Engine::linfen(EngineConfig::default());
+        for i in 0..n {
+            let spec = worker_spec(
+                &format!("w{i}"),
+                &["mason"],
+                offset(yaodu_seat(), (i % 37) as f64 * 40.0, (i / 37) as f64 * 40.0),
+            );
+            ok(&mut e, at(i as i64), Command::UpsertWorker(spec));
+        }
+        let mut restored = Engine::restore(e.config().clone(), e.snapshot()).expect("restore");
+        for i in 0..40 {
+            let spec =
+                worker_spec(&format!("x{i}"), &["mason"], offset(yaodu_seat(), -(i as f64) * 35.0, 17.0 * i as f64));
+            ok(&mut restored, at(1_000 + i), Command::UpsertWorker(spec));
+        }
+        for i in (0..n).step_by(3) {
+            ok(
+                &mut restored,
+                at(2_000 + i as i64),
+                Command::MoveWorker {
+                    worker: format!("w{i}").into(),
+                    position: offset(yaodu_seat(), 5.0 * i as f64, -3.0 * i as f64),
+                },
+            );
+        }
+        restored.check_invariants().unwrap_or_else(|m| panic!("{n} workers: {m}"));
+        assert_eq!(restored.waiting_count(), n + 40);
+    }
+}
