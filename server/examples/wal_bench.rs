@@ -11,12 +11,12 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
 use linggong_engine::population::{Population, PopulationConfig};
 use linggong_engine::{Command, OfferResponse, Timestamp};
 use linggong_server::convert::wal::{encode, LoggedCommand};
 use linggong_server::host::{Host, HostConfig};
 use linggong_server::wal::Durability;
-use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
