@@ -247,24 +247,26 @@ fn bounded(v: &mut Violations, field: String, value: u32, min: u32, max: u32) ->
     value
 }
 
+/// A known enum number, or a violation naming the field.
+fn known_enum<P: TryFrom<i32>>(v: &mut Violations, field: &str, raw: i32) -> Option<P> {
+    let known = P::try_from(raw).ok();
+    if known.is_none() {
+        v.add(field, format!("unknown value {raw}"));
+    }
+    known
+}
+
 /// A required enum: unknown numbers and `*_UNSPECIFIED` are rejected.
 fn required_enum<P, T>(v: &mut Violations, field: String, raw: i32, map: impl Fn(P) -> Option<T>) -> Option<T>
 where
     P: TryFrom<i32>,
 {
-    match P::try_from(raw) {
-        Err(_) => {
-            v.add(field, format!("unknown value {raw}"));
-            None
-        }
-        Ok(p) => {
-            let mapped = map(p);
-            if mapped.is_none() {
-                v.add(field, "required (UNSPECIFIED is not a value)");
-            }
-            mapped
-        }
+    let p = known_enum(v, &field, raw)?;
+    let mapped = map(p);
+    if mapped.is_none() {
+        v.add(field, "required (UNSPECIFIED is not a value)");
     }
+    mapped
 }
 
 /// An optional enum used as a filter: `*_UNSPECIFIED` means any, unknown numbers are rejected.
@@ -272,13 +274,7 @@ fn optional_enum<P, T>(v: &mut Violations, field: String, raw: i32, map: impl Fn
 where
     P: TryFrom<i32>,
 {
-    match P::try_from(raw) {
-        Err(_) => {
-            v.add(field, format!("unknown value {raw}"));
-            None
-        }
-        Ok(p) => map(p),
-    }
+    known_enum(v, &field, raw).and_then(map)
 }
 
 fn request_id(v: &mut Violations, value: &str) {
