@@ -231,7 +231,7 @@ impl Host {
         let (outcome, replayed) = replay_log(&mut state, &config.wal_dir(), |events| hub.publish(events.drain(..)))?;
         report.replayed = replayed;
         if let Some(problem) = &outcome.problem {
-            if !problem.torn_tail {
+            if !problem.is_torn_tail() {
                 return Err(HostError::Refused(problem.to_string()));
             }
             let copy = crate::wal::truncate_keeping_copy(&problem.path, problem.offset)?;
@@ -240,7 +240,8 @@ impl Host {
                 offset = problem.offset,
                 copy = %copy.display(),
                 reason = %problem.reason,
-                "truncated a torn record at the end of the log (an interrupted write); a copy of the damaged segment was kept"
+                "truncated a torn record at the end of the log; a copy of the damaged segment was kept: {}",
+                problem.explanation()
             );
             report.truncated_tail = Some((problem.path.clone(), problem.offset, copy));
         }
