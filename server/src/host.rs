@@ -11,11 +11,11 @@
 //! releases every waiter up to that sequence. Durable records then go to the
 //! snapshot follower, which applies them to its own copy of the state.
 
-use crate::convert::wal::{decode, encode, LoggedCommand};
+use crate::convert::wal::{command_fingerprint, decode, encode, LoggedCommand};
 use crate::events::{EventHub, Subscription, TooFarBehind};
 use crate::histogram::{AtomicHistogram, COUNT_BUCKETS, LATENCY_BUCKETS};
 use crate::snapshot::{list_snapshots, load_snapshot, prune_snapshots, write_snapshot, SnapshotError};
-use crate::state::{Applied, SequencedEvent, ServiceState};
+use crate::state::{Applied, RequestLookup, SequencedEvent, ServiceState};
 use crate::wal::{list_segments, scan, Durability, ScanOutcome, Storage, WalConfig, WalError, WalWriter};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use linggong_engine::{Command, Engine, EngineConfig, EngineError, Regions, Timestamp, TradeCatalog};
@@ -126,6 +126,9 @@ pub enum SubmitError {
     /// The log has failed (fail-stop) or the host is shutting down; no writes are accepted.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The request key was already used for a different command; nothing changed.
+    #[error("request id reused: it was first used for a different request")]
+    RequestIdReused,
 }
 
 /// What the writer has made durable.
@@ -323,8 +326,12 @@ impl Host {
         if let Some(failed) = &self.durable.borrow().failed {
             return Err(SubmitError::Unavailable(failed.clone()));
         }
-        if let Some(hit) = request_key.as_deref().and_then(|k| core.state.lookup_request(k)) {
-            return Ok((hit.clone(), true));
+        if let Some(key) = request_key.as_deref() {
+            match core.state.lookup_request(key, command_fingerprint(&command)) {
+                RequestLookup::New => {}
+                RequestLookup::Repeat(first) => return Ok((first.clone(), true)),
+                RequestLookup::Reused => return Err(SubmitError::RequestIdReused),
+            }
         }
         let inflight = self.inflight.load(Ordering::Relaxed);
         if inflight >= self.max_inflight {

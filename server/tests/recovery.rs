@@ -351,3 +351,24 @@ fn a_damaged_last_record_is_refused_while_a_torn_write_is_truncated() {
     assert!(host.recovery().truncated_tail.is_some());
     assert_eq!(host.read_engine(|e| e.snapshot()), states[states.len() - 2]);
 }
+
+#[test]
+fn a_reused_request_id_is_refused_after_replaying_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(config(dir.path())).unwrap();
+    let mut pop = Population::linfen(PopulationConfig::default());
+    let w = pop.worker(1);
+    let first = block_on(host.submit(Some("station-a/req-1".into()), Command::UpsertWorker(w.clone()))).unwrap();
+    host.shutdown();
+    drop(host);
+    // Without snapshots the request table is rebuilt from the log alone.
+    std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+    let host = Host::open(config(dir.path())).unwrap();
+    let again = block_on(host.submit(Some("station-a/req-1".into()), Command::UpsertWorker(w.clone()))).unwrap();
+    assert_eq!(again, first, "the same request under the same id returns the first result");
+    let renamed = linggong_engine::WorkerSpec { name: "改名".into(), ..w };
+    let reused = block_on(host.submit(Some("station-a/req-1".into()), Command::UpsertWorker(renamed)));
+    let err = reused.expect_err("a different request under a remembered id is refused");
+    assert!(err.to_string().contains("request id"), "{err}");
+    assert_eq!(host.read(|s| s.last_seq()), first.seq, "and applies nothing");
+}

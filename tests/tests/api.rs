@@ -616,6 +616,51 @@ async fn retries_with_the_same_request_id_apply_once() -> anyhow::Result<()> {
     server.stop().await
 }
 
+/// The `google.rpc.ErrorInfo` reason of a status, if it has one.
+fn error_reason(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+#[tokio::test]
+async fn a_reused_request_id_with_a_different_request_is_refused() -> anyhow::Result<()> {
+    let mut server = TestServer::start().await?;
+    let t = server.tokens.clone();
+    let mut c = server.clients().await?;
+    let a = worker("w-a", YAODU, "porter", offset(YAODU_SEAT, 0.0, 0.0));
+    let register =
+        |worker: &pb::Worker| pb::RegisterWorkerRequest { request_id: "reg-x".into(), worker: Some(worker.clone()) };
+    let first = c.workers.register_worker(authed(&t.yaodu, register(&a))).await?.into_inner();
+    assert!(first.created);
+    let refused_as_reused = |status: tonic::Status, what: &str| {
+        assert_eq!(status.code(), Code::FailedPrecondition, "{what}: {status:?}");
+        assert_eq!(error_reason(&status).as_deref(), Some("REQUEST_ID_REUSED"), "{what}: {status:?}");
+    };
+    // The same id with a renamed worker, or with another worker: refused, never OK.
+    let renamed = pb::Worker { display_name: "改名".into(), ..a.clone() };
+    refused_as_reused(c.workers.register_worker(authed(&t.yaodu, register(&renamed))).await.unwrap_err(), "rename");
+    let b = worker("w-b", YAODU, "porter", offset(YAODU_SEAT, 10.0, 0.0));
+    refused_as_reused(c.workers.register_worker(authed(&t.yaodu, register(&b))).await.unwrap_err(), "other worker");
+    let stored = c.workers.get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: "w-a".into() })).await?;
+    assert_eq!(stored.into_inner().worker.expect("worker").display_name, a.display_name, "the rename was not applied");
+    // The employer, market and suspension RPCs refuse the same way.
+    let upsert =
+        |id: &str| pb::UpsertEmployerRequest { request_id: "emp-x".into(), employer: Some(employer(id, true)) };
+    c.review.upsert_employer(authed(&t.operator, upsert("e1"))).await?;
+    refused_as_reused(c.review.upsert_employer(authed(&t.operator, upsert("e2"))).await.unwrap_err(), "employer");
+
+    // The retry with the same request still answers the first result, also
+    // after a restart (state rebuilt from the snapshot and the log).
+    let again = c.workers.register_worker(authed(&t.yaodu, register(&a))).await?.into_inner();
+    assert_eq!(again, first);
+    server.restart().await?;
+    let mut c = server.clients().await?;
+    let again = c.workers.register_worker(authed(&t.yaodu, register(&a))).await?.into_inner();
+    assert_eq!(again, first, "the retry after a restart returns the first result");
+    refused_as_reused(c.workers.register_worker(authed(&t.yaodu, register(&renamed))).await.unwrap_err(), "restart");
+    server.stop().await
+}
+
 #[tokio::test]
 async fn a_station_pushing_an_older_version_gets_the_current_one() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
