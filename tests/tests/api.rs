@@ -661,6 +661,50 @@ async fn a_reused_request_id_with_a_different_request_is_refused() -> anyhow::Re
     server.stop().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_show_only_durable_state() -> anyhow::Result<()> {
+    let storage = linggong_server::wal::HoldableStorage::new();
+    let held = storage.clone();
+    let server = TestServer::start_with(move |c| c.wal_storage = std::sync::Arc::new(held)).await?;
+    let t = server.tokens.clone();
+    let mut c = server.clients().await?;
+    register_workers(&mut c, &t.yaodu, &porter_group("w", 1)).await?;
+
+    // With fsync held, a registration is applied in memory but not durable.
+    let held = storage.hold();
+    let mut writer = c.clone();
+    let token = t.yaodu.clone();
+    let registration = tokio::spawn(async move {
+        let w = worker("w-late", YAODU, "porter", offset(YAODU_SEAT, 0.0, 0.0));
+        let request = pb::RegisterWorkerRequest { request_id: String::new(), worker: Some(w) };
+        writer.workers.register_worker(authed(&token, request)).await
+    });
+    let host = server.running().host.clone();
+    for _ in 0..1_000 {
+        if host.read_engine(|e| e.worker("w-late").is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(host.read_engine(|e| e.worker("w-late").is_some()), "the registration was applied");
+
+    // A read now must not show it: it is not answered until it is durable.
+    let get = |id: &str| authed(&t.yaodu, pb::GetWorkerRequest { worker_id: id.into() });
+    let mut reader = c.workers.clone();
+    let early = tokio::time::timeout(Duration::from_millis(300), reader.get_worker(get("w-late"))).await;
+    assert!(early.is_err(), "a read answered with state that is not durable: {early:?}");
+    let read = tokio::spawn({
+        let mut reader = c.workers.clone();
+        let request = get("w-late");
+        async move { reader.get_worker(request).await }
+    });
+    drop(held);
+    let found = read.await??.into_inner().worker.expect("worker");
+    assert_eq!(found.worker_id, "w-late");
+    assert!(registration.await??.into_inner().created);
+    server.stop().await
+}
+
 #[tokio::test]
 async fn a_station_pushing_an_older_version_gets_the_current_one() -> anyhow::Result<()> {
     let server = TestServer::start().await?;

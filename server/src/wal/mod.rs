@@ -12,7 +12,7 @@ pub use segment::{
     decode_frame, decode_header, encode_frame, encode_header, list_segments, segment_name, Frame, FrameError,
     HeaderError, FORMAT_VERSION, FRAME_LEN, HEADER_LEN, MAX_RECORD_BYTES,
 };
-pub use storage::{Fault, FaultyStorage, LogFile, StdStorage, Storage};
+pub use storage::{Fault, FaultyStorage, HoldableStorage, LogFile, StdStorage, Storage, SyncHold};
 pub use writer::{Durability, WalConfig, WalWriter};
 
 /// Errors of the write-ahead log.
