@@ -57,7 +57,10 @@ fn answers_without_a_record_wait_for_the_state_they_show_to_be_durable() {
     drop(held);
     let registered = block_on(register).unwrap();
     let matched = block_on(matched).unwrap();
-    assert!(matches!(matched.outcome, Outcome::Matched { ref offers, remaining: 1 } if offers.is_empty()), "{matched:?}");
+    assert!(
+        matches!(matched.outcome, Outcome::Matched { ref offers, remaining: 1 } if offers.is_empty()),
+        "{matched:?}"
+    );
     assert_eq!(matched.seq, 0, "the match wrote no record");
     assert!(host.durable_watch().borrow().seq >= registered.seq);
     block_on(tick).unwrap();
