@@ -705,6 +705,68 @@ async fn reads_show_only_durable_state() -> anyhow::Result<()> {
     server.stop().await
 }
 
+/// Sends raw bytes as the body of a unary call (as a client with a broken encoder would).
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        prost::bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let bytes = prost::bytes::Buf::copy_to_bytes(buf, prost::bytes::Buf::remaining(buf));
+        Ok(Some(bytes.to_vec()))
+    }
+}
+
+#[tokio::test]
+async fn garbage_bytes_are_invalid_argument_and_oversize_messages_name_the_limit() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let t = server.tokens.clone();
+    let c = server.clients().await?;
+    let mut grpc = tonic::client::Grpc::new(c.channel.clone());
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/linggong.v1.WorkerService/RegisterWorker");
+    // Field 1 with wire type 6 (invalid), an end-group tag with no group, a length running past the end.
+    for garbage in [vec![0x0e, 0x01], vec![0x0c], vec![0x0a, 0x7f, 0x01]] {
+        grpc.ready().await?;
+        let status = grpc.unary(authed(&t.yaodu, garbage.clone()), path.clone(), RawCodec).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{garbage:?}: {status:?}");
+        assert!(status.message().contains("could not decode the request body"), "{garbage:?}: {status:?}");
+    }
+    // A message over the limit is RESOURCE_EXHAUSTED naming the limit and the size received.
+    for size in [70 * 1024, 1024 * 1024] {
+        grpc.ready().await?;
+        let status = grpc.unary(authed(&t.yaodu, vec![0u8; size]), path.clone(), RawCodec).await.unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{size}: {status:?}");
+        let message = status.message();
+        assert!(message.contains("65536") && message.contains(&size.to_string()), "{size}: {message}");
+    }
+    let (workers, last_seq) = server.running().host.read(|s| (s.engine().worker_count(), s.last_seq()));
+    assert_eq!((workers, last_seq), (0, 0), "nothing was applied");
+    server.stop().await
+}
+
 #[tokio::test]
 async fn a_station_pushing_an_older_version_gets_the_current_one() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
