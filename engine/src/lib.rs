@@ -17,6 +17,7 @@
 //! assert_eq!(outcome, Outcome::Ticked { offers_expired: 0, postings_expired: 0 });
 //! ```
 
+pub mod batch;
 pub mod catalog;
 pub mod command;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod population;
 pub mod standards;
 pub mod stats;
 
+pub use batch::{assign_batch, BatchCandidate, BatchPair, BatchPosting};
 pub use catalog::{County, Regions, Trade, TradeCatalog};
 pub use command::*;
 pub use config::{EngineConfig, Limits, RankingPolicy};
