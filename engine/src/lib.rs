@@ -36,7 +36,7 @@ pub mod stats;
 pub use batch::{assign_batch, BatchCandidate, BatchPair, BatchPosting};
 pub use catalog::{County, Regions, Trade, TradeCatalog};
 pub use command::*;
-pub use config::{EngineConfig, Limits, RankingPolicy};
+pub use config::{EngineConfig, Limits, PolicyViolation, RankingPolicy};
 pub use directory::{Directory, MarketKind, MarketSpec};
 pub use engine::{Engine, EngineSnapshot, EngineSnapshotRef};
 pub use error::EngineError;
