@@ -98,9 +98,10 @@ pub struct Comparison {
 
 impl LabRequest<'_> {
     /// Runs the comparison: the live replay (which also fits the response
-    /// model), then every policy under every seed.
-    pub fn compare(&self, live_policy: &linggong_engine::RankingPolicy) -> Result<Comparison, EngineError> {
-        let live = run(self.start, live_policy, self.steps, self.from, self.to, Answers::Recorded)?;
+    /// model), then every policy under every seed. Also returns the live
+    /// replay's final engine, for checking it against the live state.
+    pub fn compare(&self, live_policy: &linggong_engine::RankingPolicy) -> Result<(Comparison, Engine), EngineError> {
+        let live = run(self.start, live_policy, self.steps, (self.from, self.to), Answers::Recorded)?;
         let model = live.fit.model();
         let mut columns = Vec::new();
         for policy in std::iter::once(&self.baseline).chain(&self.policies) {
@@ -110,8 +111,7 @@ impl LabRequest<'_> {
                     self.start,
                     &policy.ranking,
                     self.steps,
-                    self.from,
-                    self.to,
+                    (self.from, self.to),
                     Answers::Modelled { model: &model, seed },
                 )?;
                 column.seeds.push(r.figures);
@@ -119,7 +119,7 @@ impl LabRequest<'_> {
             }
             columns.push(column);
         }
-        Ok(Comparison {
+        let comparison = Comparison {
             metrics: metrics(),
             from: self.from,
             to: self.to,
@@ -127,7 +127,8 @@ impl LabRequest<'_> {
             live_stats: live.stats,
             model: model.summary(),
             columns,
-        })
+        };
+        Ok((comparison, live.engine))
     }
 }
 

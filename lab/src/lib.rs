@@ -10,6 +10,7 @@
 
 pub mod compare;
 pub mod figures;
+pub mod generate;
 pub mod model;
 pub mod output;
 pub mod policy;

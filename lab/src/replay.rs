@@ -273,9 +273,20 @@ pub fn run(
     start: &Engine,
     policy: &RankingPolicy,
     steps: &[LoggedStep],
-    from: Timestamp,
-    to: Timestamp,
+    window: (Timestamp, Timestamp),
     answers: Answers<'_>,
+) -> Result<RunResult, EngineError> {
+    run_with(start, policy, steps, window, answers, |_, _| {})
+}
+
+/// [`run`], calling `on_applied` with every step the engine accepted and its outcome.
+pub fn run_with(
+    start: &Engine,
+    policy: &RankingPolicy,
+    steps: &[LoggedStep],
+    (from, to): (Timestamp, Timestamp),
+    answers: Answers<'_>,
+    mut on_applied: impl FnMut(&Step, &Outcome),
 ) -> Result<RunResult, EngineError> {
     let mut engine = fork(start, policy)?;
     let first_window_offer = start.snapshot().next_offer_id;
@@ -290,6 +301,7 @@ pub fn run(
                 engine.drain_events_into(&mut events);
                 observer.applied(&engine, step.now, &step.command, &events);
                 replay.complete(&step, Ok(&outcome), &events, &engine);
+                on_applied(&step, &outcome);
             }
             Err(e) => replay.complete(&step, Err(&e), &[], &engine),
         }
