@@ -204,7 +204,7 @@ fn solve_component(g: &Graph, postings: &[usize], out: &mut Vec<BatchPair>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     /// Best (filled, -cost) over every assignment, by exhaustive search over slots.
@@ -232,19 +232,19 @@ mod tests {
     }
 
     fn random_instance(rng: &mut ChaCha8Rng) -> Vec<BatchPosting> {
-        let workers = rng.gen_range(1..7u32);
-        (0..rng.gen_range(1..4))
+        let workers = rng.random_range(1..7u32);
+        (0..rng.random_range(1..4))
             .map(|_| {
                 let mut candidates: Vec<BatchCandidate> = (0..workers)
                     .filter_map(|w| {
-                        let cost_m = rng.gen_range(-2_000.0..9_000.0);
-                        rng.gen_bool(0.6).then_some(BatchCandidate { worker: w * 7 + 3, cost_m })
+                        let cost_m = rng.random_range(-2_000.0..9_000.0);
+                        rng.random_bool(0.6).then_some(BatchCandidate { worker: w * 7 + 3, cost_m })
                     })
                     .collect();
-                if rng.gen_bool(0.2) {
+                if rng.random_bool(0.2) {
                     candidates.clear();
                 }
-                BatchPosting { slots: rng.gen_range(0..3), candidates }
+                BatchPosting { slots: rng.random_range(0..3), candidates }
             })
             .collect()
     }
@@ -301,9 +301,9 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let postings: Vec<BatchPosting> = (0..40)
             .map(|_| BatchPosting {
-                slots: rng.gen_range(1..4),
+                slots: rng.random_range(1..4),
                 candidates: (0..8)
-                    .map(|_| BatchCandidate { worker: rng.gen_range(0..60), cost_m: rng.gen_range(0.0..5_000.0) })
+                    .map(|_| BatchCandidate { worker: rng.random_range(0..60), cost_m: rng.random_range(0.0..5_000.0) })
                     .collect(),
             })
             .collect();

@@ -17,7 +17,7 @@ use linggong_engine::population::{Population, PopulationConfig};
 use linggong_engine::{
     Availability, Command, Engine, EngineConfig, EngineError, LedgerDay, RankingPolicy, Timestamp,
 };
-use rand::Rng;
+use rand::RngExt;
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -147,33 +147,33 @@ pub fn county_day(config: &DayConfig, live: &RankingPolicy) -> Result<GeneratedD
         script.push((t, n, c));
     };
     for i in 0..config.new_workers {
-        let t = at(population.rng().gen_range(7.0..18.0));
+        let t = at(population.rng().random_range(7.0..18.0));
         let spec = worker(&mut population, u64::from(config.workers + i));
         push(&mut script, t, Command::UpsertWorker(spec));
     }
     for i in 0..config.postings {
-        let t = at(population.rng().gen_range(7.0..18.0));
-        let employer = format_compact!("e{}", population.rng().gen_range(0..10));
+        let t = at(population.rng().random_range(7.0..18.0));
+        let employer = format_compact!("e{}", population.rng().random_range(0..10));
         let mut spec = population.posting(i.into(), &employer, t);
         spec.county = config.county;
         spec.position = population.position_near(config.county);
-        spec.headcount = population.rng().gen_range(1..=4);
+        spec.headcount = population.rng().random_range(1..=4);
         spec.offer_ttl_secs = 600;
         let id = spec.id.clone();
         push(&mut script, t, Command::SubmitPosting(spec));
         push(&mut script, t.plus_secs(1), Command::InstantMatch { posting: id, max_offers: 0 });
     }
     for _ in 0..config.workers / 4 {
-        let t = at(population.rng().gen_range(7.0..18.0));
-        let w = format_compact!("w{}", population.rng().gen_range(0..config.workers));
+        let t = at(population.rng().random_range(7.0..18.0));
+        let w = format_compact!("w{}", population.rng().random_range(0..config.workers));
         let position = population.position_near(config.county);
         push(&mut script, t, Command::MoveWorker { worker: w, position });
     }
     for _ in 0..config.workers / 10 {
-        let t = at(population.rng().gen_range(7.0..16.0));
-        let w = format_compact!("w{}", population.rng().gen_range(0..config.workers));
+        let t = at(population.rng().random_range(7.0..16.0));
+        let w = format_compact!("w{}", population.rng().random_range(0..config.workers));
         push(&mut script, t, Command::SetAvailability { worker: w.clone(), window: None });
-        let back = t.plus_secs(population.rng().gen_range(1_800..7_200));
+        let back = t.plus_secs(population.rng().random_range(1_800..7_200));
         push(&mut script, back, Command::SetAvailability { worker: w, window: Some(Availability::ALWAYS) });
     }
     let mut tick = at(7.0);

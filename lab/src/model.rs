@@ -23,7 +23,7 @@
 //! run (common random numbers: differences between policies are not noise of
 //! the draws).
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
@@ -155,7 +155,7 @@ impl Delays {
         if self.samples.is_empty() {
             return fallback_ms;
         }
-        self.samples[rng.gen_range(0..self.samples.len())]
+        self.samples[rng.random_range(0..self.samples.len())]
     }
     fn median(&self) -> Option<i64> {
         let mut s = self.samples.clone();
@@ -294,7 +294,7 @@ impl ResponseModel {
     /// Draws the answer to an offer of `posting` to `worker`.
     pub fn answer(&self, f: &OfferFeatures, rng: &mut ChaCha8Rng) -> AnswerPlan {
         let [accept, answered] = self.cells[f.cell()];
-        let u: f64 = rng.gen();
+        let u: f64 = rng.random();
         let answer = if u < accept {
             Answer::Accept
         } else if u < answered {
@@ -312,7 +312,7 @@ impl ResponseModel {
 
     /// Draws whether an accepted worker turns up, and when.
     pub fn attendance(&self, history: History, rng: &mut ChaCha8Rng) -> AttendancePlan {
-        let arrives = rng.gen::<f64>() >= self.no_show[history.index()];
+        let arrives = rng.random::<f64>() >= self.no_show[history.index()];
         let after_start_ms =
             if arrives { self.arrival_delay.draw(rng, 0) } else { self.no_show_delay.draw(rng, 1_800_000) };
         AttendancePlan { arrives, after_start_ms, work_ms: self.work.draw(rng, 8 * 3_600_000) }
