@@ -20,11 +20,12 @@ fn window(postings: u64) -> Vec<BatchPosting> {
     let mut engine = Engine::linfen(EngineConfig { reverse_match: false, ..EngineConfig::default() });
     let mut population = Population::linfen(PopulationConfig { seed: 15, verified_share: 1.0, ..Default::default() });
     let now = Timestamp(1_709_337_600_000);
+    let mut events = Vec::new();
     for i in 0..20 {
-        engine.apply(now, &Command::UpsertEmployer(population.employer(i))).expect("employer");
+        engine.apply(now, &Command::UpsertEmployer(population.employer(i)), &mut events).expect("employer");
     }
     for i in 0..WORKERS {
-        engine.apply(now, &Command::UpsertWorker(population.worker(i))).expect("worker");
+        engine.apply(now, &Command::UpsertWorker(population.worker(i)), &mut events).expect("worker");
     }
     let policy = engine.config().policy.clone();
     let keys: std::collections::HashMap<String, u32> =
@@ -33,7 +34,7 @@ fn window(postings: u64) -> Vec<BatchPosting> {
     for i in 0..postings {
         let employer = format!("e{}", i % 20);
         let spec = population.posting(i, &employer, now);
-        engine.apply(now, &Command::SubmitPosting(spec.clone())).expect("posting");
+        engine.apply(now, &Command::SubmitPosting(spec.clone()), &mut events).expect("posting");
         let slots = spec.headcount;
         let candidates = engine
             .rank_by_index(now, &spec.id, 3 * slots as usize)

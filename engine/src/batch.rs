@@ -179,9 +179,7 @@ fn solve_component(g: &Graph, postings: &[usize], out: &mut Vec<BatchPair>) {
             cost.insert((p, local[&w]), c);
         }
     }
-    let weight = |slot: usize, worker: usize| -> i64 {
-        cost.get(&(slots[slot], worker)).map_or(0, |c| big - (c - lo))
-    };
+    let weight = |slot: usize, worker: usize| -> i64 { cost.get(&(slots[slot], worker)).map_or(0, |c| big - (c - lo)) };
     if slots.len() <= workers.len() {
         let m = Matrix::from_fn(slots.len(), workers.len(), |(s, w)| weight(s, w));
         let (_, chosen) = kuhn_munkres(&m);
@@ -211,7 +209,13 @@ mod tests {
     fn brute_force(postings: &[BatchPosting]) -> (usize, i64) {
         let slots: Vec<usize> =
             postings.iter().enumerate().flat_map(|(i, p)| std::iter::repeat_n(i, p.slots as usize)).collect();
-        fn go(postings: &[BatchPosting], slots: &[usize], used: &mut Vec<u32>, filled: usize, cost: i64) -> (usize, i64) {
+        fn go(
+            postings: &[BatchPosting],
+            slots: &[usize],
+            used: &mut Vec<u32>,
+            filled: usize,
+            cost: i64,
+        ) -> (usize, i64) {
             let Some((&p, rest)) = slots.split_first() else { return (filled, cost) };
             // Leave the slot empty.
             let mut best = go(postings, rest, used, filled, cost);

@@ -7,8 +7,8 @@
 use crate::figures::{metrics, Area, Figures, Metric};
 use crate::model::ModelSummary;
 use crate::policy::PolicyFile;
-use crate::replay::{run, Answers, LoggedStep, ReplayStats};
-use linggong_engine::{Engine, EngineError, Timestamp};
+use crate::replay::{run, Answers, LabError, LoggedStep, ReplayStats};
+use linggong_engine::{Engine, Timestamp};
 use serde::Serialize;
 
 /// Two-sided 95% quantiles of Student's t for 1..=30 degrees of freedom.
@@ -100,7 +100,7 @@ impl LabRequest<'_> {
     /// Runs the comparison: the live replay (which also fits the response
     /// model), then every policy under every seed. Also returns the live
     /// replay's final engine, for checking it against the live state.
-    pub fn compare(&self, live_policy: &linggong_engine::RankingPolicy) -> Result<(Comparison, Engine), EngineError> {
+    pub fn compare(&self, live_policy: &linggong_engine::RankingPolicy) -> Result<(Comparison, Engine), LabError> {
         let live = run(self.start, live_policy, self.steps, (self.from, self.to), Answers::Recorded)?;
         let model = live.fit.model();
         let mut columns = Vec::new();

@@ -126,8 +126,13 @@ pub fn metrics() -> Vec<Metric> {
 /// Every figure of every area; rows follow [`metrics`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Figures {
-    /// Rows by area (the city first, then counties by code).
+    /// Rows by area (the city first, then counties by code); keyed `city` or the county code in JSON.
+    #[serde(serialize_with = "areas_by_name")]
     pub areas: BTreeMap<Area, Vec<Option<f64>>>,
+}
+
+fn areas_by_name<S: serde::Serializer>(areas: &BTreeMap<Area, Vec<Option<f64>>>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(areas.iter().map(|(a, row)| (a.to_string(), row)))
 }
 
 impl Figures {

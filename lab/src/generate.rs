@@ -11,12 +11,10 @@
 //! those with a no-show.
 
 use crate::model::{Answer, History, OfferFeatures, ResponseFit, ResponseModel};
-use crate::replay::{run_with, Answers, LoggedStep};
+use crate::replay::{run_with, Answers, LabError, LoggedStep};
 use compact_str::format_compact;
 use linggong_engine::population::{Population, PopulationConfig};
-use linggong_engine::{
-    Availability, Command, Engine, EngineConfig, EngineError, LedgerDay, RankingPolicy, Timestamp,
-};
+use linggong_engine::{Availability, Command, Engine, EngineConfig, EngineError, LedgerDay, RankingPolicy, Timestamp};
 use rand::RngExt;
 
 /// What to generate.
@@ -71,10 +69,11 @@ impl GeneratedDay {
     /// The engine state at the start of the day, built from `before`.
     pub fn start(&self, config: EngineConfig) -> Result<Engine, EngineError> {
         let mut engine = Engine::linfen(config);
+        let mut events = Vec::new();
         for s in &self.before {
-            engine.apply(s.now, &s.command)?;
+            engine.apply(s.now, &s.command, &mut events)?;
+            events.clear();
         }
-        engine.clear_events();
         Ok(engine)
     }
 }
@@ -113,7 +112,7 @@ pub fn true_model() -> ResponseModel {
 }
 
 /// Generates a day under `live` (the policy in force), answered by [`true_model`].
-pub fn county_day(config: &DayConfig, live: &RankingPolicy) -> Result<GeneratedDay, EngineError> {
+pub fn county_day(config: &DayConfig, live: &RankingPolicy) -> Result<GeneratedDay, LabError> {
     let mut population = Population::linfen(PopulationConfig {
         seed: config.seed,
         spread_m: config.spread_m,
@@ -187,10 +186,17 @@ pub fn county_day(config: &DayConfig, live: &RankingPolicy) -> Result<GeneratedD
     let start = day.start(EngineConfig { policy: live.clone(), ..EngineConfig::default() })?;
     let model = true_model();
     let mut steps = Vec::new();
-    run_with(&start, live, &script, (from, to), Answers::Modelled { model: &model, seed: config.seed }, |step, outcome| {
-        if !outcome.is_no_op() {
-            steps.push(LoggedStep { now: step.now, command: step.command.clone() });
-        }
-    })?;
+    run_with(
+        &start,
+        live,
+        &script,
+        (from, to),
+        Answers::Modelled { model: &model, seed: config.seed },
+        |step, outcome| {
+            if !outcome.is_no_op() {
+                steps.push(LoggedStep { now: step.now, command: step.command.clone() });
+            }
+        },
+    )?;
     Ok(GeneratedDay { steps, ..day })
 }

@@ -177,7 +177,11 @@ pub struct ChartError(String);
 /// 95% interval.
 pub fn chart_svg(c: &Comparison, regions: &Regions, metric_key: &str) -> Result<String, ChartError> {
     let err = |e: &dyn std::fmt::Display| ChartError(e.to_string());
-    let i = c.metrics.iter().position(|m| m.key == metric_key).ok_or_else(|| ChartError(format!("no figure `{metric_key}`")))?;
+    let i = c
+        .metrics
+        .iter()
+        .position(|m| m.key == metric_key)
+        .ok_or_else(|| ChartError(format!("no figure `{metric_key}`")))?;
     let areas: Vec<Area> =
         c.areas().into_iter().filter(|a| (0..c.columns.len()).any(|k| c.estimate(k, *a, i).is_some())).collect();
     if areas.is_empty() {
@@ -211,7 +215,9 @@ pub fn chart_svg(c: &Comparison, regions: &Regions, metric_key: &str) -> Result<
             .iter()
             .map(|a| match a {
                 Area::City => "city".to_string(),
-                Area::County(code) => regions.index_of(*code).map_or(code.to_string(), |x| regions.get(x).name.to_string()),
+                Area::County(code) => {
+                    regions.index_of(*code).map_or(code.to_string(), |x| regions.get(x).name.to_string())
+                }
             })
             .collect();
         chart
@@ -239,7 +245,10 @@ pub fn chart_svg(c: &Comparison, regions: &Regions, metric_key: &str) -> Result<
             chart
                 .draw_series(bars.iter().map(|(x, e)| {
                     let xm = x + 0.1 + k as f64 * bar + bar * 0.45;
-                    PathElement::new(vec![(xm, e.mean - e.half_width), (xm, e.mean + e.half_width)], BLACK.stroke_width(2))
+                    PathElement::new(
+                        vec![(xm, e.mean - e.half_width), (xm, e.mean + e.half_width)],
+                        BLACK.stroke_width(2),
+                    )
                 }))
                 .map_err(|e| err(&e))?;
         }

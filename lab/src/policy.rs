@@ -172,14 +172,18 @@ mod tests {
 
     #[test]
     fn a_full_file_loads_and_missing_fields_keep_the_defaults() {
-        let p = parse("name = \"hf\"\n[ranking]\nhardship_bonus_m = 4000\n[batch]\nwindow_secs = 5\ncounties = [141002]\n")
-            .unwrap();
+        let p =
+            parse("name = \"hf\"\n[ranking]\nhardship_bonus_m = 4000\n[batch]\nwindow_secs = 5\ncounties = [141002]\n")
+                .unwrap();
         assert_eq!(p.name, "hf");
         assert_eq!(p.ranking.hardship_bonus_m, 4000.0);
         assert_eq!(p.ranking.waiting_bonus_cap_m, RankingPolicy::default().waiting_bonus_cap_m);
         assert!(p.batch.batches(141002) && !p.batch.batches(141021));
         let empty = parse("").unwrap();
-        assert_eq!((empty.name.as_str(), &empty.ranking, empty.batch.window_secs), ("test", &RankingPolicy::default(), 0));
+        assert_eq!(
+            (empty.name.as_str(), &empty.ranking, empty.batch.window_secs),
+            ("test", &RankingPolicy::default(), 0)
+        );
     }
 
     #[test]
@@ -189,7 +193,13 @@ mod tests {
         let PolicyError::Invalid { problems, .. } = &e else { panic!("{e}") };
         assert_eq!(problems.len(), 5, "{problems:?}");
         let text = e.to_string();
-        for needle in ["ranking.hardship_bonus_m", "ranking.reliability_bonus_m", "batch.window_secs", "counties[0]", "listed twice"] {
+        for needle in [
+            "ranking.hardship_bonus_m",
+            "ranking.reliability_bonus_m",
+            "batch.window_secs",
+            "counties[0]",
+            "listed twice",
+        ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
     }

@@ -22,6 +22,10 @@
 //!   posting whose slot reopens (decline, no reply, no-show) is matched again
 //!   at once, as a desk would.
 //!
+//! A logged policy change (`SetRankingPolicy`) applies with recorded answers
+//! and is left out with modelled ones: there the replayed policy holds for
+//! the whole window.
+//!
 //! A logged command the counterfactual state refuses (a match for a posting
 //! already filled, an answer from a worker who is no longer offered) is
 //! counted and skipped.
@@ -29,7 +33,8 @@
 use crate::figures::{Figures, Observer};
 use crate::model::{offer_rng, Answer, History, OfferFeatures, ResponseFit, ResponseModel};
 use linggong_engine::{
-    Command, Engine, EngineError, Event, OfferId, OfferResponse, OfferState, Outcome, RankingPolicy, Timestamp,
+    Command, Engine, EngineError, Event, OfferId, OfferResponse, OfferState, Outcome, RankingPolicy, SnapshotError,
+    Timestamp,
 };
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -87,6 +92,8 @@ pub struct ReplayStats {
     pub logged_refused: u64,
     /// Logged answers to offers of the window left to the model.
     pub logged_answers_replaced: u64,
+    /// Logged policy changes left out (a replayed policy holds for the whole window).
+    pub logged_policy_changes_skipped: u64,
     /// Modelled commands applied.
     pub modelled_applied: u64,
     /// Modelled commands refused (e.g. an answer to an offer withdrawn meanwhile).
@@ -162,9 +169,14 @@ impl<'a> Replay<'a> {
                 (None, Some(_)) => {}
                 (Some(s), _) => {
                     self.cursor += 1;
-                    let replaced = self.modelled() && offer_of(&s.command).is_some_and(|o| o >= self.first_window_offer);
+                    let replaced =
+                        self.modelled() && offer_of(&s.command).is_some_and(|o| o >= self.first_window_offer);
                     if replaced {
                         self.stats.logged_answers_replaced += 1;
+                        continue;
+                    }
+                    if self.modelled() && matches!(s.command, Command::SetRankingPolicy(_)) {
+                        self.stats.logged_policy_changes_skipped += 1;
                         continue;
                     }
                     return Some(Step { now: s.now, command: s.command.clone(), origin: Origin::Log });
@@ -257,8 +269,19 @@ pub struct RunResult {
     pub fit: ResponseFit,
 }
 
+/// Why a run could not go ahead.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// A command that must apply (building a generated day's state) was refused.
+    #[error("a command was refused: {0}")]
+    Refused(#[from] EngineError),
+    /// The start state could not be copied under another policy.
+    #[error("forking the start state: {0}")]
+    Fork(#[from] SnapshotError),
+}
+
 /// A copy of `start` ranking with `policy`.
-pub fn fork(start: &Engine, policy: &RankingPolicy) -> Result<Engine, EngineError> {
+pub fn fork(start: &Engine, policy: &RankingPolicy) -> Result<Engine, SnapshotError> {
     let mut engine = start.clone();
     if engine.config().policy != *policy {
         let mut config = engine.config().clone();
@@ -275,7 +298,7 @@ pub fn run(
     steps: &[LoggedStep],
     window: (Timestamp, Timestamp),
     answers: Answers<'_>,
-) -> Result<RunResult, EngineError> {
+) -> Result<RunResult, LabError> {
     run_with(start, policy, steps, window, answers, |_, _| {})
 }
 
@@ -287,18 +310,16 @@ pub fn run_with(
     (from, to): (Timestamp, Timestamp),
     answers: Answers<'_>,
     mut on_applied: impl FnMut(&Step, &Outcome),
-) -> Result<RunResult, EngineError> {
+) -> Result<RunResult, LabError> {
     let mut engine = fork(start, policy)?;
     let first_window_offer = start.snapshot().next_offer_id;
     let mut observer = Observer::new(&engine, from);
     let mut replay = Replay::new(steps, answers, first_window_offer, to);
     let mut events = Vec::new();
     while let Some(step) = replay.next() {
-        engine.clear_events();
-        match engine.apply(step.now, &step.command) {
+        events.clear();
+        match engine.apply(step.now, &step.command, &mut events) {
             Ok(outcome) => {
-                events.clear();
-                engine.drain_events_into(&mut events);
                 observer.applied(&engine, step.now, &step.command, &events);
                 replay.complete(&step, Ok(&outcome), &events, &engine);
                 on_applied(&step, &outcome);

@@ -20,8 +20,9 @@ fn day(config: &DayConfig) -> GeneratedDay {
 /// The live engine: everything before the day and the day's log, applied straight.
 fn live_engine(d: &GeneratedDay) -> Engine {
     let mut engine = d.start(EngineConfig::default()).unwrap();
+    let mut events = Vec::new();
     for s in &d.steps {
-        engine.apply(s.now, &s.command).expect("the live log applies");
+        engine.apply(s.now, &s.command, &mut events).expect("the live log applies");
     }
     engine
 }
@@ -77,10 +78,8 @@ fn the_fit_recovers_the_true_model_and_the_baseline_replay_tracks_the_live_day()
 fn a_hardship_first_policy_measurably_raises_the_hardship_share() {
     let d = day(&DayConfig { seed: 11, workers: 400, postings: 200, ..DayConfig::default() });
     let start = d.start(EngineConfig::default()).unwrap();
-    let hardship_first = PolicyFile::current(
-        "hardship-first",
-        RankingPolicy { hardship_bonus_m: 8_000.0, ..RankingPolicy::default() },
-    );
+    let hardship_first =
+        PolicyFile::current("hardship-first", RankingPolicy { hardship_bonus_m: 8_000.0, ..RankingPolicy::default() });
     let request = LabRequest {
         start: &start,
         steps: &d.steps,
@@ -119,4 +118,33 @@ fn the_same_seed_gives_the_same_figures() {
     assert!(x.engine.snapshot() == y.engine.snapshot());
     assert_ne!(x.figures, z.figures, "another seed draws other answers");
     assert!(x.figures.get(Area::City, "placements").unwrap() > 0.0);
+}
+
+#[test]
+fn a_logged_policy_change_replays_with_recorded_answers_and_is_left_out_of_counterfactuals() {
+    let config = DayConfig { workers: 200, postings: 80, ..DayConfig::default() };
+    let d = day(&config);
+    // Insert a policy change at noon and re-record the day's live run around it.
+    let noon = linggong_engine::Timestamp(d.from.0 + 12 * 3_600_000);
+    let changed = RankingPolicy { hardship_bonus_m: 7_000.0, ..RankingPolicy::default() };
+    let mut steps = d.steps.clone();
+    let at = steps.partition_point(|s| s.now < noon);
+    steps.insert(
+        at,
+        linggong_lab::LoggedStep { now: noon, command: linggong_engine::Command::SetRankingPolicy(changed.clone()) },
+    );
+    let start = d.start(EngineConfig::default()).unwrap();
+    let recorded = run(&start, &live_policy(), &steps, (d.from, d.to), Answers::Recorded).unwrap();
+    assert_eq!(recorded.engine.config().policy, changed, "the change applied");
+    recorded.engine.check_invariants().expect("the index follows the new policy");
+    let model = true_model();
+    let other = RankingPolicy { hardship_bonus_m: 3_000.0, ..RankingPolicy::default() };
+    let modelled = run(&start, &other, &steps, (d.from, d.to), Answers::Modelled { model: &model, seed: 1 }).unwrap();
+    assert_eq!(modelled.engine.config().policy, other, "the replayed policy held");
+    assert_eq!(modelled.stats.logged_policy_changes_skipped, 1);
+    // An invalid policy is refused by the engine.
+    let mut engine = start.clone();
+    let bad = RankingPolicy { hardship_bonus_m: f64::NAN, ..RankingPolicy::default() };
+    let e = engine.apply(noon, &linggong_engine::Command::SetRankingPolicy(bad), &mut Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("hardship_bonus_m"), "{e}");
 }

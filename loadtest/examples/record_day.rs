@@ -75,7 +75,8 @@ fn main() -> Result<()> {
     let mut logged = 0u64;
     match a.kind.as_str() {
         "county" => {
-            let day = county_day(&DayConfig { seed: a.seed, day: a.day, ..DayConfig::default() }, &RankingPolicy::default())?;
+            let day =
+                county_day(&DayConfig { seed: a.seed, day: a.day, ..DayConfig::default() }, &RankingPolicy::default())?;
             for s in day.before.iter().chain(&day.steps) {
                 if submit(s.now, s.command.clone())?.seq > 0 {
                     logged += 1;

@@ -15,8 +15,8 @@ use crate::snapshot::{list_snapshots, load_snapshot, SnapshotError};
 use crate::state::ServiceState;
 use crate::wal::{list_segments, scan, WalError};
 use linggong_engine::Timestamp;
-use linggong_lab::LoggedStep;
 use linggong_engine::{LedgerDay, LedgerReport};
+use linggong_lab::LoggedStep;
 
 /// Where an offline read starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,8 +25,11 @@ fn record_day(dir: &Path) {
     let c = clock.clone();
     config.clock = Arc::new(move || Timestamp(c.load(Ordering::Relaxed)));
     let host = Host::open(config).unwrap();
-    let day = county_day(&DayConfig { workers: 150, new_workers: 20, postings: 60, ..DayConfig::default() }, &RankingPolicy::default())
-        .unwrap();
+    let day = county_day(
+        &DayConfig { workers: 150, new_workers: 20, postings: 60, ..DayConfig::default() },
+        &RankingPolicy::default(),
+    )
+    .unwrap();
     for s in day.before.iter().chain(&day.steps) {
         clock.store(s.now.0, Ordering::Relaxed);
         block_on(host.submit(None, s.command.clone())).expect("the generated day applies");
@@ -85,7 +88,8 @@ fn replay_compares_policies_and_writes_nothing_to_the_data_dir() {
     assert_eq!(json["columns"][1]["seeds"].as_array().unwrap().len(), 3);
 
     let bad = tmp.path().join("bad.toml");
-    std::fs::write(&bad, "[ranking]\nhardship_bonus_m = -5\nwaiting_bonus_cap_m = 1e9\n[batch]\nwindow_secs = 500\n").unwrap();
+    std::fs::write(&bad, "[ranking]\nhardship_bonus_m = -5\nwaiting_bonus_cap_m = 1e9\n[batch]\nwindow_secs = 500\n")
+        .unwrap();
     let out = replay(&dir, &["--policy", bad.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
