@@ -2,6 +2,7 @@
 //! happened) and events (what watchers are told). Commands refer to everything
 //! by external id, so a logged command replays against any equal state.
 
+use crate::config::RankingPolicy;
 use crate::directory::MarketSpec;
 use crate::geo::LatLon;
 use crate::model::*;
@@ -237,6 +238,9 @@ pub enum Command {
         /// Market id.
         market: CompactString,
     },
+    /// Rank by this policy from now on (a logged policy change, so replay and
+    /// recovery see the same policy at the same time).
+    SetRankingPolicy(RankingPolicy),
 }
 
 impl Command {
@@ -264,6 +268,7 @@ impl Command {
             Command::Tick => "tick",
             Command::UpsertMarket(_) => "upsert_market",
             Command::RemoveMarket { .. } => "remove_market",
+            Command::SetRankingPolicy(_) => "set_ranking_policy",
         }
     }
 }
@@ -366,6 +371,11 @@ pub enum Outcome {
     },
     /// A directory entry was removed.
     MarketRemoved,
+    /// The ranking policy was set.
+    PolicySet {
+        /// False when the policy was already in force (nothing changed).
+        changed: bool,
+    },
 }
 
 impl Outcome {
@@ -377,6 +387,7 @@ impl Outcome {
             Outcome::Ticked { offers_expired, postings_expired } => *offers_expired == 0 && *postings_expired == 0,
             Outcome::PostingChanged { unchanged, .. } => *unchanged,
             Outcome::Matched { offers, .. } => offers.is_empty(),
+            Outcome::PolicySet { changed } => !changed,
             _ => false,
         }
     }

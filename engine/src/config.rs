@@ -43,6 +43,30 @@ impl Default for RankingPolicy {
 }
 
 impl RankingPolicy {
+    /// Largest credit of any kind a policy may give, metres: beyond it a credit
+    /// would outweigh every travel distance the limits allow.
+    pub const MAX_CREDIT_M: f64 = 100_000.0;
+
+    /// Every way the policy is unusable (empty when it is fine): each credit
+    /// must be a finite number from 0 to [`RankingPolicy::MAX_CREDIT_M`].
+    pub fn violations(&self) -> Vec<PolicyViolation> {
+        let mut out = Vec::new();
+        for (field, value) in [
+            ("hardship_bonus_m", self.hardship_bonus_m),
+            ("waiting_bonus_m_per_hour", self.waiting_bonus_m_per_hour),
+            ("waiting_bonus_cap_m", self.waiting_bonus_cap_m),
+            ("reliability_bonus_m", self.reliability_bonus_m),
+        ] {
+            if !value.is_finite() || !(0.0..=Self::MAX_CREDIT_M).contains(&value) {
+                out.push(PolicyViolation {
+                    field,
+                    reason: format!("must be a number from 0 to {}, not {value}", Self::MAX_CREDIT_M),
+                });
+            }
+        }
+        out
+    }
+
     /// Largest total credit any worker can get.
     pub fn max_bonus_m(&self) -> f64 {
         self.hardship_bonus_m.max(0.0) + self.waiting_bonus_cap_m.max(0.0) + self.reliability_bonus_m.max(0.0)
@@ -58,6 +82,21 @@ impl RankingPolicy {
         score -= (hours * self.waiting_bonus_m_per_hour.max(0.0)).min(self.waiting_bonus_cap_m.max(0.0));
         score -= self.reliability_bonus_m.max(0.0) * worker.reliability.score();
         score
+    }
+}
+
+/// One reason a ranking policy is unusable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyViolation {
+    /// The field, e.g. `hardship_bonus_m`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl std::fmt::Display for PolicyViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
     }
 }
 

@@ -20,6 +20,7 @@
 //! assert_eq!(engine.next_deadline(), None);
 //! ```
 
+pub mod batch;
 pub mod catalog;
 pub mod command;
 pub mod config;
@@ -35,9 +36,10 @@ pub mod population;
 pub mod standards;
 pub mod stats;
 
+pub use batch::{assign_batch, BatchCandidate, BatchPair, BatchPosting};
 pub use catalog::{County, Regions, Trade, TradeCatalog};
 pub use command::*;
-pub use config::{EngineConfig, Limits, RankingPolicy};
+pub use config::{EngineConfig, Limits, PolicyViolation, RankingPolicy};
 pub use directory::{Directory, MarketKind, MarketSpec};
 pub use engine::{Engine, EngineSnapshot, EngineSnapshotRef};
 pub use error::{EngineError, InvariantViolation, SnapshotError};

@@ -61,7 +61,8 @@ fn offer_ref(m: &MatchedOffer) -> OfferRef {
     OfferRef { offer: m.offer, worker: m.worker.clone(), posting: m.posting.clone() }
 }
 
-fn observe(outcome: Outcome) -> Observation {
+/// What the workload needs to know of an outcome.
+pub fn observe(outcome: Outcome) -> Observation {
     match outcome {
         Outcome::PostingChanged { state, .. } => Observation::Posting(phase(state)),
         Outcome::Matched { offers, remaining } => {
@@ -76,7 +77,7 @@ fn observe(outcome: Outcome) -> Observation {
 }
 
 /// The command an action applies (instant matches go through the allocation-free call instead).
-fn command(action: &Action) -> Command {
+pub fn command(action: &Action) -> Command {
     match action {
         Action::RegisterWorker(spec) => Command::UpsertWorker(spec.clone()),
         Action::UpdateWorkerLocation { worker, position } => {

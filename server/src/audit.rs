@@ -9,11 +9,14 @@
 //! snapshot kept), so that a day's ledger recomputed from the log can be
 //! compared with the live one.
 
+use crate::convert::wal::decode;
 use crate::host::{empty_state, load_newest_snapshot, missing_records, replay_log, HostConfig, HostError};
 use crate::snapshot::{list_snapshots, load_snapshot, SnapshotError};
 use crate::state::ServiceState;
-use crate::wal::{list_segments, WalError};
+use crate::wal::{list_segments, scan, WalError};
+use linggong_engine::Timestamp;
 use linggong_engine::{LedgerDay, LedgerReport};
+use linggong_lab::LoggedStep;
 
 /// Where an offline read starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,4 +103,51 @@ pub fn load_offline(config: &HostConfig, from: ReplayFrom) -> Result<ServiceStat
 pub fn rebuild_ledger(config: &HostConfig, day: LedgerDay, county: u32) -> Result<LedgerReport, AuditError> {
     let state = load_offline(config, ReplayFrom::Oldest)?;
     state.engine().ledger_report(day, county).ok_or(AuditError::UnknownCounty(county))
+}
+
+/// A window of the log, read offline for the policy lab.
+pub struct LogWindow {
+    /// The state when the window opens (before its first record).
+    pub start: ServiceState,
+    /// The window's records, in log order.
+    pub steps: Vec<LoggedStep>,
+    /// The live state when the window closes (after its last record).
+    pub end: ServiceState,
+}
+
+/// The records logged in `[from, to)` with the state before and after them,
+/// rebuilt from the oldest state the data directory holds. Nothing is written.
+pub fn read_window(config: &HostConfig, from: Timestamp, to: Timestamp) -> Result<LogWindow, AuditError> {
+    let mut state = starting_state(config, ReplayFrom::Oldest)?;
+    if state.last_seq() > 0 && state.engine().ledger().open_day().is_some_and(|d| d >= LedgerDay::of(from)) {
+        return Err(AuditError::Unusable(
+            "the oldest state kept is after the window's start: the log before it was compacted away".into(),
+        ));
+    }
+    let mut start: Option<ServiceState> = None;
+    let mut steps = Vec::new();
+    let mut events = Vec::new();
+    let outcome = scan(&config.wal_dir(), state.last_seq(), |seq, payload| {
+        let logged = decode(payload).map_err(|e| format!("undecodable command: {e}"))?;
+        if logged.now >= to {
+            return Ok(());
+        }
+        if seq != state.last_seq() + 1 {
+            return Err(format!("sequence gap: expected {}, found {seq}", state.last_seq() + 1));
+        }
+        if logged.now >= from && start.is_none() {
+            start = Some(state.clone());
+        }
+        state.apply(&logged, &mut events).map_err(|e| format!("replay diverged: {e}"))?;
+        events.clear();
+        if logged.now >= from {
+            steps.push(LoggedStep { now: logged.now, command: logged.command });
+        }
+        Ok(())
+    })?;
+    if let Some(problem) = outcome.problem.as_ref().filter(|p| !p.torn_tail) {
+        return Err(AuditError::Unusable(problem.to_string()));
+    }
+    let start = start.unwrap_or_else(|| state.clone());
+    Ok(LogWindow { start, steps, end: state })
 }

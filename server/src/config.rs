@@ -56,6 +56,51 @@ pub enum CliCommand {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// Policy lab: replay logged days under other ranking policies and compare who gets work (nothing is written to the data directory).
+    Replay(ReplayArgs),
+}
+
+/// Output formats of `replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplayFormat {
+    /// Side-by-side markdown tables.
+    Markdown,
+    /// One CSV line per area, figure and policy.
+    Csv,
+    /// Everything, figures per seed included.
+    Json,
+}
+
+/// Arguments of `replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub offline: OfflineArgs,
+    /// First day, `YYYY-MM-DD` (China Standard Time).
+    #[arg(long, value_parser = parse_day)]
+    pub from: LedgerDay,
+    /// Last day, inclusive.
+    #[arg(long, value_parser = parse_day)]
+    pub to: LedgerDay,
+    /// A policy TOML file to compare (repeat for several).
+    #[arg(long = "policy", required = true)]
+    pub policies: Vec<PathBuf>,
+    /// The baseline: `current` (the policy in force at the first day's start) or a policy TOML file.
+    #[arg(long, default_value = "current")]
+    pub baseline: String,
+    /// Response-model seeds per policy (the intervals are across them).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub seeds: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReplayFormat::Markdown)]
+    pub format: ReplayFormat,
+    /// Also draw an SVG chart of one figure per area into this file.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// The figure the chart shows (a key of the JSON output's `metrics`).
+    #[arg(long, default_value = "hardship_share_placed")]
+    pub chart_figure: String,
 }
 
 /// Offline reports.

@@ -1,13 +1,14 @@
 //! `linggong-server`: serves the linggong gRPC API (the default, or `serve`),
 //! and offers offline tools: write-ahead log checks (`wal verify`, `wal repair`),
-//! reports (`report standards`, `report ledger`) and exports (`export directory`).
+//! reports (`report standards`, `report ledger`), exports (`export directory`)
+//! and the policy lab (`replay`).
 
 use clap::Parser;
 use linggong_server::app::{self, DataDirLock, Stopped};
-use linggong_server::audit::{load_offline, ReplayFrom};
+use linggong_server::audit::{load_offline, read_window, ReplayFrom};
 use linggong_server::config::{
     Cli, CliCommand, DirectoryFormat, ExportCommand, ExportDirectoryArgs, LedgerArgs, LogFormat, OfflineArgs,
-    ReportCommand, ServeArgs, StandardsArgs, WalCommand, WalToolArgs,
+    ReplayArgs, ReplayFormat, ReportCommand, ServeArgs, StandardsArgs, WalCommand, WalToolArgs,
 };
 use linggong_server::convert::wal::decode;
 use linggong_server::report;
@@ -27,6 +28,104 @@ fn main() -> ExitCode {
         Some(CliCommand::Report { command: ReportCommand::Standards(args) }) => report_standards(&args),
         Some(CliCommand::Report { command: ReportCommand::Ledger(args) }) => report_ledger(&args),
         Some(CliCommand::Export { command: ExportCommand::Directory(args) }) => export_directory(&args),
+        Some(CliCommand::Replay(args)) => replay(&args),
+    }
+}
+
+/// The policy lab: the window's days replayed under each policy, compared with the live figures.
+fn replay(args: &ReplayArgs) -> ExitCode {
+    use linggong_lab::{output, LabRequest, PolicyFile};
+    if args.to < args.from {
+        eprintln!("--to {} is before --from {}", args.to, args.from);
+        return ExitCode::from(2);
+    }
+    let config = match args.offline.host_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bad configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let policies: Result<Vec<PolicyFile>, _> =
+        args.policies.iter().map(|p| PolicyFile::load(p, &config.regions)).collect();
+    let baseline = match args.baseline.as_str() {
+        "current" => None,
+        path => Some(PolicyFile::load(std::path::Path::new(path), &config.regions)),
+    };
+    let (policies, baseline) = match (policies, baseline.transpose()) {
+        (Ok(p), Ok(b)) => (p, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (from, to) = (args.from.start(), linggong_engine::LedgerDay(args.to.0 + 1).start());
+    let window = match read_window(&config, from, to) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", args.offline.data_dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    let start = window.start.engine();
+    let live_policy = start.config().policy.clone();
+    let request = LabRequest {
+        start,
+        steps: &window.steps,
+        from,
+        to,
+        baseline: baseline.unwrap_or_else(|| PolicyFile::current("current", live_policy.clone())),
+        policies,
+        seeds: args.seeds,
+    };
+    let (comparison, replayed) = match request.compare(&live_policy) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("the replay could not start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The baseline check: the log with its own answers must give the live ledger back.
+    let live = window.end.engine();
+    let mut county_days = 0;
+    let mut differ = Vec::new();
+    for day in args.from.0..=args.to.0 {
+        for county in live.regions().counties() {
+            let day = linggong_engine::LedgerDay(day);
+            county_days += 1;
+            if replayed.ledger_report(day, county.code) != live.ledger_report(day, county.code) {
+                differ.push(format!("{day} {}", county.code));
+            }
+        }
+    }
+    let check = if differ.is_empty() {
+        format!(
+            "Baseline check: the log replayed with its recorded answers reproduces the live ledger of all {county_days} county-days exactly.\n"
+        )
+    } else {
+        format!("Baseline check FAILED: the replayed ledger differs from the live one for {}.\n", differ.join(", "))
+    };
+    match args.format {
+        ReplayFormat::Markdown => print!("{}\n{check}", output::markdown(&comparison, start.regions())),
+        ReplayFormat::Csv => print!("{}", output::csv(&comparison)),
+        ReplayFormat::Json => println!("{}", output::json(&comparison)),
+    }
+    if args.format != ReplayFormat::Markdown {
+        eprint!("{check}");
+    }
+    if let Some(path) = &args.chart {
+        let written = output::chart_svg(&comparison, start.regions(), &args.chart_figure)
+            .map_err(|e| e.to_string())
+            .and_then(|svg| std::fs::write(path, svg).map_err(|e| format!("{}: {e}", path.display())));
+        if let Err(e) = written {
+            eprintln!("chart: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if differ.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -11,6 +11,7 @@ mod invariants;
 mod markets;
 mod matching;
 mod offers;
+mod policy;
 mod posting_index;
 mod postings;
 mod queries;
@@ -171,6 +172,7 @@ impl Engine {
             Command::Tick => Ok(self.tick(now, ev)),
             Command::UpsertMarket(spec) => self.upsert_market(spec),
             Command::RemoveMarket { market } => self.remove_market(market),
+            Command::SetRankingPolicy(policy) => self.set_ranking_policy(policy),
         }
     }
 

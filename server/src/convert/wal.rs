@@ -15,8 +15,8 @@
 use crate::proto::wal::v1 as pb;
 use linggong_engine::{
     Availability, Command, ComplaintCategory, ComplaintResolution, EmployerKind, EmployerSpec, Hardship, LatLon,
-    MarketKind, MarketSpec, OfferResponse, PostingSource, PostingSpec, ReviewDecision, Timestamp, TradeSkillSpec,
-    WorkerSpec,
+    MarketKind, MarketSpec, OfferResponse, PostingSource, PostingSpec, RankingPolicy, ReviewDecision, Timestamp,
+    TradeSkillSpec, WorkerSpec,
 };
 use prost::Message;
 
@@ -168,6 +168,12 @@ fn command_to_pb(command: &Command) -> pb::command::Kind {
         Command::Tick => Kind::Tick(pb::Tick {}),
         Command::UpsertMarket(spec) => Kind::UpsertMarket(market_to_pb(spec)),
         Command::RemoveMarket { market } => Kind::RemoveMarket(pb::RemoveMarket { market: text(market) }),
+        Command::SetRankingPolicy(p) => Kind::SetRankingPolicy(pb::RankingPolicy {
+            hardship_bonus_m: Some(p.hardship_bonus_m),
+            waiting_bonus_m_per_hour: Some(p.waiting_bonus_m_per_hour),
+            waiting_bonus_cap_m: Some(p.waiting_bonus_cap_m),
+            reliability_bonus_m: Some(p.reliability_bonus_m),
+        }),
     }
 }
 
@@ -356,6 +362,20 @@ fn command_from_pb(kind: pb::command::Kind) -> Result<Command, WalDecodeError> {
         Kind::Tick(pb::Tick {}) => Command::Tick,
         Kind::UpsertMarket(spec) => Command::UpsertMarket(market_from_pb(spec)?),
         Kind::RemoveMarket(m) => Command::RemoveMarket { market: m.market.into() },
+        Kind::SetRankingPolicy(m) => Command::SetRankingPolicy(RankingPolicy {
+            hardship_bonus_m: m
+                .hardship_bonus_m
+                .ok_or(WalDecodeError::MissingField { field: "RankingPolicy.hardship_bonus_m" })?,
+            waiting_bonus_m_per_hour: m
+                .waiting_bonus_m_per_hour
+                .ok_or(WalDecodeError::MissingField { field: "RankingPolicy.waiting_bonus_m_per_hour" })?,
+            waiting_bonus_cap_m: m
+                .waiting_bonus_cap_m
+                .ok_or(WalDecodeError::MissingField { field: "RankingPolicy.waiting_bonus_cap_m" })?,
+            reliability_bonus_m: m
+                .reliability_bonus_m
+                .ok_or(WalDecodeError::MissingField { field: "RankingPolicy.reliability_bonus_m" })?,
+        }),
     })
 }
 
@@ -1162,6 +1182,16 @@ mod tests {
                 })
                 .boxed(),
             text().prop_map(|m| Command::RemoveMarket { market: m.into() }).boxed(),
+            (0.0..1e5f64, 0.0..1e5f64, 0.0..1e5f64, 0.0..1e5f64)
+                .prop_map(|(a, b, c, d)| {
+                    Command::SetRankingPolicy(RankingPolicy {
+                        hardship_bonus_m: a,
+                        waiting_bonus_m_per_hour: b,
+                        waiting_bonus_cap_m: c,
+                        reliability_bonus_m: d,
+                    })
+                })
+                .boxed(),
         ])
     }
 
