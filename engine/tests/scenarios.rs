@@ -611,7 +611,7 @@ fn versions_climb_by_a_bounded_step_so_they_cannot_be_exhausted() {
     let site = yaodu_seat();
     ok(&mut e, T0, Command::UpsertEmployer(employer_spec("builder", true)));
     let step = linggong_engine::MAX_VERSION_STEP;
-    let version_refused = |err: EngineError| matches!(err, EngineError::InvalidArgument { field: "version", .. });
+    let version_refused = |err: EngineError| matches!(&err, EngineError::InvalidArgument(v) if v.names("version"));
     // A new posting starts at most one step above zero.
     let too_high = PostingSpec { version: u64::MAX, ..posting_spec("wall", "builder", "mason", 2, site) };
     assert!(version_refused(refused(&mut e, T0, Command::SubmitPosting(too_high))));

@@ -31,7 +31,7 @@ pub enum EngineRunError {
 /// The class of an engine error: `engine:` and the variant name.
 pub fn engine_error_class(e: &EngineError) -> ErrorClass {
     ErrorClass(match e {
-        EngineError::InvalidArgument { .. } => "engine:InvalidArgument",
+        EngineError::InvalidArgument(_) => "engine:InvalidArgument",
         EngineError::UnknownWorker(_) => "engine:UnknownWorker",
         EngineError::UnknownEmployer(_) => "engine:UnknownEmployer",
         EngineError::UnknownPosting(_) => "engine:UnknownPosting",
