@@ -2,20 +2,17 @@
 //! returns one has changed nothing), [`SnapshotError`] and
 //! [`InvariantViolation`] for damaged snapshots and broken invariants.
 
+use crate::engine::validate::Violations;
 use crate::model::{OfferState, PostingState, WorkerStatus};
 use compact_str::CompactString;
 
 /// Why a command was refused. Every variant leaves the engine unchanged.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum EngineError {
-    /// A field failed validation; `field` names it as callers spell it.
-    #[error("invalid {field}: {reason}")]
-    InvalidArgument {
-        /// Field name, e.g. `position` or `headcount`.
-        field: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// Fields break the input rules: every violation, each naming its field
+    /// path as the public API spells it (`headcount`, `trades[1].level`).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(Violations),
     /// No worker has this id.
     #[error("unknown worker `{0}`")]
     UnknownWorker(CompactString),
@@ -121,7 +118,10 @@ pub enum SnapshotError {
 }
 
 impl EngineError {
+    /// A refusal for one field that breaks a rule depending on the engine's state.
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        EngineError::InvalidArgument { field, reason: reason.into() }
+        let mut v = Violations::default();
+        v.add(field, reason);
+        EngineError::InvalidArgument(v)
     }
 }

@@ -41,7 +41,7 @@ pub use catalog::{County, Regions, Trade, TradeCatalog};
 pub use command::*;
 pub use config::{EngineConfig, Limits, PolicyViolation, RankingPolicy};
 pub use directory::{Directory, MarketKind, MarketSpec};
-pub use engine::{Engine, EngineSnapshot, EngineSnapshotRef};
+pub use engine::{validate, Engine, EngineSnapshot, EngineSnapshotRef};
 pub use error::{EngineError, InvariantViolation, SnapshotError};
 pub use geo::LatLon;
 pub use ledger::{LedgerDay, LedgerReport};

@@ -11,9 +11,13 @@ fn engine() -> Engine {
 }
 
 #[track_caller]
-fn invalid_field(e: &mut Engine, spec: MarketSpec) -> &'static str {
+fn invalid_field(e: &mut Engine, spec: MarketSpec) -> String {
     match refused(e, T0, Command::UpsertMarket(spec)) {
-        EngineError::InvalidArgument { field, .. } => field,
+        EngineError::InvalidArgument(v) => {
+            let fields: Vec<&str> = v.iter().map(|v| v.field.as_str()).collect();
+            assert_eq!(fields.len(), 1, "{v}");
+            fields[0].to_string()
+        }
         other => panic!("expected an invalid argument, got {other}"),
     }
 }
@@ -47,12 +51,12 @@ fn invalid_entries_are_refused_naming_the_field() {
     let good = || market_spec("m1", YAODU, None, 300);
     assert_eq!(invalid_field(&mut e, MarketSpec { id: "".into(), ..good() }), "market_id");
     assert_eq!(invalid_field(&mut e, MarketSpec { id: "a b".into(), ..good() }), "market_id");
-    assert_eq!(invalid_field(&mut e, MarketSpec { county: 110101, ..good() }), "county");
+    assert_eq!(invalid_field(&mut e, MarketSpec { county: 110101, ..good() }), "county_code");
     let station_without_township = MarketSpec { kind: MarketKind::TownshipStation, ..good() };
-    assert_eq!(invalid_field(&mut e, station_without_township), "township");
-    assert_eq!(invalid_field(&mut e, MarketSpec { township: Some("".into()), ..good() }), "township");
-    assert_eq!(invalid_field(&mut e, MarketSpec { name: " ".into(), ..good() }), "name");
-    assert_eq!(invalid_field(&mut e, MarketSpec { name: "名".repeat(60).into(), ..good() }), "name");
+    assert_eq!(invalid_field(&mut e, station_without_township), "township_code");
+    assert_eq!(invalid_field(&mut e, MarketSpec { township: Some("".into()), ..good() }), "township_code");
+    assert_eq!(invalid_field(&mut e, MarketSpec { name: " ".into(), ..good() }), "display_name");
+    assert_eq!(invalid_field(&mut e, MarketSpec { name: "名".repeat(60).into(), ..good() }), "display_name");
     assert_eq!(invalid_field(&mut e, MarketSpec { address: "".into(), ..good() }), "address");
     assert_eq!(invalid_field(&mut e, MarketSpec { hotline: "1".repeat(40).into(), ..good() }), "hotline");
     assert_eq!(invalid_field(&mut e, MarketSpec { complaint_channel: "".into(), ..good() }), "complaint_channel");
@@ -62,8 +66,11 @@ fn invalid_entries_are_refused_naming_the_field() {
     let nan = MarketSpec { position: LatLon { lat: f64::NAN, lon: 0.0 }, ..good() };
     assert_eq!(invalid_field(&mut e, nan), "position");
     assert_eq!(invalid_field(&mut e, MarketSpec { indoor_area_m2: 0, ..good() }), "indoor_area_m2");
-    assert_eq!(invalid_field(&mut e, MarketSpec { trades: vec!["juggler".into()], ..good() }), "trades");
-    assert_eq!(invalid_field(&mut e, MarketSpec { trades: vec!["mason".into(), "mason".into()], ..good() }), "trades");
+    assert_eq!(invalid_field(&mut e, MarketSpec { trades: vec!["juggler".into()], ..good() }), "trade_ids[0]");
+    assert_eq!(
+        invalid_field(&mut e, MarketSpec { trades: vec!["mason".into(), "mason".into()], ..good() }),
+        "trade_ids[1]"
+    );
     ok(&mut e, T0, Command::UpsertMarket(good()));
     // A second county market in the same county is refused; a station is fine.
     assert_eq!(invalid_field(&mut e, MarketSpec { id: "m2".into(), ..good() }), "kind");

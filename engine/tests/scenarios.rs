@@ -611,7 +611,7 @@ fn versions_climb_by_a_bounded_step_so_they_cannot_be_exhausted() {
     let site = yaodu_seat();
     ok(&mut e, T0, Command::UpsertEmployer(employer_spec("builder", true)));
     let step = linggong_engine::MAX_VERSION_STEP;
-    let version_refused = |err: EngineError| matches!(err, EngineError::InvalidArgument { field: "version", .. });
+    let version_refused = |err: EngineError| matches!(&err, EngineError::InvalidArgument(v) if v.names("version"));
     // A new posting starts at most one step above zero.
     let too_high = PostingSpec { version: u64::MAX, ..posting_spec("wall", "builder", "mason", 2, site) };
     assert!(version_refused(refused(&mut e, T0, Command::SubmitPosting(too_high))));
@@ -680,7 +680,7 @@ fn an_update_withdraws_pending_offers_and_keeps_accepted_workers() {
     assert_eq!(e.worker("a").unwrap().status, WorkerStatus::Engaged);
     // Headcount below the accepted workers, or another trade once workers accepted: refused.
     let err = refused(&mut e, at(4), Command::UpdatePosting(PostingSpec { version: 3, headcount: 0, ..v1.clone() }));
-    assert!(matches!(err, EngineError::InvalidArgument { field: "headcount", .. }), "{err:?}");
+    assert!(matches!(&err, EngineError::InvalidArgument(v) if v.names("headcount")), "{err:?}");
     let err = refused(
         &mut e,
         at(4),
@@ -748,7 +748,7 @@ fn an_unverified_employers_posting_waits_for_review() {
         at(71),
         Command::ReviewPosting { posting: "dubious".into(), decision: ReviewDecision::Reject { reason: "  ".into() } },
     );
-    assert!(matches!(err, EngineError::InvalidArgument { field: "reason", .. }), "{err:?}");
+    assert!(matches!(&err, EngineError::InvalidArgument(v) if v.names("reason")), "{err:?}");
     let rejected = ok(
         &mut e,
         at(72),
@@ -842,7 +842,10 @@ fn market_with_an_offer() -> (Engine, MatchedOffer) {
 #[track_caller]
 fn assert_invalid(engine: &mut Engine, command: Command, field: &str) {
     match refused(engine, at(2), command) {
-        EngineError::InvalidArgument { field: f, .. } => assert_eq!(f, field),
+        EngineError::InvalidArgument(v) => {
+            let fields: Vec<&str> = v.iter().map(|v| v.field.as_str()).collect();
+            assert_eq!(fields, [field]);
+        }
         other => panic!("expected invalid {field}, got {other:?}"),
     }
 }
@@ -860,12 +863,16 @@ fn bad_worker_input_is_refused_and_changes_nothing() {
     assert_invalid(&mut e, with(&|s| s.position.lon = f64::INFINITY), "position");
     assert_invalid(&mut e, with(&|s| s.position.lat = 91.0), "position");
     assert_invalid(&mut e, with(&|s| s.position.lon = -180.5), "position");
-    assert_invalid(&mut e, with(&|s| s.county = 110101), "county");
-    assert_invalid(&mut e, with(&|s| s.trades[0].trade = "astronaut".into()), "trades");
+    assert_invalid(&mut e, with(&|s| s.county = 110101), "county_code");
+    assert_invalid(&mut e, with(&|s| s.trades[0].trade = "astronaut".into()), "trades[0].trade_id");
     assert_invalid(&mut e, with(&|s| s.trades.clear()), "trades");
-    assert_invalid(&mut e, with(&|s| s.trades.push(TradeSkillSpec { trade: "mason".into(), level: 2 })), "trades");
-    assert_invalid(&mut e, with(&|s| s.trades[0].level = 0), "trades");
-    assert_invalid(&mut e, with(&|s| s.trades[0].level = 6), "trades");
+    assert_invalid(
+        &mut e,
+        with(&|s| s.trades.push(TradeSkillSpec { trade: "mason".into(), level: 2 })),
+        "trades[1].trade_id",
+    );
+    assert_invalid(&mut e, with(&|s| s.trades[0].level = 0), "trades[0].level");
+    assert_invalid(&mut e, with(&|s| s.trades[0].level = 6), "trades[0].level");
     let nine: Vec<TradeSkillSpec> =
         e.trades().trades().iter().take(9).map(|t| TradeSkillSpec { trade: t.id.clone(), level: 3 }).collect();
     assert_eq!(nine.len(), 9);
@@ -873,11 +880,29 @@ fn bad_worker_input_is_refused_and_changes_nothing() {
     assert_invalid(&mut e, with(&|s| s.id = "x".repeat(65).into()), "worker_id");
     assert_invalid(&mut e, with(&|s| s.id = "".into()), "worker_id");
     assert_invalid(&mut e, with(&|s| s.id = "two words".into()), "worker_id");
-    assert_invalid(&mut e, with(&|s| s.name = "名".repeat(43).into()), "name"); // 129 bytes
-    assert_invalid(&mut e, with(&|s| s.name = " ".into()), "name");
+    assert_invalid(&mut e, with(&|s| s.name = "名".repeat(43).into()), "display_name"); // 129 bytes
+    assert_invalid(&mut e, with(&|s| s.name = " ".into()), "display_name");
     assert_invalid(&mut e, with(&|s| s.phone = "call me".into()), "phone");
+    assert_invalid(&mut e, with(&|s| s.phone = "+- -".into()), "phone");
+    assert_invalid(&mut e, with(&|s| s.phone = "".into()), "phone");
+    assert_invalid(&mut e, with(&|s| s.name = "王\u{7}五".into()), "display_name");
+    assert_invalid(&mut e, with(&|s| s.min_daily_wage = 100_001), "min_daily_wage_yuan");
+    // Every violation at once, in field order.
+    let many = with(&|s| {
+        s.id = "".into();
+        s.phone = "call me".into();
+        s.trades[0].level = 9;
+        s.county = 1;
+    });
+    match refused(&mut e, at(2), many) {
+        EngineError::InvalidArgument(v) => {
+            let fields: Vec<&str> = v.iter().map(|v| v.field.as_str()).collect();
+            assert_eq!(fields, ["worker_id", "phone", "trades[0].level", "county_code"]);
+        }
+        other => panic!("expected invalid fields, got {other:?}"),
+    }
     assert_invalid(&mut e, with(&|s| s.availability = Availability { from: at(10), until: at(10) }), "availability");
-    assert_invalid(&mut e, with(&|s| s.township = Some("bad township".into())), "township");
+    assert_invalid(&mut e, with(&|s| s.township = Some("bad township".into())), "township_code");
     // The limits themselves are accepted: 64-byte id, 128-byte name, 8 trades.
     let mut at_limits = good.clone();
     at_limits.id = "x".repeat(64).into();
@@ -904,7 +929,7 @@ fn bad_worker_input_is_refused_and_changes_nothing() {
             worker: "bystander".into(),
             window: Some(Availability { from: at(9), until: at(1) }),
         },
-        "availability",
+        "window",
     );
     e.check_invariants().unwrap();
 }
@@ -920,8 +945,8 @@ fn bad_posting_input_is_refused_and_changes_nothing() {
     };
     assert_invalid(&mut e, with(&|s| s.position.lat = f64::NAN), "position");
     assert_invalid(&mut e, with(&|s| s.position.lat = 91.0), "position");
-    assert_invalid(&mut e, with(&|s| s.trade = "astronaut".into()), "trade");
-    assert_invalid(&mut e, with(&|s| s.county = 999_999), "county");
+    assert_invalid(&mut e, with(&|s| s.trade = "astronaut".into()), "trade_id");
+    assert_invalid(&mut e, with(&|s| s.county = 999_999), "county_code");
     assert_invalid(&mut e, with(&|s| s.headcount = 0), "headcount");
     assert_invalid(&mut e, with(&|s| s.headcount = 51), "headcount");
     assert_invalid(&mut e, with(&|s| s.id = "p".repeat(65).into()), "posting_id");
@@ -929,7 +954,7 @@ fn bad_posting_input_is_refused_and_changes_nothing() {
     assert_invalid(&mut e, with(&|s| s.max_distance_m = 0), "max_distance_m");
     assert_invalid(&mut e, with(&|s| s.max_distance_m = 100_001), "max_distance_m");
     assert_invalid(&mut e, with(&|s| s.duration_minutes = 0), "duration_minutes");
-    assert_invalid(&mut e, with(&|s| s.offer_ttl_secs = 24 * 3600 + 1), "offer_ttl_secs");
+    assert_invalid(&mut e, with(&|s| s.offer_ttl_secs = 24 * 3600 + 1), "offer_ttl_seconds");
     assert_invalid(&mut e, with(&|s| s.version = 0), "version");
     assert_eq!(
         refused(&mut e, at(2), with(&|s| s.employer = "ghost".into())),
@@ -959,7 +984,7 @@ fn bad_posting_input_is_refused_and_changes_nothing() {
         category: ComplaintCategory::Other,
         detail: detail.into(),
     };
-    assert_invalid(&mut e, complaint(999_999, "builder", "late pay"), "county");
+    assert_invalid(&mut e, complaint(999_999, "builder", "late pay"), "county_code");
     assert_invalid(&mut e, complaint(YAODU, "builder", ""), "detail");
     assert_eq!(
         refused(&mut e, at(4), complaint(YAODU, "ghost", "late pay")),

@@ -8,6 +8,7 @@ use crate::record::{Collector, ErrorClass};
 use crate::report::{EngineReport, Report, ReportContext};
 use crate::run::{wait_until_precisely, LoadShape, RunConfig, Sampler, Timeline};
 use crate::workload::{Action, Observation, OfferRef, PostingPhase, Scenario, Workload};
+use linggong_engine::validate::Violations;
 use linggong_engine::{
     Command, Engine, EngineConfig, EngineError, Event, MatchedOffer, OfferResponse, Outcome, PostingState,
     ReviewDecision, Timestamp,
@@ -30,7 +31,7 @@ pub enum EngineRunError {
 /// The class of an engine error: `engine:` and the variant name.
 pub fn engine_error_class(e: &EngineError) -> ErrorClass {
     ErrorClass(match e {
-        EngineError::InvalidArgument { .. } => "engine:InvalidArgument",
+        EngineError::InvalidArgument(_) => "engine:InvalidArgument",
         EngineError::UnknownWorker(_) => "engine:UnknownWorker",
         EngineError::UnknownEmployer(_) => "engine:UnknownEmployer",
         EngineError::UnknownPosting(_) => "engine:UnknownPosting",
@@ -153,10 +154,11 @@ impl Driver {
                 let took = started.elapsed();
                 let result = match stats {
                     Some(_) => Ok(Observation::Done),
-                    None => Err(EngineError::InvalidArgument {
-                        field: "county_code",
-                        reason: format!("unknown county {county}"),
-                    }),
+                    None => {
+                        let mut v = Violations::default();
+                        v.add("county_code", format!("unknown county {county}"));
+                        Err(EngineError::InvalidArgument(v))
+                    }
                 };
                 (took, result)
             }

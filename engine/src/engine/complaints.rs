@@ -15,11 +15,7 @@ impl Engine {
         category: ComplaintCategory,
         detail: &str,
     ) -> Result<Outcome> {
-        Self::check_text("detail", detail, self.config.limits.max_text_len)?;
-        if detail.trim().is_empty() {
-            return Err(EngineError::invalid("detail", "must not be empty"));
-        }
-        let county = self.county_idx("county", county)?;
+        let county = self.county_idx(county)?;
         let ek = self.employer_key(employer)?;
         let posting = posting.map(|p| self.posting_key(p)).transpose()?;
         let id = self.complaints.len() as ComplaintId + 1;
@@ -46,7 +42,6 @@ impl Engine {
         resolution: ComplaintResolution,
         note: &str,
     ) -> Result<Outcome> {
-        Self::check_text("note", note, self.config.limits.max_text_len)?;
         let c = id
             .checked_sub(1)
             .and_then(|i| self.complaints.get_mut(i as usize))

@@ -2,23 +2,10 @@
 
 use super::{Engine, Result};
 use crate::command::*;
-use crate::error::EngineError;
 use crate::model::*;
 
 impl Engine {
     pub(super) fn upsert_employer(&mut self, spec: &EmployerSpec) -> Result<Outcome> {
-        self.check_id("employer_id", &spec.id)?;
-        if spec.name.trim().is_empty() {
-            return Err(EngineError::invalid("name", "must not be empty"));
-        }
-        Self::check_text("name", &spec.name, self.config.limits.max_name_len)?;
-        if let EmployerKind::Company { credit_code } = &spec.kind {
-            let ok =
-                credit_code.len() == 18 && credit_code.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
-            if !ok {
-                return Err(EngineError::invalid("credit_code", "must be 18 digits or capital letters"));
-            }
-        }
         match self.employer_ids.get(&spec.id) {
             Some(&key) => {
                 let e = &mut self.employers[key as usize];
@@ -60,7 +47,6 @@ impl Engine {
         reason: &str,
         events: &mut Vec<Event>,
     ) -> Result<Outcome> {
-        Self::check_text("reason", reason, self.config.limits.max_text_len)?;
         let key = self.employer_key(id)?;
         let e = &mut self.employers[key as usize];
         e.suspended = true;

@@ -16,13 +16,13 @@ mod posting_index;
 mod postings;
 mod queries;
 mod snapshot;
-mod validate;
+pub mod validate;
 mod worker_index;
 mod workers;
 
 pub use snapshot::{EngineSnapshot, EngineSnapshotRef};
 
-use crate::catalog::{CountyIdx, Regions, TradeCatalog};
+use crate::catalog::{CountyIdx, Regions, TradeCatalog, TradeIdx};
 use crate::command::*;
 use crate::config::EngineConfig;
 use crate::directory::Directory;
@@ -35,6 +35,7 @@ use matching::Candidate;
 use offers::OfferBook;
 use posting_index::PostingIndex;
 use rustc_hash::FxHashMap;
+use validate::Rules;
 use worker_index::WorkerIndex;
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -118,10 +119,17 @@ impl Engine {
         &self.trades
     }
 
+    /// The input rules commands are checked against (limits, counties, trades).
+    pub fn rules(&self) -> Rules<'_> {
+        Rules { limits: &self.config.limits, regions: &self.regions, trades: &self.trades }
+    }
+
     // ----------------------------------------------------------------- apply
 
-    /// Applies one command. The events it produced are appended to `events`
-    /// (the engine keeps none). On error nothing changed and nothing was appended.
+    /// Applies one command. Its input rules ([`Rules::command`]) are checked
+    /// first, every violation reported at once; then the command runs. The
+    /// events it produced are appended to `events` (the engine keeps none). On
+    /// error nothing changed and nothing was appended.
     pub fn apply(&mut self, now: Timestamp, command: &Command, events: &mut Vec<Event>) -> Result<Outcome> {
         let day = LedgerDay::of(now);
         // The stocks of the day a state change at `now` would close, taken before it applies.
@@ -136,6 +144,7 @@ impl Engine {
     }
 
     fn apply_command(&mut self, now: Timestamp, command: &Command, ev: &mut Vec<Event>) -> Result<Outcome> {
+        self.rules().command(command).into_result().map_err(EngineError::InvalidArgument)?;
         match command {
             Command::UpsertWorker(spec) => self.upsert_worker(now, spec, ev),
             Command::MoveWorker { worker, position } => self.move_worker(now, worker, *position, ev),
@@ -247,6 +256,16 @@ impl Engine {
     }
 
     // ------------------------------------------------------- record upkeep
+
+    /// A validated county code's index.
+    fn county_idx(&self, code: u32) -> Result<CountyIdx> {
+        self.regions.index_of(code).ok_or_else(|| EngineError::invalid("county_code", format!("unknown county {code}")))
+    }
+
+    /// A validated trade id's index.
+    fn trade_idx(&self, id: &str) -> Result<TradeIdx> {
+        self.trades.index_of(id).ok_or_else(|| EngineError::invalid("trade_id", format!("unknown trade `{id}`")))
+    }
 
     fn worker_key(&self, id: &str) -> Result<WorkerKey> {
         self.worker_index.key(&self.workers, id).ok_or_else(|| EngineError::UnknownWorker(id.into()))

@@ -10,32 +10,8 @@ use compact_str::CompactString;
 impl Engine {
     /// Validated, resolved parts of a posting spec.
     fn resolve_posting_spec(&self, spec: &PostingSpec) -> Result<(EmployerKey, TradeIdx, CountyIdx)> {
-        let l = &self.config.limits;
-        self.check_id("posting_id", &spec.id)?;
-        self.check_id("employer_id", &spec.employer)?;
-        let trade = self
-            .trades
-            .index_of(&spec.trade)
-            .ok_or_else(|| EngineError::invalid("trade", format!("unknown trade `{}`", spec.trade)))?;
-        if spec.headcount == 0 || spec.headcount > l.max_headcount {
-            return Err(EngineError::invalid("headcount", format!("must be 1 to {}", l.max_headcount)));
-        }
-        Self::check_position("position", spec.position)?;
-        let county = self.county_idx("county", spec.county)?;
-        self.check_township(&spec.township)?;
-        if spec.max_distance_m == 0 || spec.max_distance_m > l.max_travel_distance_m {
-            return Err(EngineError::invalid("max_distance_m", format!("must be 1 to {}", l.max_travel_distance_m)));
-        }
-        if spec.duration_minutes == 0 || spec.duration_minutes > l.max_duration_minutes {
-            return Err(EngineError::invalid("duration_minutes", format!("must be 1 to {}", l.max_duration_minutes)));
-        }
-        if spec.offer_ttl_secs > l.max_offer_ttl_secs {
-            return Err(EngineError::invalid("offer_ttl_secs", format!("must be at most {}", l.max_offer_ttl_secs)));
-        }
-        if spec.version == 0 {
-            return Err(EngineError::invalid("version", "must be at least 1"));
-        }
-        Self::check_text("description", &spec.description, l.max_text_len)?;
+        let trade = self.trade_idx(&spec.trade)?;
+        let county = self.county_idx(spec.county)?;
         let employer = self.employer_key(&spec.employer)?;
         Ok((employer, trade, county))
     }
@@ -280,21 +256,15 @@ impl Engine {
                 },
                 events,
             ),
-            ReviewDecision::Reject { reason } => {
-                if reason.trim().is_empty() {
-                    return Err(EngineError::invalid("reason", "a rejection needs a reason"));
-                }
-                Self::check_text("reason", reason, self.config.limits.max_text_len)?;
-                self.update_posting(
-                    now,
-                    key,
-                    |p| {
-                        p.state = PostingState::Rejected;
-                        p.reason = Some(reason.clone());
-                    },
-                    events,
-                )
-            }
+            ReviewDecision::Reject { reason } => self.update_posting(
+                now,
+                key,
+                |p| {
+                    p.state = PostingState::Rejected;
+                    p.reason = Some(reason.clone());
+                },
+                events,
+            ),
         }
         Ok(self.posting_changed(key))
     }
@@ -306,7 +276,6 @@ impl Engine {
         reason: &str,
         events: &mut Vec<Event>,
     ) -> Result<Outcome> {
-        Self::check_text("reason", reason, self.config.limits.max_text_len)?;
         let key = self.posting_key(id)?;
         let p = &self.postings[key as usize];
         if p.state.is_terminal() {

@@ -10,38 +10,10 @@ use smallvec::SmallVec;
 
 impl Engine {
     fn resolve_worker_spec(&self, spec: &WorkerSpec) -> Result<(SmallVec<[TradeSkill; 4]>, CountyIdx)> {
-        let l = &self.config.limits;
-        self.check_id("worker_id", &spec.id)?;
-        if spec.name.trim().is_empty() {
-            return Err(EngineError::invalid("name", "must not be empty"));
-        }
-        Self::check_text("name", &spec.name, l.max_name_len)?;
-        Self::check_text("phone", &spec.phone, l.max_phone_len)?;
-        if !spec.phone.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c)) {
-            return Err(EngineError::invalid("phone", "only digits, '+', '-' and spaces allowed"));
-        }
-        Self::check_position("position", spec.position)?;
-        let county = self.county_idx("county", spec.county)?;
-        self.check_township(&spec.township)?;
-        if spec.availability.from >= spec.availability.until {
-            return Err(EngineError::invalid("availability", "window is empty"));
-        }
-        if spec.trades.is_empty() || spec.trades.len() > l.max_trades_per_worker {
-            return Err(EngineError::invalid("trades", format!("need 1 to {} trades", l.max_trades_per_worker)));
-        }
+        let county = self.county_idx(spec.county)?;
         let mut trades: SmallVec<[TradeSkill; 4]> = SmallVec::new();
         for t in &spec.trades {
-            let trade = self
-                .trades
-                .index_of(&t.trade)
-                .ok_or_else(|| EngineError::invalid("trades", format!("unknown trade `{}`", t.trade)))?;
-            if !(1..=5).contains(&t.level) {
-                return Err(EngineError::invalid("trades", "skill level must be 1 to 5"));
-            }
-            if trades.iter().any(|x| x.trade == trade) {
-                return Err(EngineError::invalid("trades", format!("trade `{}` repeated", t.trade)));
-            }
-            trades.push(TradeSkill { trade, level: t.level });
+            trades.push(TradeSkill { trade: self.trade_idx(&t.trade)?, level: t.level });
         }
         Ok((trades, county))
     }
@@ -110,7 +82,6 @@ impl Engine {
         position: LatLon,
         events: &mut Vec<Event>,
     ) -> Result<Outcome> {
-        Self::check_position("position", position)?;
         let key = self.worker_key(id)?;
         let offer = self.update_worker_and_match(now, key, |w| w.position = position, events);
         Ok(Outcome::WorkerUpdated { status: self.workers[key as usize].status, offer })
@@ -124,11 +95,6 @@ impl Engine {
         events: &mut Vec<Event>,
     ) -> Result<Outcome> {
         let key = self.worker_key(id)?;
-        if let Some(win) = window {
-            if win.from >= win.until {
-                return Err(EngineError::invalid("availability", "window is empty"));
-            }
-        }
         let w = &self.workers[key as usize];
         if let (None, WorkerStatus::Offered | WorkerStatus::Engaged) = (window, w.status) {
             return Err(EngineError::WorkerState {

@@ -42,11 +42,11 @@ pub fn invalid_request(e: &InvalidRequest) -> Status {
 pub fn engine_status(e: &EngineError) -> Status {
     let message = e.to_string();
     match e {
-        EngineError::InvalidArgument { field, reason } => Status::with_error_details(
-            Code::InvalidArgument,
-            message,
-            ErrorDetails::with_bad_request_violation(*field, reason.clone()),
-        ),
+        EngineError::InvalidArgument(violations) => {
+            let violations: Vec<FieldViolation> =
+                violations.iter().map(|v| FieldViolation::new(v.field.clone(), v.reason.clone())).collect();
+            Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(violations))
+        }
         EngineError::UnknownWorker(_)
         | EngineError::UnknownEmployer(_)
         | EngineError::UnknownPosting(_)

@@ -117,7 +117,9 @@ impl pb::match_service_server::MatchService for Api {
         request: Request<pb::ConfirmArrivalRequest>,
     ) -> Result<Response<pb::ConfirmArrivalResponse>, Status> {
         self.call("ConfirmArrival", request, |caller, req| async move {
-            let command = convert::offer_step_command(OfferStep::ConfirmArrival, &req.request_id, req.offer_id);
+            let command = self.ctx.host.read_engine(|e| {
+                convert::offer_step_command(&Rules::of(e), OfferStep::ConfirmArrival, &req.request_id, req.offer_id)
+            });
             let change = self.offer_command(&caller, &req.request_id, req.offer_id, command).await?;
             let (offer_state, posting_state) = states(&change);
             Ok(pb::ConfirmArrivalResponse { offer_state, posting_state })
@@ -130,7 +132,9 @@ impl pb::match_service_server::MatchService for Api {
         request: Request<pb::CompleteJobRequest>,
     ) -> Result<Response<pb::CompleteJobResponse>, Status> {
         self.call("CompleteJob", request, |caller, req| async move {
-            let command = convert::offer_step_command(OfferStep::CompleteJob, &req.request_id, req.offer_id);
+            let command = self.ctx.host.read_engine(|e| {
+                convert::offer_step_command(&Rules::of(e), OfferStep::CompleteJob, &req.request_id, req.offer_id)
+            });
             let change = self.offer_command(&caller, &req.request_id, req.offer_id, command).await?;
             let (offer_state, posting_state) = states(&change);
             Ok(pb::CompleteJobResponse { offer_state, posting_state, next_offer: change.next_offer })
@@ -143,7 +147,9 @@ impl pb::match_service_server::MatchService for Api {
         request: Request<pb::ReportNoShowRequest>,
     ) -> Result<Response<pb::ReportNoShowResponse>, Status> {
         self.call("ReportNoShow", request, |caller, req| async move {
-            let command = convert::offer_step_command(OfferStep::ReportNoShow, &req.request_id, req.offer_id);
+            let command = self.ctx.host.read_engine(|e| {
+                convert::offer_step_command(&Rules::of(e), OfferStep::ReportNoShow, &req.request_id, req.offer_id)
+            });
             let change = self.offer_command(&caller, &req.request_id, req.offer_id, command).await?;
             let (offer_state, posting_state) = states(&change);
             Ok(pb::ReportNoShowResponse { offer_state, posting_state })

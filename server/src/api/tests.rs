@@ -8,7 +8,7 @@ use crate::host::{Host, HostConfig};
 use crate::metrics::RpcMetrics;
 use crate::proto::v1 as pb;
 use crate::wal::Durability;
-use linggong_engine::Timestamp;
+use linggong_engine::{Availability, Command, EngineError, Hardship, LatLon, Timestamp, TradeSkillSpec, WorkerSpec};
 use pb::match_service_client::MatchServiceClient;
 use pb::posting_service_client::PostingServiceClient;
 use pb::review_service_client::ReviewServiceClient;
@@ -325,6 +325,73 @@ async fn register_submit_approve_match_accept_and_complete() {
     assert_eq!(stats.median_time_to_fill.map(|d| d.seconds), Some(0), "filled at the virtual instant it was published");
     let filled = stats.postings_by_state.iter().find(|s| s.state == pb::PostingState::Filled as i32).unwrap();
     assert_eq!(filled.postings, 1);
+}
+
+/// The fields the engine itself names when it refuses a worker registration.
+fn engine_refusal_fields(server: &TestServer, spec: WorkerSpec) -> Vec<String> {
+    let mut engine = server.host.read_engine(|e| e.clone());
+    match engine.apply(Timestamp(NOW_MS), &Command::UpsertWorker(spec), &mut Vec::new()) {
+        Err(EngineError::InvalidArgument(v)) => v.iter().map(|v| v.field.clone()).collect(),
+        other => panic!("the engine accepted bad input: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_engine_and_the_api_refuse_the_same_input_naming_the_same_fields() {
+    let server = start(1000).await;
+    let good = worker("w-bad", YAODU, 36.08, 111.52);
+    let spec = |w: &pb::Worker| WorkerSpec {
+        id: w.worker_id.as_str().into(),
+        name: w.display_name.as_str().into(),
+        phone: w.phone.as_str().into(),
+        trades: w
+            .trades
+            .iter()
+            .map(|t| TradeSkillSpec { trade: t.trade_id.as_str().into(), level: t.level as u8 })
+            .collect(),
+        position: LatLon { lat: 36.08, lon: 111.52 },
+        county: w.county_code,
+        township: None,
+        availability: Availability::ALWAYS,
+        min_daily_wage: 0,
+        hardship: Hardship::None,
+    };
+    let cases: Vec<(pb::Worker, Vec<&str>)> = vec![
+        // No digits at all (the engine once let this through).
+        (pb::Worker { phone: "+- -".into(), ..good.clone() }, vec!["phone"]),
+        // A control character in the name (the engine once let this through).
+        (pb::Worker { display_name: "王\u{7}五".into(), ..good.clone() }, vec!["display_name"]),
+        (pb::Worker { phone: String::new(), ..good.clone() }, vec!["phone"]),
+        // Several at once, all reported.
+        (
+            pb::Worker {
+                worker_id: "two words".into(),
+                phone: "call me".into(),
+                trades: vec![pb::TradeSkill { trade_id: "mason".into(), level: 9 }],
+                county_code: 1,
+                ..good.clone()
+            },
+            vec!["worker_id", "phone", "trades[0].level", "county_code"],
+        ),
+    ];
+    let before = server.last_seq();
+    for (bad, expected) in cases {
+        let from_engine = engine_refusal_fields(&server, spec(&bad));
+        assert_eq!(from_engine, expected, "engine");
+        let err = register(&server, OPERATOR, "", bad).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let details = err.get_error_details();
+        let from_api: Vec<String> = details
+            .bad_request()
+            .expect("BadRequest detail")
+            .field_violations
+            .iter()
+            .map(|v| v.field.clone())
+            .collect();
+        let prefixed: Vec<String> = expected.iter().map(|f| format!("worker.{f}")).collect();
+        assert_eq!(from_api, prefixed, "gRPC");
+    }
+    assert_eq!(server.last_seq(), before, "nothing was logged");
 }
 
 #[tokio::test]

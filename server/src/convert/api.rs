@@ -1,16 +1,19 @@
 //! Conversions between the public API's messages (`linggong.v1`) and engine
-//! types: every request field is validated here, and every failure is reported
-//! as a field violation naming the field (`posting.headcount`,
-//! `worker.trades[1].level`), all of them at once. Responses are built here
+//! types. Requests are parsed here (required messages, enum numbers,
+//! timestamps); their input rules are the engine's ([`validate::Rules`]), run
+//! here on the parsed command so that every failure is reported at once as a
+//! field violation naming the field (`posting.headcount`,
+//! `worker.trades[1].level`). Responses are built here
 //! too, with phone numbers masked for callers whose scope does not cover the
 //! worker's county.
 
 use crate::auth::Principal;
 use crate::proto::v1 as pb;
 use linggong_engine::catalog::TradeIdx;
-use linggong_engine::directory::{MAX_INDOOR_AREA_M2, MAX_MARKET_TRADES};
+use linggong_engine::directory::MAX_MARKET_TRADES;
 use linggong_engine::ledger::ComplaintLine;
 use linggong_engine::standards::{Fund, StandardsReport, Verdict};
+use linggong_engine::validate::{self, Violations};
 use linggong_engine::{
     Availability, Command, Complaint, ComplaintCategory, ComplaintResolution, CountyStats, Employer, EmployerKind,
     EmployerSpec, Engine, Hardship, LatLon, LedgerDay, LedgerReport, Limits, MarketKind, MarketSpec, MatchedOffer,
@@ -18,8 +21,7 @@ use linggong_engine::{
     ReviewDecision, Timestamp, TradeCatalog, TradeSkillSpec, Worker, WorkerSpec, WorkerStatus,
 };
 
-/// Highest daily wage (and minimum acceptable daily wage) accepted, yuan.
-pub const MAX_DAILY_WAGE_YUAN: u32 = 100_000;
+pub use linggong_engine::validate::MAX_DAILY_WAGE_YUAN;
 /// Longest client `request_id`, bytes.
 pub const MAX_REQUEST_ID_LEN: usize = 64;
 /// Page size when a list request gives none.
@@ -60,23 +62,14 @@ impl InvalidRequest {
     }
 }
 
-/// Collects violations while a request is checked.
-#[derive(Debug, Default)]
-struct Violations(Vec<FieldViolation>);
-
-impl Violations {
-    fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation { field: field.into(), description: description.into() });
-    }
-
-    /// `Ok(value)` when nothing was reported. The value is built regardless;
-    /// it is only meaningful when there are no violations.
-    fn finish<T>(self, value: T) -> Result<T, InvalidRequest> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(InvalidRequest { violations: self.0 })
-        }
+/// `Ok(value)` when nothing was reported. The value is built regardless; it
+/// is only meaningful when there are no violations.
+fn finish<T>(v: Violations, value: T) -> Result<T, InvalidRequest> {
+    if v.is_empty() {
+        Ok(value)
+    } else {
+        let violations = v.into_iter().map(|v| FieldViolation { field: v.field, description: v.reason }).collect();
+        Err(InvalidRequest { violations })
     }
 }
 
@@ -96,6 +89,11 @@ impl<'a> Rules<'a> {
     pub fn of(engine: &'a Engine) -> Self {
         Self { limits: &engine.config().limits, regions: engine.regions(), trades: engine.trades() }
     }
+
+    /// The engine's input rules.
+    fn engine(&self) -> validate::Rules<'a> {
+        validate::Rules { limits: self.limits, regions: self.regions, trades: self.trades }
+    }
 }
 
 // ------------------------------------------------------------------ fields
@@ -112,101 +110,46 @@ fn has_bad_chars(s: &str) -> bool {
     s.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
-/// A required id: 1 to `max_id_len` bytes, no whitespace or control characters.
+/// A required id (of a read or a list filter), by the engine's rule.
 fn id<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
-    if value.is_empty() {
-        v.add(field, "required");
-    } else if value.len() > rules.limits.max_id_len {
-        v.add(field, format!("longer than {} bytes", rules.limits.max_id_len));
-    } else if has_bad_chars(value) {
-        v.add(field, "must not contain whitespace or control characters");
-    }
+    rules.engine().id(v, &field, value);
     value
 }
 
-/// An optional code (empty for none), with the rules of an id.
+/// An optional code (empty for none), by the engine's rule for ids.
 fn optional_code<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> Option<&'a str> {
-    if value.is_empty() {
-        None
-    } else {
-        Some(id(v, rules, field, value))
-    }
+    (!value.is_empty()).then(|| id(v, rules, field, value))
 }
 
-/// A required display name: not blank, no control characters, bounded.
-fn display_name<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
-    if value.trim().is_empty() {
-        v.add(field, "required");
-    } else if value.len() > rules.limits.max_name_len {
-        v.add(field, format!("longer than {} bytes", rules.limits.max_name_len));
-    } else if value.chars().any(char::is_control) {
-        v.add(field, "must not contain control characters");
-    }
-    value
+/// An optional string field: empty for none.
+fn optional_str(value: &str) -> Option<&str> {
+    (!value.is_empty()).then_some(value)
 }
 
-/// Free text, bounded, not blank.
-fn required_text<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
-    if value.trim().is_empty() {
-        v.add(field, "required");
-        value
-    } else {
-        optional_text(v, rules, field, value)
-    }
-}
-
-/// Free text, bounded, possibly blank.
-fn optional_text<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
-    if value.len() > rules.limits.max_text_len {
-        v.add(field, format!("longer than {} bytes", rules.limits.max_text_len));
-    }
-    value
-}
-
-fn phone<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
-    if value.is_empty() {
-        v.add(field, "required");
-    } else if value.len() > rules.limits.max_phone_len {
-        v.add(field, format!("longer than {} bytes", rules.limits.max_phone_len));
-    } else if !value.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c)) {
-        v.add(field, "only digits, '+', '-' and spaces are allowed");
-    } else if !value.chars().any(|c| c.is_ascii_digit()) {
-        v.add(field, "must contain digits");
-    }
-    value
+/// A number narrowed to the engine's type; one too large for it saturates, so
+/// the engine's bound still reports it.
+fn narrow(value: u32) -> u8 {
+    u8::try_from(value).unwrap_or(u8::MAX)
 }
 
 fn county(v: &mut Violations, rules: &Rules, field: String, code: u32) -> u32 {
-    if code == 0 {
-        v.add(field, "required");
-    } else if rules.regions.index_of(code).is_none() {
-        v.add(field, format!("unknown county {code}"));
-    }
+    rules.engine().county(v, &field, code);
     code
 }
 
 fn trade<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
-    if value.is_empty() {
-        v.add(field, "required");
-    } else if rules.trades.index_of(value).is_none() {
-        v.add(field, format!("unknown trade `{}`", value.escape_debug()));
-    }
+    rules.engine().trade(v, &field, value);
     value
 }
 
+/// A position; its range is the engine's rule.
 fn position(v: &mut Violations, field: String, value: Option<&pb::LatLon>) -> LatLon {
     match value {
         None => {
             v.add(field, "required");
             LatLon { lat: 0.0, lon: 0.0 }
         }
-        Some(p) => match LatLon::new(p.lat, p.lon) {
-            Some(ok) => ok,
-            None => {
-                v.add(field, "latitude must be in -90..=90 and longitude in -180..=180 (finite numbers)");
-                LatLon { lat: 0.0, lon: 0.0 }
-            }
-        },
+        Some(p) => LatLon { lat: p.lat, lon: p.lon },
     }
 }
 
@@ -232,22 +175,21 @@ fn required_timestamp(v: &mut Violations, field: String, value: Option<&prost_ty
     }
 }
 
-/// A window; missing (or a missing bound) is unbounded.
+/// A window; missing (or a missing bound) is unbounded. That it is not
+/// empty is the engine's rule.
 fn window(v: &mut Violations, field: &str, value: Option<&pb::TimeWindow>) -> Availability {
     let Some(w) = value else { return Availability::ALWAYS };
     let from = w.start_time.as_ref().map_or(Availability::ALWAYS.from, |t| timestamp(v, path(field, "start_time"), t));
     let until = w.end_time.as_ref().map_or(Availability::ALWAYS.until, |t| timestamp(v, path(field, "end_time"), t));
-    if from >= until {
-        v.add(field, "start_time must be before end_time");
-    }
     Availability { from, until }
 }
 
-fn bounded(v: &mut Violations, field: String, value: u32, min: u32, max: u32) -> u32 {
-    if value < min || value > max {
-        v.add(field, format!("must be {min} to {max}"));
+/// A parsed command with the engine's verdict on its input rules.
+fn checked(mut v: Violations, rules: &Rules, command: Command) -> Result<Command, InvalidRequest> {
+    for found in rules.engine().command(&command) {
+        v.add(found.field, found.reason);
     }
-    value
+    finish(v, command)
 }
 
 /// A known enum number, or a violation naming the field.
@@ -286,13 +228,6 @@ fn request_id(v: &mut Violations, value: &str) {
     } else if has_bad_chars(value) {
         v.add("request_id", "must not contain whitespace or control characters");
     }
-}
-
-fn offer_id(v: &mut Violations, value: u64) -> u64 {
-    if value == 0 {
-        v.add("offer_id", "required");
-    }
-    value
 }
 
 // ------------------------------------------------------------------- enums
@@ -437,6 +372,7 @@ fn complaint_resolution_to_pb(r: ComplaintResolution) -> pb::ComplaintResolution
 
 // ----------------------------------------------------------- request specs
 
+/// Parses a worker and adds the engine's verdict on its fields, under `field`.
 fn worker_spec(v: &mut Violations, rules: &Rules, field: &str, worker: Option<&pb::Worker>) -> WorkerSpec {
     let default = pb::Worker::default();
     let w = match worker {
@@ -446,39 +382,28 @@ fn worker_spec(v: &mut Violations, rules: &Rules, field: &str, worker: Option<&p
             &default
         }
     };
-    let max_trades = rules.limits.max_trades_per_worker;
-    if w.trades.is_empty() || w.trades.len() > max_trades {
-        v.add(path(field, "trades"), format!("need 1 to {max_trades} trades"));
-    }
-    let trades = w
-        .trades
-        .iter()
-        .enumerate()
-        .take(max_trades)
-        .map(|(i, t)| {
-            let at = format!("{field}.trades[{i}]");
-            let trade_id = trade(v, rules, path(&at, "trade_id"), &t.trade_id);
-            if w.trades[..i].iter().any(|earlier| earlier.trade_id == t.trade_id) {
-                v.add(path(&at, "trade_id"), format!("trade `{}` repeated", t.trade_id.escape_debug()));
-            }
-            let level = bounded(v, path(&at, "level"), t.level, 1, 5) as u8;
-            TradeSkillSpec { trade: trade_id.into(), level }
-        })
-        .collect();
-    WorkerSpec {
-        id: id(v, rules, path(field, "worker_id"), &w.worker_id).into(),
-        name: display_name(v, rules, path(field, "display_name"), &w.display_name).into(),
-        phone: phone(v, rules, path(field, "phone"), &w.phone).into(),
-        trades,
+    let spec = WorkerSpec {
+        id: w.worker_id.as_str().into(),
+        name: w.display_name.as_str().into(),
+        phone: w.phone.as_str().into(),
+        trades: w
+            .trades
+            .iter()
+            .take(rules.limits.max_trades_per_worker + 1)
+            .map(|t| TradeSkillSpec { trade: t.trade_id.as_str().into(), level: narrow(t.level) })
+            .collect(),
         position: position(v, path(field, "position"), w.position.as_ref()),
-        county: county(v, rules, path(field, "county_code"), w.county_code),
-        township: optional_code(v, rules, path(field, "township_code"), &w.township_code).map(Into::into),
+        county: w.county_code,
+        township: optional_str(&w.township_code).map(Into::into),
         availability: window(v, &path(field, "availability"), w.availability.as_ref()),
-        min_daily_wage: bounded(v, path(field, "min_daily_wage_yuan"), w.min_daily_wage_yuan, 0, MAX_DAILY_WAGE_YUAN),
+        min_daily_wage: w.min_daily_wage_yuan,
         hardship: required_enum(v, path(field, "hardship"), w.hardship, hardship_from_pb).unwrap_or_default(),
-    }
+    };
+    rules.engine().worker_spec(v, field, &spec);
+    spec
 }
 
+/// Parses a posting and adds the engine's verdict on its fields, under `field`.
 fn posting_spec(v: &mut Violations, rules: &Rules, field: &str, posting: Option<&pb::Posting>) -> PostingSpec {
     let default = pb::Posting::default();
     let p = match posting {
@@ -488,30 +413,26 @@ fn posting_spec(v: &mut Violations, rules: &Rules, field: &str, posting: Option<
             &default
         }
     };
-    let l = rules.limits;
-    PostingSpec {
-        id: id(v, rules, path(field, "posting_id"), &p.posting_id).into(),
-        employer: id(v, rules, path(field, "employer_id"), &p.employer_id).into(),
-        trade: trade(v, rules, path(field, "trade_id"), &p.trade_id).into(),
-        headcount: bounded(v, path(field, "headcount"), p.headcount, 1, u32::from(l.max_headcount)) as u8,
+    let spec = PostingSpec {
+        id: p.posting_id.as_str().into(),
+        employer: p.employer_id.as_str().into(),
+        trade: p.trade_id.as_str().into(),
+        headcount: narrow(p.headcount),
         position: position(v, path(field, "position"), p.position.as_ref()),
-        county: county(v, rules, path(field, "county_code"), p.county_code),
-        township: optional_code(v, rules, path(field, "township_code"), &p.township_code).map(Into::into),
-        max_distance_m: bounded(v, path(field, "max_distance_m"), p.max_distance_m, 1, l.max_travel_distance_m),
-        daily_wage: bounded(v, path(field, "daily_wage_yuan"), p.daily_wage_yuan, 1, MAX_DAILY_WAGE_YUAN),
+        county: p.county_code,
+        township: optional_str(&p.township_code).map(Into::into),
+        max_distance_m: p.max_distance_m,
+        daily_wage: p.daily_wage_yuan,
         start: required_timestamp(v, path(field, "start_time"), p.start_time.as_ref()),
-        duration_minutes: bounded(v, path(field, "duration_minutes"), p.duration_minutes, 1, l.max_duration_minutes),
-        offer_ttl_secs: bounded(v, path(field, "offer_ttl_seconds"), p.offer_ttl_seconds, 0, l.max_offer_ttl_secs),
-        description: optional_text(v, rules, path(field, "description"), &p.description).into(),
+        duration_minutes: p.duration_minutes,
+        offer_ttl_secs: p.offer_ttl_seconds,
+        description: p.description.as_str().into(),
         source: required_enum(v, path(field, "source"), p.source, posting_source_from_pb)
             .unwrap_or(PostingSource::Online),
-        version: {
-            if p.version == 0 {
-                v.add(path(field, "version"), "must be at least 1");
-            }
-            p.version
-        },
-    }
+        version: p.version,
+    };
+    rules.engine().posting_spec(v, field, &spec);
+    spec
 }
 
 fn employer_spec(v: &mut Violations, rules: &Rules, field: &str, employer: Option<&pb::Employer>) -> EmployerSpec {
@@ -528,25 +449,18 @@ fn employer_spec(v: &mut Violations, rules: &Rules, field: &str, employer: Optio
         pb::EmployerKind::Company => Some(EmployerKind::Company { credit_code: e.credit_code.as_str().into() }),
         pb::EmployerKind::Individual => Some(EmployerKind::Individual),
     });
-    match &kind {
-        Some(EmployerKind::Company { credit_code }) => {
-            let ok =
-                credit_code.len() == 18 && credit_code.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
-            if !ok {
-                v.add(path(field, "credit_code"), "a company needs 18 digits or capital letters");
-            }
-        }
-        Some(EmployerKind::Individual) if !e.credit_code.is_empty() => {
-            v.add(path(field, "credit_code"), "must be empty for an individual");
-        }
-        _ => {}
+    // An individual has no credit code in the engine's model: one given is a wire-level mistake.
+    if matches!(kind, Some(EmployerKind::Individual)) && !e.credit_code.is_empty() {
+        v.add(path(field, "credit_code"), "must be empty for an individual");
     }
-    EmployerSpec {
-        id: id(v, rules, path(field, "employer_id"), &e.employer_id).into(),
-        name: display_name(v, rules, path(field, "display_name"), &e.display_name).into(),
+    let spec = EmployerSpec {
+        id: e.employer_id.as_str().into(),
+        name: e.display_name.as_str().into(),
         kind: kind.unwrap_or(EmployerKind::Individual),
         verified: e.verified,
-    }
+    };
+    rules.engine().employer_spec(v, field, &spec);
+    spec
 }
 
 // ------------------------------------------------------- request commands
@@ -556,7 +470,7 @@ pub fn register_worker_spec(rules: &Rules, req: &pb::RegisterWorkerRequest) -> R
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
     let spec = worker_spec(&mut v, rules, "worker", req.worker.as_ref());
-    v.finish(spec)
+    finish(v, spec)
 }
 
 /// `UpdateWorkerLocation` → `MoveWorker`.
@@ -566,16 +480,16 @@ pub fn update_worker_location_command(
 ) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let worker = id(&mut v, rules, "worker_id".into(), &req.worker_id).into();
+    let worker = req.worker_id.as_str().into();
     let position = position(&mut v, "position".into(), req.position.as_ref());
-    v.finish(Command::MoveWorker { worker, position })
+    checked(v, rules, Command::MoveWorker { worker, position })
 }
 
 /// `SetAvailability` → `SetAvailability`.
 pub fn set_availability_command(rules: &Rules, req: &pb::SetAvailabilityRequest) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let worker = id(&mut v, rules, "worker_id".into(), &req.worker_id).into();
+    let worker = req.worker_id.as_str().into();
     let window = if req.available {
         Some(window(&mut v, "window", req.window.as_ref()))
     } else {
@@ -584,29 +498,29 @@ pub fn set_availability_command(rules: &Rules, req: &pb::SetAvailabilityRequest)
         }
         None
     };
-    v.finish(Command::SetAvailability { worker, window })
+    checked(v, rules, Command::SetAvailability { worker, window })
 }
 
 /// `WithdrawWorker` → `WithdrawWorker`.
 pub fn withdraw_worker_command(rules: &Rules, req: &pb::WithdrawWorkerRequest) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let worker = id(&mut v, rules, "worker_id".into(), &req.worker_id).into();
-    v.finish(Command::WithdrawWorker { worker })
+    let worker = req.worker_id.as_str().into();
+    checked(v, rules, Command::WithdrawWorker { worker })
 }
 
 /// A lone id field of a read request.
 pub fn checked_id<'a>(rules: &Rules, field: &'static str, value: &'a str) -> Result<&'a str, InvalidRequest> {
     let mut v = Violations::default();
     let value = id(&mut v, rules, field.into(), value);
-    v.finish(value)
+    finish(v, value)
 }
 
 /// A lone required county of a request.
 pub fn checked_county(rules: &Rules, field: &'static str, code: u32) -> Result<u32, InvalidRequest> {
     let mut v = Violations::default();
     let code = county(&mut v, rules, field.into(), code);
-    v.finish(code)
+    finish(v, code)
 }
 
 /// `SubmitPosting` or `UpdatePosting` (same fields) → the posting spec.
@@ -618,35 +532,34 @@ pub fn posting_spec_of(
     let mut v = Violations::default();
     request_id(&mut v, request_id_value);
     let spec = posting_spec(&mut v, rules, "posting", posting);
-    v.finish(spec)
+    finish(v, spec)
 }
 
 /// `CancelPosting` → `CancelPosting`.
 pub fn cancel_posting_command(rules: &Rules, req: &pb::CancelPostingRequest) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let posting = id(&mut v, rules, "posting_id".into(), &req.posting_id).into();
-    let reason = optional_text(&mut v, rules, "reason".into(), &req.reason).into();
-    v.finish(Command::CancelPosting { posting, reason })
+    let posting = req.posting_id.as_str().into();
+    let reason = req.reason.as_str().into();
+    checked(v, rules, Command::CancelPosting { posting, reason })
 }
 
 /// `InstantMatch` → `InstantMatch`.
 pub fn instant_match_command(rules: &Rules, req: &pb::InstantMatchRequest) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let posting = id(&mut v, rules, "posting_id".into(), &req.posting_id).into();
-    let max_offers = bounded(&mut v, "max_offers".into(), req.max_offers, 0, u32::from(rules.limits.max_headcount));
-    v.finish(Command::InstantMatch { posting, max_offers: max_offers as u8 })
+    let posting = req.posting_id.as_str().into();
+    checked(v, rules, Command::InstantMatch { posting, max_offers: narrow(req.max_offers) })
 }
 
 /// `RespondToOffer` → `RespondToOffer`.
 pub fn respond_to_offer_command(rules: &Rules, req: &pb::RespondToOfferRequest) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let offer = offer_id(&mut v, req.offer_id);
-    let worker = id(&mut v, rules, "worker_id".into(), &req.worker_id).into();
+    let worker = req.worker_id.as_str().into();
     let response = required_enum(&mut v, "response".into(), req.response, offer_response_from_pb);
-    v.finish(Command::RespondToOffer { offer, worker, response: response.unwrap_or(OfferResponse::Decline) })
+    let response = response.unwrap_or(OfferResponse::Decline);
+    checked(v, rules, Command::RespondToOffer { offer: req.offer_id, worker, response })
 }
 
 /// Which offer-progress command a request asks for.
@@ -661,80 +574,69 @@ pub enum OfferStep {
 }
 
 /// `ConfirmArrival`, `CompleteJob` or `ReportNoShow` (each has a request id and an offer id).
-pub fn offer_step_command(step: OfferStep, req_id: &str, offer: u64) -> Result<Command, InvalidRequest> {
+pub fn offer_step_command(rules: &Rules, step: OfferStep, req_id: &str, offer: u64) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, req_id);
-    let offer = offer_id(&mut v, offer);
-    v.finish(match step {
+    let command = match step {
         OfferStep::ConfirmArrival => Command::ConfirmArrival { offer },
         OfferStep::CompleteJob => Command::CompleteJob { offer },
         OfferStep::ReportNoShow => Command::ReportNoShow { offer },
-    })
+    };
+    checked(v, rules, command)
 }
 
 /// `ReviewPosting` → `ReviewPosting`.
 pub fn review_posting_command(rules: &Rules, req: &pb::ReviewPostingRequest) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let posting = id(&mut v, rules, "posting_id".into(), &req.posting_id).into();
+    let posting = req.posting_id.as_str().into();
     let decision = required_enum(&mut v, "decision".into(), req.decision, |d: pb::ReviewDecision| match d {
         pb::ReviewDecision::Unspecified => None,
         pb::ReviewDecision::Approve => Some(ReviewDecision::Approve),
         pb::ReviewDecision::Reject => Some(ReviewDecision::Reject { reason: req.reason.as_str().into() }),
     });
-    match &decision {
-        Some(ReviewDecision::Reject { .. }) => {
-            required_text(&mut v, rules, "reason".into(), &req.reason);
-        }
-        Some(ReviewDecision::Approve) if !req.reason.is_empty() => {
-            v.add("reason", "must be empty for an approval");
-        }
-        _ => {}
+    // An approval has no reason in the engine's model: one given is a wire-level mistake.
+    if matches!(decision, Some(ReviewDecision::Approve)) && !req.reason.is_empty() {
+        v.add("reason", "must be empty for an approval");
     }
-    v.finish(Command::ReviewPosting { posting, decision: decision.unwrap_or(ReviewDecision::Approve) })
+    checked(v, rules, Command::ReviewPosting { posting, decision: decision.unwrap_or(ReviewDecision::Approve) })
 }
 
 /// `FileComplaint` → `FileComplaint`.
 pub fn file_complaint_command(rules: &Rules, req: &pb::FileComplaintRequest) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let employer = id(&mut v, rules, "employer_id".into(), &req.employer_id).into();
-    let posting = optional_code(&mut v, rules, "posting_id".into(), &req.posting_id).map(Into::into);
-    let county = county(&mut v, rules, "county_code".into(), req.county_code);
     let category = required_enum(&mut v, "category".into(), req.category, complaint_category_from_pb);
-    let detail = required_text(&mut v, rules, "detail".into(), &req.detail).into();
-    v.finish(Command::FileComplaint {
-        employer,
-        posting,
-        county,
+    let command = Command::FileComplaint {
+        employer: req.employer_id.as_str().into(),
+        posting: optional_str(&req.posting_id).map(Into::into),
+        county: req.county_code,
         category: category.unwrap_or(ComplaintCategory::Other),
-        detail,
-    })
+        detail: req.detail.as_str().into(),
+    };
+    checked(v, rules, command)
 }
 
 /// `ResolveComplaint` → `ResolveComplaint`.
 pub fn resolve_complaint_command(rules: &Rules, req: &pb::ResolveComplaintRequest) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    if req.complaint_id == 0 {
-        v.add("complaint_id", "required");
-    }
     let resolution = required_enum(&mut v, "resolution".into(), req.resolution, complaint_resolution_from_pb);
-    let note = optional_text(&mut v, rules, "note".into(), &req.note).into();
-    v.finish(Command::ResolveComplaint {
+    let command = Command::ResolveComplaint {
         complaint: req.complaint_id,
         resolution: resolution.unwrap_or(ComplaintResolution::Dismissed),
-        note,
-    })
+        note: req.note.as_str().into(),
+    };
+    checked(v, rules, command)
 }
 
 /// `SuspendEmployer` → `SuspendEmployer`.
 pub fn suspend_employer_command(rules: &Rules, req: &pb::SuspendEmployerRequest) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let employer = id(&mut v, rules, "employer_id".into(), &req.employer_id).into();
-    let reason = required_text(&mut v, rules, "reason".into(), &req.reason).into();
-    v.finish(Command::SuspendEmployer { employer, reason })
+    let command =
+        Command::SuspendEmployer { employer: req.employer_id.as_str().into(), reason: req.reason.as_str().into() };
+    checked(v, rules, command)
 }
 
 /// `ReinstateEmployer` → `ReinstateEmployer`.
@@ -744,8 +646,7 @@ pub fn reinstate_employer_command(
 ) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let employer = id(&mut v, rules, "employer_id".into(), &req.employer_id).into();
-    v.finish(Command::ReinstateEmployer { employer })
+    checked(v, rules, Command::ReinstateEmployer { employer: req.employer_id.as_str().into() })
 }
 
 /// `UpsertEmployer` → the spec of an `UpsertEmployer`.
@@ -753,7 +654,7 @@ pub fn upsert_employer_spec(rules: &Rules, req: &pb::UpsertEmployerRequest) -> R
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
     let spec = employer_spec(&mut v, rules, "employer", req.employer.as_ref());
-    v.finish(spec)
+    finish(v, spec)
 }
 
 // ------------------------------------------------------------------ lists
@@ -870,7 +771,7 @@ pub fn list_postings_request(
         req.employer_id.as_bytes(),
     ]);
     let page = page(&mut v, req.page_size, &req.page_token, fp);
-    v.finish((PostingFilter { county, scope_counties: Vec::new(), township, state, trade, employer }, page))
+    finish(v, (PostingFilter { county, scope_counties: Vec::new(), township, state, trade, employer }, page))
 }
 
 /// `ListPendingPostings` → a filter and a page.
@@ -883,7 +784,7 @@ pub fn list_pending_postings_request(
     let fp = fingerprint(&[b"pending", &req.county_code.to_le_bytes()]);
     let page = page(&mut v, req.page_size, &req.page_token, fp);
     let filter = PostingFilter { county, state: Some(PostingState::PendingReview), ..PostingFilter::default() };
-    v.finish((filter, page))
+    finish(v, (filter, page))
 }
 
 // -------------------------------------------------------------- responses
@@ -1099,6 +1000,7 @@ pub fn county_stats_to_pb(s: &CountyStats) -> pb::CountyStatsResponse {
 
 // ---------------------------------------------------------------- directory
 
+/// Parses a directory entry and adds the engine's verdict on its fields, under `field`.
 fn market_spec(v: &mut Violations, rules: &Rules, field: &str, market: Option<&pb::Market>) -> MarketSpec {
     let default = pb::Market::default();
     let m = match market {
@@ -1113,41 +1015,23 @@ fn market_spec(v: &mut Violations, rules: &Rules, field: &str, market: Option<&p
         pb::MarketKind::CountyMarket => Some(MarketKind::CountyMarket),
         pb::MarketKind::TownshipStation => Some(MarketKind::TownshipStation),
     });
-    let township = optional_code(v, rules, path(field, "township_code"), &m.township_code);
-    if kind == Some(MarketKind::TownshipStation) && township.is_none() {
-        v.add(path(field, "township_code"), "required for a township station");
-    }
-    if m.trade_ids.len() > MAX_MARKET_TRADES {
-        v.add(path(field, "trade_ids"), format!("at most {MAX_MARKET_TRADES} trades"));
-    }
-    let trades = m
-        .trade_ids
-        .iter()
-        .enumerate()
-        .take(MAX_MARKET_TRADES)
-        .map(|(i, t)| {
-            let at = format!("{field}.trade_ids[{i}]");
-            if m.trade_ids[..i].contains(t) {
-                v.add(at.clone(), format!("trade `{}` repeated", t.escape_debug()));
-            }
-            trade(v, rules, at, t).into()
-        })
-        .collect();
-    MarketSpec {
-        id: id(v, rules, path(field, "market_id"), &m.market_id).into(),
-        county: county(v, rules, path(field, "county_code"), m.county_code),
-        township: township.map(Into::into),
-        name: display_name(v, rules, path(field, "display_name"), &m.display_name).into(),
+    let spec = MarketSpec {
+        id: m.market_id.as_str().into(),
+        county: m.county_code,
+        township: optional_str(&m.township_code).map(Into::into),
+        name: m.display_name.as_str().into(),
         kind: kind.unwrap_or(MarketKind::TownshipStation),
-        address: required_text(v, rules, path(field, "address"), &m.address).into(),
+        address: m.address.as_str().into(),
         position: position(v, path(field, "position"), m.position.as_ref()),
-        indoor_area_m2: bounded(v, path(field, "indoor_area_m2"), m.indoor_area_m2, 1, MAX_INDOOR_AREA_M2),
+        indoor_area_m2: m.indoor_area_m2,
         adapts_recruitment_hall: m.adapts_recruitment_hall,
-        opening_hours: display_name(v, rules, path(field, "opening_hours"), &m.opening_hours).into(),
-        hotline: phone(v, rules, path(field, "hotline"), &m.hotline).into(),
-        complaint_channel: display_name(v, rules, path(field, "complaint_channel"), &m.complaint_channel).into(),
-        trades,
-    }
+        opening_hours: m.opening_hours.as_str().into(),
+        hotline: m.hotline.as_str().into(),
+        complaint_channel: m.complaint_channel.as_str().into(),
+        trades: m.trade_ids.iter().take(MAX_MARKET_TRADES + 1).map(|t| t.as_str().into()).collect(),
+    };
+    rules.engine().market_spec(v, field, &spec);
+    spec
 }
 
 /// `UpsertMarket` → the directory entry.
@@ -1155,15 +1039,14 @@ pub fn upsert_market_spec(rules: &Rules, req: &pb::UpsertMarketRequest) -> Resul
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
     let spec = market_spec(&mut v, rules, "market", req.market.as_ref());
-    v.finish(spec)
+    finish(v, spec)
 }
 
 /// `RemoveMarket` → `RemoveMarket`.
 pub fn remove_market_command(rules: &Rules, req: &pb::RemoveMarketRequest) -> Result<Command, InvalidRequest> {
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
-    let market = id(&mut v, rules, "market_id".into(), &req.market_id).into();
-    v.finish(Command::RemoveMarket { market })
+    checked(v, rules, Command::RemoveMarket { market: req.market_id.as_str().into() })
 }
 
 /// A directory entry.
@@ -1220,7 +1103,7 @@ pub fn county_ledger_request(rules: &Rules, req: &pb::CountyLedgerRequest) -> Re
     let mut v = Violations::default();
     let code = county(&mut v, rules, "county_code".into(), req.county_code);
     let day = date(&mut v, "date", req.date.as_ref());
-    v.finish((code, day))
+    finish(v, (code, day))
 }
 
 fn complaint_count_to_pb(c: &ComplaintLine) -> pb::ComplaintCount {
@@ -1482,10 +1365,10 @@ mod tests {
     fn request_ids_and_offer_ids_are_checked() {
         let e = engine();
         let rules = Rules::of(&e);
-        let err = offer_step_command(OfferStep::CompleteJob, &"r".repeat(65), 0).unwrap_err();
+        let err = offer_step_command(&Rules::of(&e), OfferStep::CompleteJob, &"r".repeat(65), 0).unwrap_err();
         assert!(err.names("request_id") && err.names("offer_id"), "{err}");
         assert_eq!(
-            offer_step_command(OfferStep::ReportNoShow, "retry-1", 7).unwrap(),
+            offer_step_command(&Rules::of(&e), OfferStep::ReportNoShow, "retry-1", 7).unwrap(),
             Command::ReportNoShow { offer: 7 }
         );
         let req = pb::SetAvailabilityRequest {
@@ -1572,6 +1455,6 @@ mod tests {
         let mut v = Violations::default();
         let t = timestamp(&mut v, "t".into(), &prost_types::Timestamp { seconds: -1, nanos: 999_000_000 });
         assert_eq!(t, Timestamp(-1));
-        assert!(v.0.is_empty());
+        assert!(v.is_empty());
     }
 }
