@@ -20,6 +20,7 @@
 pub mod catalog;
 pub mod command;
 pub mod config;
+pub mod crs;
 mod decode;
 pub mod directory;
 mod engine;
@@ -35,6 +36,7 @@ pub mod stats;
 pub use catalog::{County, Regions, Trade, TradeCatalog};
 pub use command::*;
 pub use config::{EngineConfig, Limits, RankingPolicy};
+pub use crs::Crs;
 pub use directory::{Directory, MarketKind, MarketSpec};
 pub use engine::{Engine, EngineSnapshot, EngineSnapshotRef};
 pub use error::EngineError;
