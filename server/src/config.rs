@@ -243,6 +243,9 @@ pub struct ServeArgs {
     /// Do not create a development operator token in a data directory that has none.
     #[arg(long, env = "LINGGONG_NO_DEV_TOKEN")]
     pub no_dev_token: bool,
+    /// How often the data directory's `tokens.toml` is re-read for changes, milliseconds (SIGHUP re-reads at once).
+    #[arg(long, env = "LINGGONG_TOKEN_RELOAD_MS", default_value_t = 2_000)]
+    pub token_reload_ms: u64,
     /// Once serving, write the bound addresses to this file (`grpc=HOST:PORT` and `metrics=HOST:PORT` lines), for supervisors and tests.
     #[arg(long, env = "LINGGONG_READY_FILE")]
     pub ready_file: Option<PathBuf>,
@@ -384,6 +387,8 @@ pub struct ServerConfig {
     pub demo: Option<DemoSettings>,
     /// File to write the bound addresses into once serving.
     pub ready_file: Option<PathBuf>,
+    /// How often the data directory's token table is re-read.
+    pub token_reload_interval: Duration,
     /// File layer the write-ahead log writes through (a fault-injecting one in tests).
     pub wal_storage: Arc<dyn Storage>,
 }
@@ -414,6 +419,7 @@ impl ServerConfig {
             tick_interval: Duration::from_secs(1),
             demo: None,
             ready_file: None,
+            token_reload_interval: Duration::from_secs(2),
             wal_storage: Arc::new(StdStorage),
         }
     }
@@ -441,6 +447,7 @@ impl ServeArgs {
         config.tick_interval = Duration::from_millis(self.tick_ms.max(10));
         config.demo = self.demo.then_some(DemoSettings { workers: self.demo_workers });
         config.ready_file = self.ready_file.clone();
+        config.token_reload_interval = Duration::from_millis(self.token_reload_ms.max(10));
         if let Some(path) = &self.config {
             apply_file(&mut config, path)?;
         }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod report;
 pub mod snapshot;
 pub mod state;
+pub mod tokens;
 pub mod wal;
 
 /// Generated protobuf and gRPC code.

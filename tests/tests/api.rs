@@ -32,11 +32,18 @@ async fn every_rpc_works_end_to_end() -> anyhow::Result<()> {
 
     // Workers.
     let ids = register_workers(&mut c, &t.yaodu, &porter_group("w", 6)).await?;
-    let got = c.workers.get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: ids[0].clone() })).await?;
+    let got = c
+        .workers
+        .get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: ids[0].clone(), ..Default::default() }))
+        .await?;
     let w = got.into_inner().worker.expect("worker");
     assert_eq!(w.status, pb::WorkerStatus::Waiting as i32);
     assert_eq!(w.phone, "13812345678", "the worker's own county sees the phone");
-    match c.workers.get_worker(authed(&t.houma, pb::GetWorkerRequest { worker_id: ids[0].clone() })).await {
+    match c
+        .workers
+        .get_worker(authed(&t.houma, pb::GetWorkerRequest { worker_id: ids[0].clone(), ..Default::default() }))
+        .await
+    {
         Ok(r) => assert_ne!(r.into_inner().worker.expect("worker").phone, "13812345678", "other counties see a mask"),
         Err(s) => assert_eq!(s.code(), Code::PermissionDenied),
     }
@@ -125,7 +132,7 @@ async fn every_rpc_works_end_to_end() -> anyhow::Result<()> {
     assert_eq!((updated.version, updated.headcount), (2, 2));
     let fetched = c
         .postings
-        .get_posting(authed(&t.yaodu, pb::GetPostingRequest { posting_id: "p1".into() }))
+        .get_posting(authed(&t.yaodu, pb::GetPostingRequest { posting_id: "p1".into(), ..Default::default() }))
         .await?
         .into_inner()
         .posting
@@ -379,7 +386,7 @@ async fn callers_are_authenticated_and_kept_in_scope() -> anyhow::Result<()> {
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     let status = c
         .workers
-        .get_worker(authed(&t.operator, pb::GetWorkerRequest { worker_id: "w-scope".into() }))
+        .get_worker(authed(&t.operator, pb::GetWorkerRequest { worker_id: "w-scope".into(), ..Default::default() }))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
@@ -443,7 +450,7 @@ async fn callers_are_authenticated_and_kept_in_scope() -> anyhow::Result<()> {
         assert_eq!(status.code(), Code::PermissionDenied, "{id}: {status:?}");
         let status = c
             .postings
-            .get_posting(authed(&t.operator, pb::GetPostingRequest { posting_id: id.into() }))
+            .get_posting(authed(&t.operator, pb::GetPostingRequest { posting_id: id.into(), ..Default::default() }))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::NotFound, "{id} was not stored");
@@ -480,9 +487,9 @@ async fn invalid_requests_name_the_field_and_change_nothing() -> anyhow::Result<
     let base = || worker("w-bad", YAODU, "porter", offset(YAODU_SEAT, 0.0, 0.0));
 
     let mut nan = base();
-    nan.position = Some(pb::LatLon { lat: f64::NAN, lon: 111.5 });
+    nan.position = Some(pb::LatLon { lat: f64::NAN, lon: 111.5, ..Default::default() });
     let mut far = base();
-    far.position = Some(pb::LatLon { lat: 95.0, lon: 111.5 });
+    far.position = Some(pb::LatLon { lat: 95.0, lon: 111.5, ..Default::default() });
     let mut trade = base();
     trade.trades[0].trade_id = "astronaut".into();
     let mut county = base();
@@ -563,8 +570,11 @@ async fn invalid_requests_name_the_field_and_change_nothing() -> anyhow::Result<
         c.stats.county_stats(authed(&t.yaodu, pb::CountyStatsRequest { county_code: YAODU })).await?.into_inner();
     assert_eq!(stats.registrations, 0);
     // Unknown ids are NOT_FOUND.
-    let status =
-        c.workers.get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: "nobody".into() })).await.unwrap_err();
+    let status = c
+        .workers
+        .get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: "nobody".into(), ..Default::default() }))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     server.stop().await
 }
@@ -646,7 +656,10 @@ async fn a_station_pushing_an_older_version_gets_the_current_one() -> anyhow::Re
     }
     let current = c
         .postings
-        .get_posting(authed(&t.yaodu_station, pb::GetPostingRequest { posting_id: "p-station".into() }))
+        .get_posting(authed(
+            &t.yaodu_station,
+            pb::GetPostingRequest { posting_id: "p-station".into(), ..Default::default() },
+        ))
         .await?
         .into_inner()
         .posting

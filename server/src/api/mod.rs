@@ -16,17 +16,19 @@
 
 mod directory;
 pub mod errors;
+mod lookups;
 mod matching;
 mod posting;
 mod review;
 mod stats;
 mod watch;
 mod worker;
+mod zh;
 
 #[cfg(test)]
 mod tests;
 
-use crate::auth::{Auth, Principal, Role};
+use crate::auth::{Auth, AuthRefusal, Principal, Role};
 use crate::host::Host;
 use crate::metrics::RpcMetrics;
 use crate::proto::v1 as pb;
@@ -203,6 +205,12 @@ without_request_id!(
     pb::CountyLedgerRequest,
     pb::StandardsReportRequest,
     pb::ListMarketsRequest,
+    pb::GetComplaintRequest,
+    pb::ListComplaintsRequest,
+    pb::GetEmployerRequest,
+    pb::ListEmployersRequest,
+    pb::FindWorkersByPhoneRequest,
+    pb::ListPostingOffersRequest,
 );
 
 /// A usable id for logs: printable ASCII without spaces, at most 64 bytes.
@@ -270,7 +278,8 @@ impl Api {
                 }
                 Ok(response)
             }
-            Err(mut status) => {
+            Err(status) => {
+                let mut status = errors::localized(status);
                 if let Some(v) = echo {
                     status.metadata_mut().insert(REQUEST_ID_HEADER, v);
                 }
@@ -285,7 +294,10 @@ impl Api {
             return Err(errors::unauthenticated("missing `authorization: Bearer <token>` metadata"));
         };
         let value = value.to_str().map_err(|_| errors::unauthenticated("malformed authorization metadata"))?;
-        self.ctx.auth.principal_for_header(value).cloned().ok_or_else(|| errors::unauthenticated("unknown token"))
+        self.ctx.auth.authenticate(value).map_err(|refusal| match refusal {
+            AuthRefusal::Unknown => errors::unauthenticated("unknown token"),
+            AuthRefusal::RateLimited { name, retry_after } => errors::rate_limited(&name, retry_after),
+        })
     }
 
     /// Submits a command; a non-empty `request_id` makes it idempotent per caller and RPC.

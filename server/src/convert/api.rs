@@ -5,6 +5,7 @@
 //! too, with phone numbers masked for callers whose scope does not cover the
 //! worker's county.
 
+use super::crs::{crs_from_pb, position_to_pb};
 use crate::auth::Principal;
 use crate::proto::v1 as pb;
 use linggong_engine::catalog::TradeIdx;
@@ -12,10 +13,10 @@ use linggong_engine::directory::{MAX_INDOOR_AREA_M2, MAX_MARKET_TRADES};
 use linggong_engine::ledger::ComplaintLine;
 use linggong_engine::standards::{Fund, StandardsReport, Verdict};
 use linggong_engine::{
-    Availability, Command, Complaint, ComplaintCategory, ComplaintResolution, CountyStats, Employer, EmployerKind,
+    Availability, Command, Complaint, ComplaintCategory, ComplaintResolution, CountyStats, Crs, Employer, EmployerKind,
     EmployerSpec, Engine, Hardship, LatLon, LedgerDay, LedgerReport, Limits, MarketKind, MarketSpec, MatchedOffer,
-    OfferEvent, OfferResponse, OfferState, Posting, PostingEvent, PostingSource, PostingSpec, PostingState, Regions,
-    ReviewDecision, Timestamp, TradeCatalog, TradeSkillSpec, Worker, WorkerSpec, WorkerStatus,
+    Offer, OfferEvent, OfferResponse, OfferState, Posting, PostingEvent, PostingSource, PostingSpec, PostingState,
+    Regions, ReviewDecision, Timestamp, TradeCatalog, TradeSkillSpec, Worker, WorkerSpec, WorkerStatus,
 };
 
 /// Highest daily wage (and minimum acceptable daily wage) accepted, yuan.
@@ -67,16 +68,16 @@ impl InvalidRequest {
 
 /// Collects violations while a request is checked.
 #[derive(Debug, Default)]
-struct Violations(Vec<FieldViolation>);
+pub(crate) struct Violations(Vec<FieldViolation>);
 
 impl Violations {
-    fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+    pub(crate) fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
         self.0.push(FieldViolation { field: field.into(), description: description.into() });
     }
 
     /// `Ok(value)` when nothing was reported. The value is built regardless;
     /// it is only meaningful when there are no violations.
-    fn finish<T>(self, value: T) -> Result<T, InvalidRequest> {
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, InvalidRequest> {
         if self.0.is_empty() {
             Ok(value)
         } else {
@@ -118,7 +119,7 @@ fn has_bad_chars(s: &str) -> bool {
 }
 
 /// A required id: 1 to `max_id_len` bytes, no whitespace or control characters.
-fn id<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
+pub(crate) fn id<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
     if value.is_empty() {
         v.add(field, "required");
     } else if value.len() > rules.limits.max_id_len {
@@ -130,7 +131,7 @@ fn id<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &
 }
 
 /// An optional code (empty for none), with the rules of an id.
-fn optional_code<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> Option<&'a str> {
+pub(crate) fn optional_code<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> Option<&'a str> {
     if value.is_empty() {
         None
     } else {
@@ -160,7 +161,7 @@ fn text<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str, re
     value
 }
 
-fn phone<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
+pub(crate) fn phone<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
     if value.is_empty() {
         v.add(field, "required");
     } else if value.len() > rules.limits.max_phone_len {
@@ -173,7 +174,7 @@ fn phone<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -
     value
 }
 
-fn county(v: &mut Violations, rules: &Rules, field: String, code: u32) -> u32 {
+pub(crate) fn county(v: &mut Violations, rules: &Rules, field: String, code: u32) -> u32 {
     if code == 0 {
         v.add(field, "required");
     } else if rules.regions.index_of(code).is_none() {
@@ -197,9 +198,13 @@ fn position(v: &mut Violations, field: String, value: Option<&pb::LatLon>) -> La
             v.add(field, "required");
             LatLon { lat: 0.0, lon: 0.0 }
         }
-        Some(p) => match LatLon::new(p.lat, p.lon) {
-            Some(ok) => ok,
-            None => {
+        Some(p) => match (LatLon::new(p.lat, p.lon), pb::CoordinateSystem::try_from(p.crs)) {
+            (Some(given), Ok(crs)) => crs_from_pb(crs).to_wgs84(given),
+            (_, Err(_)) => {
+                v.add(path(&field, "crs"), format!("unknown coordinate system {}", p.crs));
+                LatLon { lat: 0.0, lon: 0.0 }
+            }
+            (None, _) => {
                 v.add(field, "latitude must be in -90..=90 and longitude in -180..=180 (finite numbers)");
                 LatLon { lat: 0.0, lon: 0.0 }
             }
@@ -207,7 +212,7 @@ fn position(v: &mut Violations, field: String, value: Option<&pb::LatLon>) -> La
     }
 }
 
-fn timestamp(v: &mut Violations, field: String, value: &prost_types::Timestamp) -> Timestamp {
+pub(crate) fn timestamp(v: &mut Violations, field: String, value: &prost_types::Timestamp) -> Timestamp {
     if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&value.seconds) {
         v.add(field, "seconds out of range (years 1 to 9999)");
         return Timestamp(0);
@@ -270,7 +275,12 @@ where
 }
 
 /// An optional enum used as a filter: `*_UNSPECIFIED` means any, unknown numbers are rejected.
-fn optional_enum<P, T>(v: &mut Violations, field: String, raw: i32, map: impl Fn(P) -> Option<T>) -> Option<T>
+pub(crate) fn optional_enum<P, T>(
+    v: &mut Violations,
+    field: String,
+    raw: i32,
+    map: impl Fn(P) -> Option<T>,
+) -> Option<T>
 where
     P: TryFrom<i32>,
 {
@@ -396,7 +406,7 @@ fn offer_response_from_pb(r: pb::OfferResponse) -> Option<OfferResponse> {
     })
 }
 
-fn complaint_category_from_pb(c: pb::ComplaintCategory) -> Option<ComplaintCategory> {
+pub(crate) fn complaint_category_from_pb(c: pb::ComplaintCategory) -> Option<ComplaintCategory> {
     Some(match c {
         pb::ComplaintCategory::Unspecified => return None,
         pb::ComplaintCategory::WageArrears => ComplaintCategory::WageArrears,
@@ -797,7 +807,7 @@ pub struct PageRequest {
 }
 
 /// FNV-1a over the filter fields, so a page token is refused with other filters.
-fn fingerprint(parts: &[&[u8]]) -> u64 {
+pub(crate) fn fingerprint(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for &b in part.iter().chain(std::iter::once(&0xff)) {
@@ -813,7 +823,7 @@ pub fn page_token(start: usize, fingerprint: u64) -> String {
     hex::encode(format!("v1:{start}:{fingerprint:016x}"))
 }
 
-fn page(v: &mut Violations, page_size: i32, token: &str, fingerprint: u64) -> PageRequest {
+pub(crate) fn page(v: &mut Violations, page_size: i32, token: &str, fingerprint: u64) -> PageRequest {
     let size = match page_size {
         0 => DEFAULT_PAGE_SIZE,
         n if n < 0 => {
@@ -932,7 +942,7 @@ pub fn worker_to_pb(engine: &Engine, w: &Worker, viewer: &Principal) -> pb::Work
                 level: u32::from(t.level),
             })
             .collect(),
-        position: Some(pb::LatLon { lat: w.position.lat, lon: w.position.lon }),
+        position: Some(position_to_pb(w.position, Crs::Wgs84)),
         county_code,
         township_code: w.township.as_deref().unwrap_or_default().to_string(),
         availability,
@@ -963,6 +973,24 @@ pub fn offer_to_pb(engine: &Engine, offer: &MatchedOffer, viewer: &Principal) ->
         worker_phone: phone,
         distance_m: offer.distance_m,
         answer_deadline: Some(timestamp_to_pb(offer.deadline)),
+        state: engine.offer(offer.offer).map_or(pb::OfferState::Pending, |o| offer_state_to_pb(o.state)) as i32,
+        make_time: engine.offer(offer.offer).map(|o| timestamp_to_pb(o.made_at)),
+    }
+}
+
+/// A live offer as `viewer` may see it.
+pub fn live_offer_to_pb(engine: &Engine, offer: &Offer, viewer: &Principal) -> pb::Offer {
+    let w = engine.worker_by_key(offer.worker);
+    pb::Offer {
+        offer_id: offer.id,
+        posting_id: engine.posting_by_key(offer.posting).id.to_string(),
+        worker_id: w.id.to_string(),
+        worker_display_name: w.name.to_string(),
+        worker_phone: phone_for(viewer, engine.regions().get(w.county).code, &w.phone),
+        distance_m: offer.distance_m,
+        answer_deadline: Some(timestamp_to_pb(offer.deadline)),
+        state: offer_state_to_pb(offer.state) as i32,
+        make_time: Some(timestamp_to_pb(offer.made_at)),
     }
 }
 
@@ -973,7 +1001,7 @@ pub fn posting_to_pb(engine: &Engine, p: &Posting) -> pb::Posting {
         employer_id: engine.employer_by_key(p.employer).id.to_string(),
         trade_id: engine.trades().get(p.trade).id.to_string(),
         headcount: u32::from(p.headcount),
-        position: Some(pb::LatLon { lat: p.position.lat, lon: p.position.lon }),
+        position: Some(position_to_pb(p.position, Crs::Wgs84)),
         county_code: engine.regions().get(p.county).code,
         township_code: p.township.as_deref().unwrap_or_default().to_string(),
         max_distance_m: p.max_distance_m,
@@ -1030,6 +1058,7 @@ pub fn complaint_to_pb(engine: &Engine, c: &Complaint) -> pb::Complaint {
         detail: c.detail.to_string(),
         file_time: Some(timestamp_to_pb(c.filed_at)),
         resolution: resolution as i32,
+        state: if c.resolution.is_some() { pb::ComplaintState::Resolved } else { pb::ComplaintState::Open } as i32,
         resolve_time,
         resolution_note: note,
     }
@@ -1175,7 +1204,7 @@ pub fn market_to_pb(m: &MarketSpec) -> pb::Market {
             MarketKind::TownshipStation => pb::MarketKind::TownshipStation,
         } as i32,
         address: m.address.to_string(),
-        position: Some(pb::LatLon { lat: m.position.lat, lon: m.position.lon }),
+        position: Some(position_to_pb(m.position, Crs::Wgs84)),
         indoor_area_m2: m.indoor_area_m2,
         adapts_recruitment_hall: m.adapts_recruitment_hall,
         opening_hours: m.opening_hours.to_string(),
@@ -1327,7 +1356,7 @@ mod tests {
             display_name: "王师傅".into(),
             phone: "13812341234".into(),
             trades: vec![pb::TradeSkill { trade_id: "mason".into(), level: 3 }],
-            position: Some(pb::LatLon { lat: 36.08, lon: 111.52 }),
+            position: Some(pb::LatLon { lat: 36.08, lon: 111.52, ..Default::default() }),
             county_code: 141002,
             hardship: pb::Hardship::None as i32,
             ..Default::default()
@@ -1340,7 +1369,7 @@ mod tests {
             employer_id: "e-1".into(),
             trade_id: "mason".into(),
             headcount: 2,
-            position: Some(pb::LatLon { lat: 36.08, lon: 111.52 }),
+            position: Some(pb::LatLon { lat: 36.08, lon: 111.52, ..Default::default() }),
             county_code: 141002,
             max_distance_m: 10_000,
             daily_wage_yuan: 200,
@@ -1366,7 +1395,7 @@ mod tests {
     }
 
     fn viewer(role: Role, counties: Vec<u32>) -> Principal {
-        Principal { name: "t".into(), role, counties, township: None }
+        Principal { name: "t".into(), role, counties, township: None, person_id: None }
     }
 
     #[test]
@@ -1384,7 +1413,7 @@ mod tests {
     fn every_bad_posting_field_is_named() {
         let bad = pb::Posting {
             headcount: 51,
-            position: Some(pb::LatLon { lat: f64::NAN, lon: 111.0 }),
+            position: Some(pb::LatLon { lat: f64::NAN, lon: 111.0, ..Default::default() }),
             county_code: 999_999,
             trade_id: "astronaut".into(),
             posting_id: "has space".into(),
