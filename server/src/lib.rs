@@ -11,6 +11,7 @@ pub mod demo;
 pub mod events;
 pub mod histogram;
 pub mod host;
+pub mod ledger_export;
 pub mod metrics;
 pub mod report;
 pub mod snapshot;

@@ -211,6 +211,7 @@ without_request_id!(
     pb::ListEmployersRequest,
     pb::FindWorkersByPhoneRequest,
     pb::ListPostingOffersRequest,
+    pb::ExportLedgerRequest,
 );
 
 /// A usable id for logs: printable ASCII without spaces, at most 64 bytes.

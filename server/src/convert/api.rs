@@ -262,7 +262,7 @@ fn known_enum<P: TryFrom<i32>>(v: &mut Violations, field: &str, raw: i32) -> Opt
 }
 
 /// A required enum: unknown numbers and `*_UNSPECIFIED` are rejected.
-fn required_enum<P, T>(v: &mut Violations, field: String, raw: i32, map: impl Fn(P) -> Option<T>) -> Option<T>
+pub(crate) fn required_enum<P, T>(v: &mut Violations, field: String, raw: i32, map: impl Fn(P) -> Option<T>) -> Option<T>
 where
     P: TryFrom<i32>,
 {
@@ -1216,7 +1216,7 @@ pub fn market_to_pb(m: &MarketSpec) -> pb::Market {
 
 // ------------------------------------------------------------ ledger, standards
 
-fn date(v: &mut Violations, field: &str, value: Option<&pb::Date>) -> LedgerDay {
+pub(crate) fn date(v: &mut Violations, field: &str, value: Option<&pb::Date>) -> LedgerDay {
     let Some(d) = value else {
         v.add(field, "required");
         return LedgerDay(0);

@@ -3,12 +3,13 @@
 //! into filters and pages (every bad field named, all at once).
 
 use super::api::{
-    complaint_category_from_pb, county, fingerprint, id, optional_code, optional_enum, page, phone, timestamp,
-    InvalidRequest, PageRequest, Rules, Violations, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    complaint_category_from_pb, county, date, fingerprint, id, optional_code, optional_enum, page, phone,
+    required_enum, timestamp, InvalidRequest, PageRequest, Rules, Violations, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
+use crate::ledger_export::{Lang, Period, MAX_EXPORT_DAYS};
 use super::crs::crs_from_pb;
 use crate::proto::v1 as pb;
-use linggong_engine::{Complaint, ComplaintCategory, Crs, Employer, Engine, MarketSpec, Timestamp};
+use linggong_engine::{Complaint, ComplaintCategory, Crs, Employer, Engine, LedgerDay, MarketSpec, Timestamp};
 
 /// Counties a list is restricted to; `None` for every county.
 pub type CountySet = Option<Vec<u32>>;
@@ -269,6 +270,66 @@ pub fn list_posting_offers_request<'a>(
     v.finish(posting)
 }
 
+/// File format of a ledger export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerFile {
+    /// CSV with a byte-order mark.
+    Csv,
+    /// XLSX workbook.
+    Xlsx,
+}
+
+/// A checked `ExportLedger`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportLedger {
+    /// First day.
+    pub from: LedgerDay,
+    /// Last day.
+    pub to: LedgerDay,
+    /// Counties asked for (empty: every county in scope).
+    pub counties: Vec<u32>,
+    /// File format.
+    pub format: LedgerFile,
+    /// Language.
+    pub lang: Lang,
+    /// Row period.
+    pub period: Period,
+}
+
+/// `ExportLedger` → what to export.
+pub fn export_ledger_request(rules: &Rules, req: &pb::ExportLedgerRequest) -> Result<ExportLedger, InvalidRequest> {
+    let mut v = Violations::default();
+    let from = date(&mut v, "from_date", req.from_date.as_ref());
+    let to = date(&mut v, "to_date", req.to_date.as_ref());
+    if req.from_date.is_some() && req.to_date.is_some() {
+        if to < from {
+            v.add("to_date", "must not be before from_date");
+        } else if i64::from(to.0) - i64::from(from.0) >= i64::from(MAX_EXPORT_DAYS) {
+            v.add("to_date", format!("at most {MAX_EXPORT_DAYS} days per export"));
+        }
+    }
+    let counties = county_set(&mut v, rules, "county_codes", &req.county_codes).unwrap_or_default();
+    let format = required_enum(&mut v, "format".into(), req.format, |f: pb::LedgerFileFormat| match f {
+        pb::LedgerFileFormat::Unspecified => None,
+        pb::LedgerFileFormat::Csv => Some(LedgerFile::Csv),
+        pb::LedgerFileFormat::Xlsx => Some(LedgerFile::Xlsx),
+    });
+    let lang = optional_enum(&mut v, "language".into(), req.language, |l: pb::LedgerLanguage| {
+        Some(if l == pb::LedgerLanguage::En { Lang::En } else { Lang::Zh })
+    });
+    let period = optional_enum(&mut v, "period".into(), req.period, |p: pb::LedgerPeriod| {
+        Some(if p == pb::LedgerPeriod::Month { Period::Month } else { Period::Day })
+    });
+    v.finish(ExportLedger {
+        from,
+        to,
+        counties,
+        format: format.unwrap_or(LedgerFile::Csv),
+        lang: lang.unwrap_or_default(),
+        period: period.unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +360,19 @@ mod tests {
         let e = find_workers_by_phone_request(&rules, &pb::FindWorkersByPhoneRequest::default()).unwrap_err();
         assert!(e.names("phone"), "{e}");
         assert_eq!(normalized_phone("138-0000 1111"), "13800001111");
+        let e = export_ledger_request(
+            &rules,
+            &pb::ExportLedgerRequest {
+                from_date: Some(pb::Date { year: 2024, month: 3, day: 2 }),
+                to_date: Some(pb::Date { year: 2024, month: 3, day: 1 }),
+                county_codes: vec![7],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        for field in ["to_date", "county_codes[0]", "format"] {
+            assert!(e.names(field), "{field}: {e}");
+        }
     }
 
     #[test]
