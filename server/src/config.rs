@@ -746,15 +746,39 @@ mod tests {
         assert!(parse(&["report", "ledger", "--day", "2024-02-30"]).is_err(), "not a date");
         assert!(parse(&["report", "ledger"]).is_err(), "a day or a range is required");
         let cli = parse(&[
-            "report", "ledger", "--from", "2024-03-01", "--to", "2024-04-30", "--county", "141002", "--county",
-            "141081", "--format", "xlsx", "--out", "t.xlsx", "--lang", "en", "--period", "month",
+            "report",
+            "ledger",
+            "--from",
+            "2024-03-01",
+            "--to",
+            "2024-04-30",
+            "--county",
+            "141002",
+            "--county",
+            "141081",
+            "--format",
+            "xlsx",
+            "--out",
+            "t.xlsx",
+            "--lang",
+            "en",
+            "--period",
+            "month",
         ])
         .unwrap();
         let Some(CliCommand::Report { command: ReportCommand::Ledger(a) }) = cli.command else { panic!("ledger") };
-        assert_eq!(a.range(), Some((LedgerDay::from_ymd(2024, 3, 1).unwrap(), LedgerDay::from_ymd(2024, 4, 30).unwrap())));
-        assert_eq!((a.counties.len(), a.output_format(), a.lang, a.period), (2, LedgerFormat::Xlsx, LangArg::En, PeriodArg::Month));
+        assert_eq!(
+            a.range(),
+            Some((LedgerDay::from_ymd(2024, 3, 1).unwrap(), LedgerDay::from_ymd(2024, 4, 30).unwrap()))
+        );
+        assert_eq!(
+            (a.counties.len(), a.output_format(), a.lang, a.period),
+            (2, LedgerFormat::Xlsx, LangArg::En, PeriodArg::Month)
+        );
         assert!(parse(&["report", "ledger", "--from", "2024-03-01"]).is_err(), "--from needs --to");
-        assert!(parse(&["report", "ledger", "--day", "2024-03-01", "--from", "2024-03-01", "--to", "2024-03-02"]).is_err());
+        assert!(
+            parse(&["report", "ledger", "--day", "2024-03-01", "--from", "2024-03-01", "--to", "2024-03-02"]).is_err()
+        );
         let cli = parse(&["report", "standards", "--data-dir", "d"]).unwrap();
         let Some(CliCommand::Report { command: ReportCommand::Standards(a) }) = cli.command else {
             panic!("standards")

@@ -11,7 +11,7 @@
 //! releases every waiter up to that sequence. Durable records then go to the
 //! snapshot follower, which applies them to its own copy of the state.
 
-use crate::convert::wal::{decode, encode, LoggedCommand};
+use crate::convert::wal::{decode, encode, Actor, Effect, LoggedCommand};
 use crate::events::{EventHub, Subscription, TooFarBehind};
 use crate::histogram::{AtomicHistogram, COUNT_BUCKETS, LATENCY_BUCKETS};
 use crate::snapshot::{list_snapshots, load_snapshot, prune_snapshots, write_snapshot, SnapshotError};
@@ -307,7 +307,17 @@ impl Host {
     /// mode). A request key makes retries idempotent: a repeated key returns
     /// the first result and applies nothing.
     pub async fn submit(&self, request_key: Option<String>, command: Command) -> Result<Applied, SubmitError> {
-        let (applied, must_wait) = self.apply_and_queue(request_key, command)?;
+        self.submit_by(None, request_key, command).await
+    }
+
+    /// Like [`Host::submit`], logging who asked for the change.
+    pub async fn submit_by(
+        &self,
+        actor: Option<Actor>,
+        request_key: Option<String>,
+        command: Command,
+    ) -> Result<Applied, SubmitError> {
+        let (applied, must_wait) = self.apply_and_queue(actor, request_key, command)?;
         if must_wait {
             self.wait_durable(applied.seq).await?;
         }
@@ -317,7 +327,12 @@ impl Host {
     /// The synchronous half of `submit`: under the state lock, applies the
     /// command and queues its record. Returns the result and whether to wait
     /// for durability.
-    fn apply_and_queue(&self, request_key: Option<String>, command: Command) -> Result<(Applied, bool), SubmitError> {
+    fn apply_and_queue(
+        &self,
+        actor: Option<Actor>,
+        request_key: Option<String>,
+        command: Command,
+    ) -> Result<(Applied, bool), SubmitError> {
         let mut core = self.core.write();
         if let Some(failed) = &self.durable.borrow().failed {
             return Err(SubmitError::Unavailable(failed.clone()));
@@ -335,12 +350,13 @@ impl Host {
         };
         let now = (self.clock)().max(core.last_now);
         core.last_now = now;
-        let logged = LoggedCommand { now, request_key, command };
+        let mut logged = LoggedCommand { now, request_key, command, actor, effect: None };
         let mut events = Vec::new();
         let (applied, must_log) = core.state.apply(&logged, &mut events)?;
         if !must_log {
             return Ok((applied, false));
         }
+        logged.effect = Effect::of(&applied.outcome);
         let mut payload = Vec::with_capacity(128);
         encode(&logged, &mut payload);
         self.inflight.fetch_add(1, Ordering::Relaxed);

@@ -154,10 +154,18 @@ fn headers(engine: &Engine, export: &LedgerExport) -> Vec<String> {
         h.push(if zh { format!("待岗零工·{}", trade.name_zh) } else { format!("waiting: {}", trade.name_en) });
     }
     for s in PostingState::ALL {
-        h.push(if zh { format!("用工信息·{}", state_name(s, export.lang)) } else { format!("postings: {}", state_name(s, export.lang)) });
+        h.push(if zh {
+            format!("用工信息·{}", state_name(s, export.lang))
+        } else {
+            format!("postings: {}", state_name(s, export.lang))
+        });
     }
     for s in PostingSource::ALL {
-        h.push(if zh { format!("新发布·{}", source_name(s, export.lang)) } else { format!("submitted: {}", source_name(s, export.lang)) });
+        h.push(if zh {
+            format!("新发布·{}", source_name(s, export.lang))
+        } else {
+            format!("submitted: {}", source_name(s, export.lang))
+        });
     }
     h.extend([
         t("即时快招", "instant matches"),
@@ -184,7 +192,11 @@ fn headers(engine: &Engine, export: &LedgerExport) -> Vec<String> {
             h.push(format!("median time to resolve (s): {name}"));
         }
     }
-    h.extend([t("运营小时数", "active hours"), t("首个运营时段", "first active hour"), t("末个运营时段", "last active hour")]);
+    h.extend([
+        t("运营小时数", "active hours"),
+        t("首个运营时段", "first active hour"),
+        t("末个运营时段", "last active hour"),
+    ]);
     h
 }
 
@@ -202,15 +214,13 @@ fn month_label(day: LedgerDay) -> String {
 }
 
 fn row(engine: &Engine, export: &LedgerExport, f: &Fold) -> Vec<Cell> {
-    let name = engine
-        .regions()
-        .index_of(f.first.county)
-        .map(|i| engine.regions().get(i).name.to_string())
-        .unwrap_or_default();
+    let name =
+        engine.regions().index_of(f.first.county).map(|i| engine.regions().get(i).name.to_string()).unwrap_or_default();
     let sum = |g: &dyn Fn(&LedgerReport) -> u32| -> u64 { f.days.iter().map(|d| u64::from(g(d))).sum() };
     let single = f.days.len() == 1;
     let median = |v: Option<u32>| if single { Cell::opt_u32(v) } else { Cell::Empty };
-    let ratio = |num: u64, den: u64| if den == 0 { Cell::Empty } else { Cell::opt_ratio(Some(num as f64 / den as f64)) };
+    let ratio =
+        |num: u64, den: u64| if den == 0 { Cell::Empty } else { Cell::opt_ratio(Some(num as f64 / den as f64)) };
     let mut r = vec![
         Cell::Text(f.label.clone()),
         Cell::Int(f.first.county.into()),

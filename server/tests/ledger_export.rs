@@ -111,7 +111,8 @@ fn golden(name: &str, got: &[u8]) {
     if std::env::var_os("LINGGONG_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, got).unwrap();
     }
-    let want = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (set LINGGONG_UPDATE_GOLDEN=1)", path.display()));
+    let want =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (set LINGGONG_UPDATE_GOLDEN=1)", path.display()));
     assert!(
         want == got,
         "{name} differs from the golden file:\n--- want\n{}\n--- got\n{}",

@@ -29,6 +29,7 @@ mod zh;
 mod tests;
 
 use crate::auth::{Auth, AuthRefusal, Principal, Role};
+use crate::convert::wal::Actor;
 use crate::host::Host;
 use crate::metrics::RpcMetrics;
 use crate::proto::v1 as pb;
@@ -304,6 +305,11 @@ impl Api {
     /// Submits a command; a non-empty `request_id` makes it idempotent per caller and RPC.
     async fn submit(&self, caller: &Caller, request_id: &str, command: Command) -> Result<Applied, Status> {
         let key = (!request_id.is_empty()).then(|| format!("{}/{}/{}", caller.principal.name, caller.rpc, request_id));
-        self.ctx.host.submit(key, command).await.map_err(|e| errors::submit_status(&e))
+        let actor = Actor {
+            name: caller.principal.name.clone(),
+            person_id: caller.principal.person_id.clone(),
+            role: role_name(caller.principal.role).to_string(),
+        };
+        self.ctx.host.submit_by(Some(actor), key, command).await.map_err(|e| errors::submit_status(&e))
     }
 }

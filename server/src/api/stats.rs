@@ -97,7 +97,8 @@ impl pb::stats_service_server::StatsService for Api {
             let (content, file_name, content_type) = match built {
                 Built::Csv(table) => (ledger_export::to_csv(&table), format!("{stem}.csv"), "text/csv; charset=utf-8"),
                 Built::Xlsx(sheets) => (
-                    ledger_export::to_xlsx(&sheets).map_err(|e| Status::internal(format!("building the workbook: {e}")))?,
+                    ledger_export::to_xlsx(&sheets)
+                        .map_err(|e| Status::internal(format!("building the workbook: {e}")))?,
                     format!("{stem}.xlsx"),
                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                 ),

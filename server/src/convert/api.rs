@@ -262,7 +262,12 @@ fn known_enum<P: TryFrom<i32>>(v: &mut Violations, field: &str, raw: i32) -> Opt
 }
 
 /// A required enum: unknown numbers and `*_UNSPECIFIED` are rejected.
-pub(crate) fn required_enum<P, T>(v: &mut Violations, field: String, raw: i32, map: impl Fn(P) -> Option<T>) -> Option<T>
+pub(crate) fn required_enum<P, T>(
+    v: &mut Violations,
+    field: String,
+    raw: i32,
+    map: impl Fn(P) -> Option<T>,
+) -> Option<T>
 where
     P: TryFrom<i32>,
 {

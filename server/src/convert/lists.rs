@@ -6,8 +6,8 @@ use super::api::{
     complaint_category_from_pb, county, date, fingerprint, id, optional_code, optional_enum, page, phone,
     required_enum, timestamp, InvalidRequest, PageRequest, Rules, Violations, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
-use crate::ledger_export::{Lang, Period, MAX_EXPORT_DAYS};
 use super::crs::crs_from_pb;
+use crate::ledger_export::{Lang, Period, MAX_EXPORT_DAYS};
 use crate::proto::v1 as pb;
 use linggong_engine::{Complaint, ComplaintCategory, Crs, Employer, Engine, LedgerDay, MarketSpec, Timestamp};
 
