@@ -140,7 +140,6 @@ fn engine_status_en(e: &EngineError) -> Status {
         | EngineError::WorkerState { .. }
         | EngineError::ComplaintResolved(_) => Status::failed_precondition(message),
         EngineError::NotOfferHolder { .. } => Status::permission_denied(message),
-        EngineError::CorruptSnapshot(_) => Status::internal(message),
     }
 }
 
