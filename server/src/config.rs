@@ -56,12 +56,49 @@ pub enum CliCommand {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// The history of one worker, posting, employer or complaint from the log: who did what, when, with what outcome.
+    History(HistoryArgs),
     /// Accounts: the data directory's tokens (a running server picks changes up by itself).
     Token {
         /// The tool.
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+/// Arguments of `history`: the data directory and exactly one subject.
+#[derive(Debug, Clone, Args)]
+#[group(id = "subject", required = true, multiple = false, args = ["worker", "posting", "employer", "complaint"])]
+pub struct HistoryArgs {
+    /// Data directory (holds `wal/`).
+    #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// A worker id.
+    #[arg(long)]
+    pub worker: Option<String>,
+    /// A posting id.
+    #[arg(long)]
+    pub posting: Option<String>,
+    /// An employer id.
+    #[arg(long)]
+    pub employer: Option<String>,
+    /// A complaint id.
+    #[arg(long)]
+    pub complaint: Option<u64>,
+}
+
+impl HistoryArgs {
+    /// The subject asked for.
+    pub fn subject(&self) -> Option<crate::history::Subject> {
+        use crate::history::Subject;
+        match (&self.worker, &self.posting, &self.employer, self.complaint) {
+            (Some(w), _, _, _) => Some(Subject::Worker(w.clone())),
+            (_, Some(p), _, _) => Some(Subject::Posting(p.clone())),
+            (_, _, Some(e), _) => Some(Subject::Employer(e.clone())),
+            (_, _, _, Some(c)) => Some(Subject::Complaint(c)),
+            _ => None,
+        }
+    }
 }
 
 /// Token tools.

@@ -219,6 +219,7 @@ pub struct Host {
     metrics: Arc<HostMetrics>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     recovery: RecoveryReport,
+    wal_dir: PathBuf,
 }
 
 impl Host {
@@ -279,6 +280,7 @@ impl Host {
             metrics: metrics.clone(),
             threads: Mutex::new(Vec::new()),
             recovery: report,
+            wal_dir: config.wal_dir(),
         });
         let writer = {
             let (metrics, hub) = (metrics.clone(), hub.clone());
@@ -296,6 +298,11 @@ impl Host {
         };
         host.threads.lock().extend([writer, snapshotter]);
         Ok(host)
+    }
+
+    /// The log's directory (read by the history tools).
+    pub fn wal_dir(&self) -> &Path {
+        &self.wal_dir
     }
 
     /// What recovery found at start-up.

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod demo;
 pub mod events;
 pub mod histogram;
+pub mod history;
 pub mod host;
 pub mod ledger_export;
 pub mod metrics;

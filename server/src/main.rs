@@ -7,7 +7,7 @@ use clap::Parser;
 use linggong_server::app::{self, DataDirLock, Stopped};
 use linggong_server::audit::{load_offline, ReplayFrom};
 use linggong_server::config::{
-    read_file_config, Cli, CliCommand, DirectoryFormat, ExportCommand, ExportDirectoryArgs, LedgerArgs, LedgerFormat,
+    read_file_config, Cli, CliCommand, DirectoryFormat, ExportCommand, ExportDirectoryArgs, HistoryArgs, LedgerArgs, LedgerFormat,
     LogFormat, OfflineArgs, ReportCommand, ServeArgs, StandardsArgs, TokenAddArgs, TokenCommand, TokenListArgs,
     TokenRevokeArgs, WalCommand, WalToolArgs,
 };
@@ -16,6 +16,7 @@ use linggong_server::ledger_export::{self, checked_export};
 use linggong_server::report;
 use linggong_server::snapshot::list_snapshots;
 use linggong_server::state::ServiceState;
+use linggong_server::history::history;
 use linggong_server::tokens::{add_token, read_tokens_file, revoke_token, NewToken, TOKENS_FILE};
 use linggong_server::wal::{repair, scan, ScanOutcome};
 use std::process::ExitCode;
@@ -31,10 +32,48 @@ fn main() -> ExitCode {
         Some(CliCommand::Report { command: ReportCommand::Standards(args) }) => report_standards(&args),
         Some(CliCommand::Report { command: ReportCommand::Ledger(args) }) => report_ledger(&args),
         Some(CliCommand::Export { command: ExportCommand::Directory(args) }) => export_directory(&args),
+        Some(CliCommand::History(args)) => print_history(&args),
         Some(CliCommand::Token { command: TokenCommand::Add(args) }) => token_add(args),
         Some(CliCommand::Token { command: TokenCommand::List(args) }) => token_list(&args),
         Some(CliCommand::Token { command: TokenCommand::Revoke(args) }) => token_revoke(&args),
     }
+}
+
+fn print_history(args: &HistoryArgs) -> ExitCode {
+    let Some(subject) = args.subject() else {
+        eprintln!("give one of --worker, --posting, --employer, --complaint");
+        return ExitCode::from(2);
+    };
+    let entries = match history(&args.data_dir.join("wal"), &subject, 0, usize::MAX) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("cannot read the log: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("seq\ttime (UTC)\tactor\tperson_id\trole\taction\tdetail\toutcome");
+    for h in entries {
+        let (name, person, role) = match &h.actor {
+            Some(a) => (a.name.as_str(), a.person_id.as_deref().unwrap_or(""), a.role.as_str()),
+            None => ("(service)", "", ""),
+        };
+        println!(
+            "{}\t{}\t{name}\t{person}\t{role}\t{}\t{}\t{}",
+            h.seq,
+            utc_time(h.at),
+            h.action,
+            h.detail,
+            h.outcome
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of an engine time.
+fn utc_time(t: linggong_engine::Timestamp) -> String {
+    let day = linggong_engine::LedgerDay(t.0.div_euclid(86_400_000) as i32);
+    let ms = t.0.rem_euclid(86_400_000);
+    format!("{day}T{:02}:{:02}:{:02}.{:03}Z", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
 }
 
 fn token_add(args: TokenAddArgs) -> ExitCode {

@@ -9,7 +9,7 @@ use super::{errors, Caller};
 use crate::auth::Role;
 use crate::convert::api::{self as convert, page_token, PageRequest, Rules};
 use crate::convert::crs::InCrs;
-use crate::convert::lists::{self, market_page_token, normalized_phone, ComplaintFilter, CountySet};
+use crate::convert::lists::{self, market_page_token, normalized_phone, ComplaintFilter, CountySet, EmployerFilter};
 use crate::host::Host;
 use crate::proto::v1 as pb;
 use linggong_engine::Engine;
@@ -181,6 +181,34 @@ pub(crate) fn list_employers(
     let parsed = host.read_engine(|e| lists::list_employers_request(&Rules::of(e), req));
     let (mut filter, page) = parsed.map_err(|e| errors::invalid_request(&e))?;
     filter.counties = scoped(caller, filter.counties)?;
-    let _ = (filter, page);
-    Err(Status::unimplemented("ListEmployers"))
+    let (employers, next_page_token) = host.read_engine(|e| employer_page(e, &filter, page));
+    Ok(pb::ListEmployersResponse { employers, next_page_token })
+}
+
+fn employer_page(engine: &Engine, filter: &EmployerFilter, page: PageRequest) -> (Vec<pb::Employer>, String) {
+    // Employers with a posting in the counties asked for, by key.
+    let present: Option<Vec<bool>> = filter.counties.as_ref().map(|set| {
+        let mut present = vec![false; engine.employers().len()];
+        for p in engine.postings() {
+            if set.contains(&engine.regions().get(p.county).code) {
+                if let Some(slot) = present.get_mut(p.employer as usize) {
+                    *slot = true;
+                }
+            }
+        }
+        present
+    });
+    let all = engine.employers();
+    let scan_end = all.len().min(page.start.saturating_add(MAX_SCAN_PER_PAGE));
+    let mut out = Vec::with_capacity(page.size.min(64));
+    let mut next = page.start;
+    while next < scan_end && out.len() < page.size {
+        let in_county = present.as_ref().is_none_or(|p| p.get(next).copied().unwrap_or(false));
+        if in_county && filter.matches_standing(&all[next]) {
+            out.push(convert::employer_to_pb(&all[next]));
+        }
+        next += 1;
+    }
+    let token = if next < all.len() { page_token(next, page.fingerprint) } else { String::new() };
+    (out, token)
 }

@@ -14,6 +14,7 @@
 // only move the allocation.
 #![allow(clippy::result_large_err)]
 
+mod audit;
 mod directory;
 pub mod errors;
 mod lookups;
@@ -58,7 +59,7 @@ pub struct ApiContext {
     pub rpc_metrics: Arc<RpcMetrics>,
 }
 
-/// The six services, ready to be served (`Server::builder().add_routes(..)`).
+/// The seven services, ready to be served (`Server::builder().add_routes(..)`).
 pub fn routes(ctx: Arc<ApiContext>) -> Routes {
     let api = Arc::new(Api { ctx });
     Routes::new(
@@ -82,7 +83,11 @@ pub fn routes(ctx: Arc<ApiContext>) -> Routes {
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
     )
     .add_service(
-        pb::stats_service_server::StatsServiceServer::from_arc(api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        pb::stats_service_server::StatsServiceServer::from_arc(api.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+    )
+    .add_service(
+        pb::audit_service_server::AuditServiceServer::from_arc(api).max_decoding_message_size(MAX_MESSAGE_BYTES),
     )
 }
 
@@ -213,6 +218,7 @@ without_request_id!(
     pb::FindWorkersByPhoneRequest,
     pb::ListPostingOffersRequest,
     pb::ExportLedgerRequest,
+    pb::GetHistoryRequest,
 );
 
 /// A usable id for logs: printable ASCII without spaces, at most 64 bytes.

@@ -72,7 +72,6 @@ pub fn engine(e: &EngineError) -> String {
             format!("零工 {id} 当前为“{}”状态，不能进行此操作", worker_status(*status))
         }
         EngineError::ComplaintResolved(id) => format!("投诉 {id} 已处理完毕"),
-        EngineError::CorruptSnapshot(_) => "服务器内部错误：快照数据损坏".to_string(),
     }
 }
 

@@ -55,6 +55,11 @@ fn describe(violations: &[FieldViolation]) -> String {
 }
 
 impl InvalidRequest {
+    /// A request with one bad field.
+    pub fn single(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self { violations: vec![FieldViolation { field: field.into(), description: description.into() }] }
+    }
+
     /// Whether a field of this path was reported.
     pub fn names(&self, field: &str) -> bool {
         self.violations.iter().any(|v| v.field == field)
