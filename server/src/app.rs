@@ -624,14 +624,8 @@ mod tests {
     #[test]
     fn limited_body_checks_each_frame_across_chunks() {
         let metrics = Arc::new(ServerMetrics::default());
-        let mut body = LimitedBody {
-            inner: BoxBody::empty(),
-            limit: 10,
-            header: [0; 5],
-            header_len: 0,
-            remaining: 0,
-            metrics,
-        };
+        let mut body =
+            LimitedBody { inner: BoxBody::empty(), limit: 10, header: [0; 5], header_len: 0, remaining: 0, metrics };
         // Two frames of 10 bytes, split at awkward places.
         let mut stream = vec![0u8, 0, 0, 0, 10];
         stream.extend([7u8; 10]);

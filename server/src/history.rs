@@ -79,7 +79,9 @@ fn action(c: &Command) -> &'static str {
 fn detail(c: &Command) -> String {
     match c {
         Command::UpsertWorker(w) => format!("worker {} in county {}", w.id, w.county),
-        Command::MoveWorker { worker, position } => format!("worker {worker} to {:.5},{:.5}", position.lat, position.lon),
+        Command::MoveWorker { worker, position } => {
+            format!("worker {worker} to {:.5},{:.5}", position.lat, position.lon)
+        }
         Command::SetAvailability { worker, window } => {
             format!("worker {worker} {}", if window.is_some() { "available" } else { "unavailable" })
         }
@@ -98,7 +100,9 @@ fn detail(c: &Command) -> String {
             format!("offer {offer}")
         }
         Command::FileComplaint { employer, category, .. } => format!("against {employer}: {category:?}"),
-        Command::ResolveComplaint { complaint, resolution, note } => format!("complaint {complaint}: {resolution:?} {note}"),
+        Command::ResolveComplaint { complaint, resolution, note } => {
+            format!("complaint {complaint}: {resolution:?} {note}")
+        }
         Command::Tick => String::new(),
         Command::UpsertMarket(m) => format!("market {}", m.id),
         Command::RemoveMarket { market } => format!("market {market}"),
@@ -211,7 +215,12 @@ pub enum HistoryError {
 /// The history of `subject` in the log under `wal_dir`, oldest first, at most
 /// `limit` entries after sequence number `after_seq`. A torn or damaged tail
 /// ends the history there.
-pub fn history(wal_dir: &Path, subject: &Subject, after_seq: u64, limit: usize) -> Result<Vec<HistoryEntry>, HistoryError> {
+pub fn history(
+    wal_dir: &Path,
+    subject: &Subject,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Vec<HistoryEntry>, HistoryError> {
     let mut links = Links::default();
     let mut out = Vec::new();
     scan(wal_dir, 0, |seq, payload| {

@@ -7,16 +7,16 @@ use clap::Parser;
 use linggong_server::app::{self, DataDirLock, Stopped};
 use linggong_server::audit::{load_offline, ReplayFrom};
 use linggong_server::config::{
-    read_file_config, Cli, CliCommand, DirectoryFormat, ExportCommand, ExportDirectoryArgs, HistoryArgs, LedgerArgs, LedgerFormat,
-    LogFormat, OfflineArgs, ReportCommand, ServeArgs, StandardsArgs, TokenAddArgs, TokenCommand, TokenListArgs,
-    TokenRevokeArgs, WalCommand, WalToolArgs,
+    read_file_config, Cli, CliCommand, DirectoryFormat, ExportCommand, ExportDirectoryArgs, HistoryArgs, LedgerArgs,
+    LedgerFormat, LogFormat, OfflineArgs, ReportCommand, ServeArgs, StandardsArgs, TokenAddArgs, TokenCommand,
+    TokenListArgs, TokenRevokeArgs, WalCommand, WalToolArgs,
 };
 use linggong_server::convert::wal::decode;
+use linggong_server::history::history;
 use linggong_server::ledger_export::{self, checked_export};
 use linggong_server::report;
 use linggong_server::snapshot::list_snapshots;
 use linggong_server::state::ServiceState;
-use linggong_server::history::history;
 use linggong_server::tokens::{add_token, read_tokens_file, revoke_token, NewToken, TOKENS_FILE};
 use linggong_server::wal::{repair, scan, ScanOutcome};
 use std::process::ExitCode;
@@ -57,14 +57,7 @@ fn print_history(args: &HistoryArgs) -> ExitCode {
             Some(a) => (a.name.as_str(), a.person_id.as_deref().unwrap_or(""), a.role.as_str()),
             None => ("(service)", "", ""),
         };
-        println!(
-            "{}\t{}\t{name}\t{person}\t{role}\t{}\t{}\t{}",
-            h.seq,
-            utc_time(h.at),
-            h.action,
-            h.detail,
-            h.outcome
-        );
+        println!("{}\t{}\t{name}\t{person}\t{role}\t{}\t{}\t{}", h.seq, utc_time(h.at), h.action, h.detail, h.outcome);
     }
     ExitCode::SUCCESS
 }

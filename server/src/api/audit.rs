@@ -13,9 +13,8 @@ const READERS: &[Role] = &[Role::County, Role::Reviewer, Role::Operator];
 
 fn subject(req: &pb::GetHistoryRequest) -> Result<Subject, Status> {
     use pb::get_history_request::Subject as S;
-    let bad = |field: &str, why: &str| {
-        errors::invalid_request(&crate::convert::api::InvalidRequest::single(field, why))
-    };
+    let bad =
+        |field: &str, why: &str| errors::invalid_request(&crate::convert::api::InvalidRequest::single(field, why));
     match &req.subject {
         None => Err(bad("subject", "one of worker_id, posting_id, employer_id, complaint_id is required")),
         Some(S::WorkerId(id)) if id.is_empty() => Err(bad("worker_id", "required")),
