@@ -96,7 +96,12 @@ async fn every_rpc_works_end_to_end() -> anyhow::Result<()> {
         .review
         .list_pending_postings(authed(
             &t.reviewer,
-            pb::ListPendingPostingsRequest { county_code: YAODU, page_size: 10, page_token: String::new() },
+            pb::ListPendingPostingsRequest {
+                county_code: YAODU,
+                page_size: 10,
+                page_token: String::new(),
+                ..Default::default()
+            },
         ))
         .await?
         .into_inner();

@@ -397,3 +397,42 @@ async fn tokens_for_people_work_without_a_restart_and_rate_limits_answer_with_a_
     assert!(revoked, "the revoked token kept working");
     server.stop().await
 }
+
+#[tokio::test]
+async fn reflection_lists_the_new_rpcs() -> anyhow::Result<()> {
+    use prost::Message as _;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let server = TestServer::start().await?;
+    let c = server.clients().await?;
+    let mut reflection = ServerReflectionClient::new(c.channel.clone());
+    let mut methods = Vec::new();
+    for service in ["linggong.v1.ReviewService", "linggong.v1.AuditService", "linggong.v1.StatsService"] {
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(service.into())),
+        };
+        let mut responses = reflection.server_reflection_info(futures::stream::iter([request])).await?.into_inner();
+        let response = responses.message().await?.expect("a reflection response");
+        let Some(MessageResponse::FileDescriptorResponse(files)) = response.message_response else {
+            panic!("{response:?}")
+        };
+        for bytes in files.file_descriptor_proto {
+            let file = prost_types::FileDescriptorProto::decode(bytes.as_slice())?;
+            for s in &file.service {
+                methods.extend(s.method.iter().map(|m| format!("{}/{}", s.name(), m.name())));
+            }
+        }
+    }
+    for m in [
+        "ReviewService/ListComplaints",
+        "ReviewService/ListEmployers",
+        "AuditService/GetHistory",
+        "StatsService/ExportLedger",
+    ] {
+        assert!(methods.iter().any(|x| x == m), "{m} missing from {methods:?}");
+    }
+    server.stop().await
+}

@@ -43,6 +43,8 @@ async fn health_reflection_and_metrics_are_served() -> anyhow::Result<()> {
         "linggong.v1.MatchService",
         "linggong.v1.ReviewService",
         "linggong.v1.StatsService",
+        "linggong.v1.DirectoryService",
+        "linggong.v1.AuditService",
         "grpc.health.v1.Health",
     ] {
         assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
