@@ -60,7 +60,8 @@ fn posting(id: &str, start: Timestamp, source: PostingSource) -> PostingSpec {
 /// hardship worker), a complaint filed and resolved, a registration in 侯马市.
 fn market() -> Engine {
     let mut e = Engine::linfen(EngineConfig::default());
-    let mut apply = |now: Timestamp, cmd: Command| e.apply(now, &cmd).expect("scripted command applies");
+    let mut events = Vec::new();
+    let mut apply = |now: Timestamp, cmd: Command| e.apply(now, &cmd, &mut events).expect("scripted command applies");
     apply(
         at(2024, 2, 28, 8),
         Command::UpsertEmployer(EmployerSpec {
