@@ -195,7 +195,7 @@ fn timestamp(t: Timestamp) -> prost_types::Timestamp {
 }
 
 fn lat_lon(p: linggong_engine::LatLon) -> pb::LatLon {
-    pb::LatLon { lat: p.lat, lon: p.lon }
+    pb::LatLon { lat: p.lat, lon: p.lon, ..Default::default() }
 }
 
 fn worker_message(spec: &WorkerSpec) -> pb::Worker {

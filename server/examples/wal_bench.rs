@@ -201,11 +201,14 @@ fn sizes() {
     println!("|---|---|---|---|");
     for (name, command) in commands {
         let mut buf = Vec::new();
-        encode(&LoggedCommand { now, request_key: None, command: command.clone() }, &mut buf);
+        encode(
+            &LoggedCommand { now, request_key: None, command: command.clone(), actor: None, effect: None },
+            &mut buf,
+        );
         let bare = buf.len();
         buf.clear();
         let key = Some("county-141002/0b9f6c1e-5a0d-4d8e-9c52-7f1e2a3b4c5d".to_string());
-        encode(&LoggedCommand { now, request_key: key, command }, &mut buf);
+        encode(&LoggedCommand { now, request_key: key, command, actor: None, effect: None }, &mut buf);
         println!("| {name} | {bare} | {} | {} |", bare + 16, buf.len() + 16);
     }
 }

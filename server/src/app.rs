@@ -5,7 +5,7 @@
 //! in-process servers in tests and the load tool.
 
 use crate::api::{routes, ApiContext};
-use crate::auth::{generate_token, hash_token, Auth, Role, TokenConfig};
+use crate::auth::Auth;
 use crate::config::ServerConfig;
 use crate::demo::{DemoConfig, DemoOutcome};
 use crate::host::{Host, HostConfig};
@@ -13,10 +13,9 @@ use crate::metrics::{render_all, RpcMetrics, ServerMetrics};
 use anyhow::Context as _;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -31,23 +30,10 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-/// Name of the development token file inside the data directory.
-pub const DEV_TOKEN_FILE: &str = "dev-token";
-/// Name of the token table (hashes only) inside the data directory.
-pub const TOKENS_FILE: &str = "tokens.toml";
+use crate::tokens::{data_dir_tokens, TokenReloader};
+pub use crate::tokens::{DevToken, DEV_TOKEN_FILE, TOKENS_FILE};
 /// Name of the lock file that keeps two servers off one data directory.
 pub const LOCK_FILE: &str = "LOCK";
-
-/// The development operator token of a data directory.
-#[derive(Clone, Debug)]
-pub struct DevToken {
-    /// The raw token (send as `authorization: Bearer <token>`).
-    pub token: String,
-    /// File it is kept in.
-    pub path: PathBuf,
-    /// Whether it was created by this start (print it once).
-    pub created: bool,
-}
 
 /// A server started by [`start`].
 pub struct RunningServer {
@@ -169,6 +155,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .context("building the reflection service")?;
 
     let (stop, stop_rx) = watch::channel(false);
+    TokenReloader::new(auth.clone(), &config.data_dir, config.tokens.clone())
+        .spawn(config.token_reload_interval, stop_rx.clone());
     let mut builder = Server::builder()
         .concurrency_limit_per_connection(config.max_streams_per_connection as usize)
         .max_concurrent_streams(config.max_streams_per_connection)
@@ -373,69 +361,6 @@ impl DataDirLock {
         writeln!(file, "pid {}", std::process::id())?;
         Ok(Self { _file: file })
     }
-}
-
-#[derive(Serialize, Deserialize, Default)]
-struct TokensFile {
-    #[serde(default)]
-    tokens: Vec<TokenConfig>,
-}
-
-/// Loads the data directory's token table; on a directory without one (and
-/// when asked), creates a development operator token: the raw token goes to
-/// `dev-token` (mode 0600), only its hash to `tokens.toml`.
-fn data_dir_tokens(data_dir: &Path, create_dev_token: bool) -> anyhow::Result<(Vec<TokenConfig>, Option<DevToken>)> {
-    let tokens_path = data_dir.join(TOKENS_FILE);
-    let dev_path = data_dir.join(DEV_TOKEN_FILE);
-    if tokens_path.exists() {
-        let text =
-            std::fs::read_to_string(&tokens_path).with_context(|| format!("reading {}", tokens_path.display()))?;
-        let file: TokensFile = toml::from_str(&text).with_context(|| format!("parsing {}", tokens_path.display()))?;
-        let dev = std::fs::read_to_string(&dev_path)
-            .ok()
-            .map(|t| t.trim().to_string())
-            .filter(|t| file.tokens.iter().any(|c| c.sha256.eq_ignore_ascii_case(&hash_token(t))))
-            .map(|token| DevToken { token, path: dev_path.clone(), created: false });
-        return Ok((file.tokens, dev));
-    }
-    if !create_dev_token {
-        return Ok((Vec::new(), None));
-    }
-    let token = generate_token();
-    let file = TokensFile {
-        tokens: vec![TokenConfig {
-            name: "dev-operator".into(),
-            sha256: hash_token(&token),
-            role: Role::Operator,
-            counties: Vec::new(),
-            township: None,
-        }],
-    };
-    write_private(&dev_path, format!("{token}\n").as_bytes())?;
-    let text = format!(
-        "# Tokens of this data directory, stored as SHA-256 hashes (role: county | station | reviewer | operator).\n{}",
-        toml::to_string(&file).context("encoding tokens")?
-    );
-    write_private(&tokens_path, text.as_bytes())?;
-    Ok((file.tokens, Some(DevToken { token, path: dev_path, created: true })))
-}
-
-/// Writes a file readable by its owner only, atomically (temp file, rename).
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
-    Ok(())
 }
 
 fn write_ready_file(path: &Path, grpc: SocketAddr, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
@@ -712,25 +637,6 @@ mod tests {
         // A frame of 11 bytes is refused as soon as its header is complete.
         assert!(body.check(&[0, 0, 0]).is_ok());
         assert_eq!(body.check(&[0, 11]), Err(11));
-    }
-
-    #[test]
-    fn dev_token_is_created_once_and_stored_hashed() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tokens, dev) = data_dir_tokens(dir.path(), true).unwrap();
-        let dev = dev.unwrap();
-        assert!(dev.created);
-        assert_eq!(tokens.len(), 1);
-        assert_eq!(tokens[0].sha256, hash_token(&dev.token));
-        let table = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).unwrap();
-        assert!(!table.contains(&dev.token), "only the hash is stored in the token table");
-        let (again, dev_again) = data_dir_tokens(dir.path(), true).unwrap();
-        assert_eq!(again, tokens);
-        let dev_again = dev_again.unwrap();
-        assert!(!dev_again.created);
-        assert_eq!(dev_again.token, dev.token);
-        let auth = Auth::new(&again).unwrap();
-        assert_eq!(auth.principal_for_header(&format!("Bearer {}", dev.token)).unwrap().role, Role::Operator);
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub fn read_window(config: &HostConfig, from: Timestamp, to: Timestamp) -> Resul
         }
         Ok(())
     })?;
-    if let Some(problem) = outcome.problem.as_ref().filter(|p| !p.torn_tail) {
+    if let Some(problem) = outcome.problem.as_ref().filter(|p| !p.is_torn_tail()) {
         return Err(AuditError::Unusable(problem.to_string()));
     }
     let start = start.unwrap_or_else(|| state.clone());

@@ -56,6 +56,14 @@ pub enum CliCommand {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// The history of one worker, posting, employer or complaint from the log: who did what, when, with what outcome.
+    History(HistoryArgs),
+    /// Accounts: the data directory's tokens (a running server picks changes up by itself).
+    Token {
+        /// The tool.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Policy lab: replay logged days under other ranking policies and compare who gets work (nothing is written to the data directory).
     Replay(ReplayArgs),
 }
@@ -101,6 +109,124 @@ pub struct ReplayArgs {
     /// The figure the chart shows (a key of the JSON output's `metrics`).
     #[arg(long, default_value = "hardship_share_placed")]
     pub chart_figure: String,
+}
+
+/// Arguments of `history`: the data directory and exactly one subject.
+#[derive(Debug, Clone, Args)]
+#[group(id = "subject", required = true, multiple = false, args = ["worker", "posting", "employer", "complaint"])]
+pub struct HistoryArgs {
+    /// Data directory (holds `wal/`).
+    #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// A worker id.
+    #[arg(long)]
+    pub worker: Option<String>,
+    /// A posting id.
+    #[arg(long)]
+    pub posting: Option<String>,
+    /// An employer id.
+    #[arg(long)]
+    pub employer: Option<String>,
+    /// A complaint id.
+    #[arg(long)]
+    pub complaint: Option<u64>,
+}
+
+impl HistoryArgs {
+    /// The subject asked for.
+    pub fn subject(&self) -> Option<crate::history::Subject> {
+        use crate::history::Subject;
+        match (&self.worker, &self.posting, &self.employer, self.complaint) {
+            (Some(w), _, _, _) => Some(Subject::Worker(w.clone())),
+            (_, Some(p), _, _) => Some(Subject::Posting(p.clone())),
+            (_, _, Some(e), _) => Some(Subject::Employer(e.clone())),
+            (_, _, _, Some(c)) => Some(Subject::Complaint(c)),
+            _ => None,
+        }
+    }
+}
+
+/// Token tools.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Adds a token for a person or a system and prints it once (only its hash is stored).
+    Add(TokenAddArgs),
+    /// Lists the tokens: name, role, scope, person id, rate limit, hash prefix.
+    List(TokenListArgs),
+    /// Revokes the token with this name.
+    Revoke(TokenRevokeArgs),
+}
+
+/// Role names on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// County system.
+    County,
+    /// Township station.
+    Station,
+    /// Reviewer.
+    Reviewer,
+    /// Operator.
+    Operator,
+}
+
+impl From<RoleArg> for crate::auth::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::County => Self::County,
+            RoleArg::Station => Self::Station,
+            RoleArg::Reviewer => Self::Reviewer,
+            RoleArg::Operator => Self::Operator,
+        }
+    }
+}
+
+/// Arguments of `token add`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenAddArgs {
+    /// Data directory.
+    #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The server's TOML file, if it has one (names must be unique across both).
+    #[arg(long, env = "LINGGONG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The holder's name, unique (e.g. 王芳, yaodu-county); it is logged as the actor of every change.
+    #[arg(long)]
+    pub name: String,
+    /// Role.
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// A county in scope (repeat for several); stations need exactly one.
+    #[arg(long = "county")]
+    pub counties: Vec<u32>,
+    /// Township code (stations).
+    #[arg(long)]
+    pub township: Option<String>,
+    /// The holder's person id (e.g. a staff number), for tokens that belong to a person.
+    #[arg(long)]
+    pub person_id: Option<String>,
+    /// Most requests per minute; unlimited when not given.
+    #[arg(long)]
+    pub rate_per_minute: Option<u32>,
+}
+
+/// Arguments of `token list`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenListArgs {
+    /// Data directory.
+    #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+/// Arguments of `token revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenRevokeArgs {
+    /// Data directory.
+    #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Name of the token to revoke.
+    #[arg(long)]
+    pub name: String,
 }
 
 /// Offline reports.
@@ -163,18 +289,103 @@ pub struct LedgerArgs {
     /// Where to read.
     #[command(flatten)]
     pub offline: OfflineArgs,
-    /// The day, `YYYY-MM-DD` (China Standard Time).
-    #[arg(long, value_parser = parse_day)]
-    pub day: LedgerDay,
-    /// Only this county (division code); default every county.
-    #[arg(long)]
-    pub county: Option<u32>,
-    /// CSV instead of markdown.
-    #[arg(long)]
+    /// One day, `YYYY-MM-DD` (China Standard Time): the same as `--from D --to D`.
+    #[arg(long, value_parser = parse_day, conflicts_with_all = ["from", "to"], required_unless_present = "from")]
+    pub day: Option<LedgerDay>,
+    /// First day, `YYYY-MM-DD` (China Standard Time).
+    #[arg(long, value_parser = parse_day, requires = "to")]
+    pub from: Option<LedgerDay>,
+    /// Last day, inclusive.
+    #[arg(long, value_parser = parse_day, requires = "from")]
+    pub to: Option<LedgerDay>,
+    /// Only this county (division code; repeat for several); default every county.
+    #[arg(long = "county")]
+    pub counties: Vec<u32>,
+    /// Output format: a markdown table for the terminal, CSV (UTF-8 with a byte-order mark, for Excel and WPS), or an XLSX workbook (needs `--out`).
+    #[arg(long, value_enum, default_value_t = LedgerFormat::Markdown)]
+    pub format: LedgerFormat,
+    /// Same as `--format csv`.
+    #[arg(long, conflicts_with = "format")]
     pub csv: bool,
+    /// Header language.
+    #[arg(long, value_enum, default_value_t = LangArg::Zh)]
+    pub lang: LangArg,
+    /// A row per day or per month.
+    #[arg(long, value_enum, default_value_t = PeriodArg::Day)]
+    pub period: PeriodArg,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Rebuild the ledger from the oldest state kept and the whole log (audit) instead of the current state.
     #[arg(long)]
     pub rebuild: bool,
+}
+
+impl LedgerArgs {
+    /// The first and last day asked for.
+    pub fn range(&self) -> Option<(LedgerDay, LedgerDay)> {
+        match (self.day, self.from, self.to) {
+            (Some(d), _, _) => Some((d, d)),
+            (None, Some(from), Some(to)) => Some((from, to)),
+            _ => None,
+        }
+    }
+
+    /// The output format (`--csv` is `--format csv`).
+    pub fn output_format(&self) -> LedgerFormat {
+        if self.csv {
+            LedgerFormat::Csv
+        } else {
+            self.format
+        }
+    }
+}
+
+/// Ledger output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LedgerFormat {
+    /// A markdown table.
+    Markdown,
+    /// CSV with a byte-order mark.
+    Csv,
+    /// An XLSX workbook: a summary sheet by month and one sheet per county.
+    Xlsx,
+}
+
+/// Header languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LangArg {
+    /// Chinese.
+    Zh,
+    /// English.
+    En,
+}
+
+impl From<LangArg> for crate::ledger_export::Lang {
+    fn from(l: LangArg) -> Self {
+        match l {
+            LangArg::Zh => Self::Zh,
+            LangArg::En => Self::En,
+        }
+    }
+}
+
+/// Row periods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PeriodArg {
+    /// A row per day.
+    Day,
+    /// A row per month.
+    Month,
+}
+
+impl From<PeriodArg> for crate::ledger_export::Period {
+    fn from(p: PeriodArg) -> Self {
+        match p {
+            PeriodArg::Day => Self::Day,
+            PeriodArg::Month => Self::Month,
+        }
+    }
 }
 
 /// Export formats of the directory.
@@ -195,6 +406,30 @@ pub struct ExportDirectoryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = DirectoryFormat::Geojson)]
     pub format: DirectoryFormat,
+    /// Coordinate system of the positions: wgs84 (GPS, 天地图), gcj02 (高德, Tencent) or bd09 (百度).
+    #[arg(long, value_enum, default_value_t = CrsArg::Wgs84)]
+    pub crs: CrsArg,
+}
+
+/// Coordinate systems on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CrsArg {
+    /// WGS-84 (and CGCS2000).
+    Wgs84,
+    /// GCJ-02.
+    Gcj02,
+    /// BD-09.
+    Bd09,
+}
+
+impl From<CrsArg> for linggong_engine::Crs {
+    fn from(c: CrsArg) -> Self {
+        match c {
+            CrsArg::Wgs84 => Self::Wgs84,
+            CrsArg::Gcj02 => Self::Gcj02,
+            CrsArg::Bd09 => Self::Bd09,
+        }
+    }
 }
 
 fn parse_day(s: &str) -> Result<LedgerDay, String> {
@@ -288,6 +523,9 @@ pub struct ServeArgs {
     /// Do not create a development operator token in a data directory that has none.
     #[arg(long, env = "LINGGONG_NO_DEV_TOKEN")]
     pub no_dev_token: bool,
+    /// How often the data directory's `tokens.toml` is re-read for changes, milliseconds (SIGHUP re-reads at once).
+    #[arg(long, env = "LINGGONG_TOKEN_RELOAD_MS", default_value_t = 2_000)]
+    pub token_reload_ms: u64,
     /// Once serving, write the bound addresses to this file (`grpc=HOST:PORT` and `metrics=HOST:PORT` lines), for supervisors and tests.
     #[arg(long, env = "LINGGONG_READY_FILE")]
     pub ready_file: Option<PathBuf>,
@@ -429,6 +667,8 @@ pub struct ServerConfig {
     pub demo: Option<DemoSettings>,
     /// File to write the bound addresses into once serving.
     pub ready_file: Option<PathBuf>,
+    /// How often the data directory's token table is re-read.
+    pub token_reload_interval: Duration,
     /// File layer the write-ahead log writes through (a fault-injecting one in tests).
     pub wal_storage: Arc<dyn Storage>,
 }
@@ -459,6 +699,7 @@ impl ServerConfig {
             tick_interval: Duration::from_secs(1),
             demo: None,
             ready_file: None,
+            token_reload_interval: Duration::from_secs(2),
             wal_storage: Arc::new(StdStorage),
         }
     }
@@ -486,6 +727,7 @@ impl ServeArgs {
         config.tick_interval = Duration::from_millis(self.tick_ms.max(10));
         config.demo = self.demo.then_some(DemoSettings { workers: self.demo_workers });
         config.ready_file = self.ready_file.clone();
+        config.token_reload_interval = Duration::from_millis(self.token_reload_ms.max(10));
         if let Some(path) = &self.config {
             apply_file(&mut config, path)?;
         }
@@ -578,12 +820,47 @@ mod tests {
         let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("linggong-server").chain(args.iter().copied()));
         let cli = parse(&["report", "ledger", "--day", "2024-03-02", "--county", "141002", "--csv"]).unwrap();
         let Some(CliCommand::Report { command: ReportCommand::Ledger(a) }) = cli.command else { panic!("ledger") };
+        let day = LedgerDay::from_ymd(2024, 3, 2).unwrap();
         assert_eq!(
-            (a.day, a.county, a.csv, a.rebuild),
-            (LedgerDay::from_ymd(2024, 3, 2).unwrap(), Some(141002), true, false)
+            (a.range(), a.counties.clone(), a.output_format(), a.rebuild),
+            (Some((day, day)), vec![141002], LedgerFormat::Csv, false)
         );
         assert!(parse(&["report", "ledger", "--day", "2024-02-30"]).is_err(), "not a date");
-        assert!(parse(&["report", "ledger"]).is_err(), "the day is required");
+        assert!(parse(&["report", "ledger"]).is_err(), "a day or a range is required");
+        let cli = parse(&[
+            "report",
+            "ledger",
+            "--from",
+            "2024-03-01",
+            "--to",
+            "2024-04-30",
+            "--county",
+            "141002",
+            "--county",
+            "141081",
+            "--format",
+            "xlsx",
+            "--out",
+            "t.xlsx",
+            "--lang",
+            "en",
+            "--period",
+            "month",
+        ])
+        .unwrap();
+        let Some(CliCommand::Report { command: ReportCommand::Ledger(a) }) = cli.command else { panic!("ledger") };
+        assert_eq!(
+            a.range(),
+            Some((LedgerDay::from_ymd(2024, 3, 1).unwrap(), LedgerDay::from_ymd(2024, 4, 30).unwrap()))
+        );
+        assert_eq!(
+            (a.counties.len(), a.output_format(), a.lang, a.period),
+            (2, LedgerFormat::Xlsx, LangArg::En, PeriodArg::Month)
+        );
+        assert!(parse(&["report", "ledger", "--from", "2024-03-01"]).is_err(), "--from needs --to");
+        assert!(
+            parse(&["report", "ledger", "--day", "2024-03-01", "--from", "2024-03-01", "--to", "2024-03-02"]).is_err()
+        );
         let cli = parse(&["report", "standards", "--data-dir", "d"]).unwrap();
         let Some(CliCommand::Report { command: ReportCommand::Standards(a) }) = cli.command else {
             panic!("standards")
@@ -591,7 +868,15 @@ mod tests {
         assert_eq!((a.offline.data_dir.as_path(), a.csv), (Path::new("d"), false));
         let cli = parse(&["export", "directory", "--format", "csv"]).unwrap();
         let Some(CliCommand::Export { command: ExportCommand::Directory(a) }) = cli.command else { panic!("export") };
-        assert_eq!(a.format, DirectoryFormat::Csv);
+        assert_eq!((a.format, a.crs), (DirectoryFormat::Csv, CrsArg::Wgs84));
+        let cli = parse(&["export", "directory", "--crs", "gcj02"]).unwrap();
+        let Some(CliCommand::Export { command: ExportCommand::Directory(a) }) = cli.command else { panic!("export") };
+        assert_eq!(a.crs, CrsArg::Gcj02);
+        assert!(parse(&["export", "directory", "--crs", "mars"]).is_err());
+        let cli = parse(&["token", "add", "--name", "王芳", "--role", "reviewer", "--county", "141002"]).unwrap();
+        let Some(CliCommand::Token { command: TokenCommand::Add(a) }) = cli.command else { panic!("token add") };
+        assert_eq!((a.name.as_str(), a.role, a.counties), ("王芳", RoleArg::Reviewer, vec![141002]));
+        assert!(parse(&["token", "revoke"]).is_err(), "revoke needs a name");
         assert!(parse(&["export", "directory", "--format", "kml"]).is_err());
     }
 

@@ -19,7 +19,7 @@
 //! ([`Host::read_durable`]) everything applied at the time of the read. No
 //! answer shows a change a crash could erase.
 
-use crate::convert::wal::{command_fingerprint, decode, encode, LoggedCommand};
+use crate::convert::wal::{command_fingerprint, decode, encode, Actor, Effect, LoggedCommand};
 use crate::events::{EventHub, Subscription, TooFarBehind};
 use crate::histogram::{AtomicHistogram, COUNT_BUCKETS, LATENCY_BUCKETS};
 use crate::snapshot::{list_snapshots, load_snapshot, prune_snapshots, write_snapshot, SnapshotError};
@@ -230,6 +230,7 @@ pub struct Host {
     metrics: Arc<HostMetrics>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     recovery: RecoveryReport,
+    wal_dir: PathBuf,
 }
 
 impl Host {
@@ -291,6 +292,7 @@ impl Host {
             metrics: metrics.clone(),
             threads: Mutex::new(Vec::new()),
             recovery: report,
+            wal_dir: config.wal_dir(),
         });
         let writer = {
             let (metrics, hub) = (metrics.clone(), hub.clone());
@@ -310,18 +312,30 @@ impl Host {
         Ok(host)
     }
 
+    /// The log's directory (read by the history tools).
+    pub fn wal_dir(&self) -> &Path {
+        &self.wal_dir
+    }
+
     /// What recovery found at start-up.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
     }
 
-    /// Applies a command and returns once it is durable (per the durability
-    /// mode). A request key makes retries idempotent: a repeated key returns
-    /// the first result and applies nothing.
     /// The answer, once the command's record and everything the answer may
     /// show are durable (see the module documentation).
     pub async fn submit(&self, request_key: Option<String>, command: Command) -> Result<Applied, SubmitError> {
-        let (answer, shows) = self.apply_and_queue(request_key, command);
+        self.submit_by(None, request_key, command).await
+    }
+
+    /// Like [`Host::submit`], logging who asked for the change.
+    pub async fn submit_by(
+        &self,
+        actor: Option<Actor>,
+        request_key: Option<String>,
+        command: Command,
+    ) -> Result<Applied, SubmitError> {
+        let (answer, shows) = self.apply_and_queue(actor, request_key, command);
         if let Some(seq) = shows {
             self.wait_durable(seq).await?;
         }
@@ -334,6 +348,7 @@ impl Host {
     /// refusals that do not depend on the state).
     fn apply_and_queue(
         &self,
+        actor: Option<Actor>,
         request_key: Option<String>,
         command: Command,
     ) -> (Result<Applied, SubmitError>, Option<u64>) {
@@ -359,7 +374,7 @@ impl Host {
         };
         let now = (self.clock)().max(core.last_now);
         core.last_now = now;
-        let logged = LoggedCommand { now, request_key, command };
+        let mut logged = LoggedCommand { now, request_key, command, actor, effect: None };
         let mut events = Vec::new();
         let (applied, must_log) = match core.state.apply(&logged, &mut events) {
             Ok(done) => done,
@@ -368,6 +383,7 @@ impl Host {
         if !must_log {
             return (Ok(applied), shows);
         }
+        logged.effect = Effect::of(&applied.outcome);
         let mut payload = Vec::with_capacity(128);
         encode(&logged, &mut payload);
         self.inflight.fetch_add(1, Ordering::Relaxed);

@@ -11,11 +11,14 @@ pub mod convert;
 pub mod demo;
 pub mod events;
 pub mod histogram;
+pub mod history;
 pub mod host;
+pub mod ledger_export;
 pub mod metrics;
 pub mod report;
 pub mod snapshot;
 pub mod state;
+pub mod tokens;
 pub mod wal;
 
 /// Generated protobuf and gRPC code.

@@ -1,19 +1,23 @@
 //! `linggong-server`: serves the linggong gRPC API (the default, or `serve`),
 //! and offers offline tools: write-ahead log checks (`wal verify`, `wal repair`),
 //! reports (`report standards`, `report ledger`), exports (`export directory`)
-//! and the policy lab (`replay`).
+//! the policy lab (`replay`) and accounts (`token add`, `token list`, `token revoke`).
 
 use clap::Parser;
 use linggong_server::app::{self, DataDirLock, Stopped};
 use linggong_server::audit::{load_offline, read_window, ReplayFrom};
 use linggong_server::config::{
-    Cli, CliCommand, DirectoryFormat, ExportCommand, ExportDirectoryArgs, LedgerArgs, LogFormat, OfflineArgs,
-    ReplayArgs, ReplayFormat, ReportCommand, ServeArgs, StandardsArgs, WalCommand, WalToolArgs,
+    read_file_config, Cli, CliCommand, DirectoryFormat, ExportCommand, ExportDirectoryArgs, HistoryArgs, LedgerArgs,
+    LedgerFormat, LogFormat, OfflineArgs, ReplayArgs, ReplayFormat, ReportCommand, ServeArgs, StandardsArgs, TokenAddArgs, TokenCommand,
+    TokenListArgs, TokenRevokeArgs, WalCommand, WalToolArgs,
 };
 use linggong_server::convert::wal::decode;
+use linggong_server::history::history;
+use linggong_server::ledger_export::{self, checked_export};
 use linggong_server::report;
 use linggong_server::snapshot::list_snapshots;
 use linggong_server::state::ServiceState;
+use linggong_server::tokens::{add_token, read_tokens_file, revoke_token, NewToken, TOKENS_FILE};
 use linggong_server::wal::{repair, scan, ScanOutcome};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -28,6 +32,10 @@ fn main() -> ExitCode {
         Some(CliCommand::Report { command: ReportCommand::Standards(args) }) => report_standards(&args),
         Some(CliCommand::Report { command: ReportCommand::Ledger(args) }) => report_ledger(&args),
         Some(CliCommand::Export { command: ExportCommand::Directory(args) }) => export_directory(&args),
+        Some(CliCommand::History(args)) => print_history(&args),
+        Some(CliCommand::Token { command: TokenCommand::Add(args) }) => token_add(args),
+        Some(CliCommand::Token { command: TokenCommand::List(args) }) => token_list(&args),
+        Some(CliCommand::Token { command: TokenCommand::Revoke(args) }) => token_revoke(&args),
         Some(CliCommand::Replay(args)) => replay(&args),
     }
 }
@@ -129,6 +137,113 @@ fn replay(args: &ReplayArgs) -> ExitCode {
     }
 }
 
+fn print_history(args: &HistoryArgs) -> ExitCode {
+    let Some(subject) = args.subject() else {
+        eprintln!("give one of --worker, --posting, --employer, --complaint");
+        return ExitCode::from(2);
+    };
+    let entries = match history(&args.data_dir.join("wal"), &subject, 0, usize::MAX) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("cannot read the log: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("seq\ttime (UTC)\tactor\tperson_id\trole\taction\tdetail\toutcome");
+    for h in entries {
+        let (name, person, role) = match &h.actor {
+            Some(a) => (a.name.as_str(), a.person_id.as_deref().unwrap_or(""), a.role.as_str()),
+            None => ("(service)", "", ""),
+        };
+        println!("{}\t{}\t{name}\t{person}\t{role}\t{}\t{}\t{}", h.seq, utc_time(h.at), h.action, h.detail, h.outcome);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of an engine time.
+fn utc_time(t: linggong_engine::Timestamp) -> String {
+    let day = linggong_engine::LedgerDay(t.0.div_euclid(86_400_000) as i32);
+    let ms = t.0.rem_euclid(86_400_000);
+    format!("{day}T{:02}:{:02}:{:02}.{:03}Z", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+}
+
+fn token_add(args: TokenAddArgs) -> ExitCode {
+    let configured = match &args.config {
+        Some(path) => match read_file_config(path) {
+            Ok(f) => f.tokens,
+            Err(e) => {
+                eprintln!("bad configuration: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Vec::new(),
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
+        eprintln!("cannot create {}: {e}", args.data_dir.display());
+        return ExitCode::from(2);
+    }
+    let new = NewToken {
+        name: args.name.clone(),
+        role: args.role.into(),
+        counties: args.counties,
+        township: args.township,
+        person_id: args.person_id,
+        rate_per_minute: args.rate_per_minute,
+    };
+    match add_token(&args.data_dir, new, &configured) {
+        Ok(token) => {
+            println!(
+                "Added token `{}`. It is shown only this once (only its hash is stored); a running server picks it up \
+                 within seconds:\n\n    {token}\n\nUse it as `authorization: Bearer {token}`.",
+                args.name
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("token not added: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn token_list(args: &TokenListArgs) -> ExitCode {
+    let tokens = match read_tokens_file(&args.data_dir.join(TOKENS_FILE)) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot read the token table: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("name\trole\tcounties\ttownship\tperson_id\trate_per_minute\tsha256");
+    for t in tokens {
+        let counties: Vec<String> = t.counties.iter().map(u32::to_string).collect();
+        println!(
+            "{}\t{:?}\t{}\t{}\t{}\t{}\t{}…",
+            t.name,
+            t.role,
+            counties.join(","),
+            t.township.unwrap_or_default(),
+            t.person_id.unwrap_or_default(),
+            t.rate_per_minute.map(|r| r.to_string()).unwrap_or_default(),
+            t.sha256.get(..12).unwrap_or(&t.sha256)
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn token_revoke(args: &TokenRevokeArgs) -> ExitCode {
+    match revoke_token(&args.data_dir, &args.name) {
+        Ok(t) => {
+            println!("revoked `{}`; a running server stops accepting it within seconds", t.name);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("not revoked: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// Reads a data directory offline (snapshot and log), reporting why not on stderr.
 fn offline_state(args: &OfflineArgs, from: ReplayFrom) -> Result<ServiceState, ExitCode> {
     let config = args.host_config().map_err(|e| {
@@ -153,27 +268,49 @@ fn report_standards(args: &StandardsArgs) -> ExitCode {
 
 fn report_ledger(args: &LedgerArgs) -> ExitCode {
     let from = if args.rebuild { ReplayFrom::Oldest } else { ReplayFrom::Newest };
+    let Some((first, last)) = args.range() else {
+        eprintln!("give --day, or --from and --to");
+        return ExitCode::from(2);
+    };
+    let format = args.output_format();
+    if format == LedgerFormat::Xlsx && args.out.is_none() {
+        eprintln!("an XLSX workbook needs --out FILE");
+        return ExitCode::from(2);
+    }
     let state = match offline_state(&args.offline, from) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let engine = state.engine();
-    let counties: Vec<u32> = match args.county {
-        Some(code) => vec![code],
-        None => engine.regions().counties().iter().map(|c| c.code).collect(),
+    let export = match checked_export(engine, first, last, &args.counties, args.period.into(), args.lang.into()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
     };
-    let mut reports = Vec::new();
-    for code in counties {
-        match engine.ledger_report(args.day, code) {
-            Some(r) => reports.push(r),
-            None => {
-                eprintln!("unknown county {code}");
-                return ExitCode::from(2);
+    let bytes = match format {
+        LedgerFormat::Markdown => report::table_markdown(&ledger_export::table(engine, &export)).into_bytes(),
+        LedgerFormat::Csv => ledger_export::to_csv(&ledger_export::table(engine, &export)),
+        LedgerFormat::Xlsx => match ledger_export::to_xlsx(&ledger_export::sheets(engine, &export)) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("cannot build the workbook: {e}");
+                return ExitCode::FAILURE;
             }
+        },
+    };
+    let written = match &args.out {
+        Some(path) => std::fs::write(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(|e| e.to_string()),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
-    print!("{}", if args.csv { report::ledger_csv(&reports) } else { report::ledger_markdown(&reports) });
-    ExitCode::SUCCESS
 }
 
 fn export_directory(args: &ExportDirectoryArgs) -> ExitCode {
@@ -185,8 +322,8 @@ fn export_directory(args: &ExportDirectoryArgs) -> ExitCode {
     print!(
         "{}",
         match args.format {
-            DirectoryFormat::Geojson => report::directory_geojson(markets),
-            DirectoryFormat::Csv => report::directory_csv(markets),
+            DirectoryFormat::Geojson => report::directory_geojson(markets, args.crs.into()),
+            DirectoryFormat::Csv => report::directory_csv(markets, args.crs.into()),
         }
     );
     ExitCode::SUCCESS

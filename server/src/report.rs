@@ -1,9 +1,9 @@
 //! Text renderings of the engine's reports for the offline tools: the
-//! standards and funds table and the ledger (markdown or CSV), and the market
-//! directory as GeoJSON (for map marking) or CSV.
+//! standards and funds table (markdown or CSV), tables such as the ledger as
+//! markdown, and the market directory as GeoJSON (for map marking) or CSV.
 
 use linggong_engine::standards::{Fund, StandardsReport};
-use linggong_engine::{LedgerReport, MarketSpec};
+use linggong_engine::{Crs, MarketSpec};
 use serde_json::json;
 use std::fmt::Write as _;
 
@@ -127,99 +127,38 @@ pub fn standards_csv(r: &StandardsReport) -> String {
     out
 }
 
-const LEDGER_HEADER: [&str; 19] = [
-    "day",
-    "county",
-    "registrations",
-    "waiting_by_trade",
-    "postings_by_state",
-    "postings_by_source",
-    "instant_matches",
-    "offers_made",
-    "placements",
-    "fill_rate",
-    "median_fill_secs",
-    "median_travel_m",
-    "hardship_share",
-    "no_shows",
-    "complaints_filed",
-    "complaints_resolved",
-    "median_resolve_secs_by_category",
-    "active_hours",
-    "active_hour_count",
-];
-
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
+/// A table (such as the ledger's) as markdown, one value per cell.
+pub fn table_markdown(t: &crate::ledger_export::Table) -> String {
+    let header: Vec<&str> = t.headers.iter().map(String::as_str).collect();
+    let rows: Vec<Vec<String>> = t
+        .rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    crate::ledger_export::Cell::Text(s) => s.clone(),
+                    crate::ledger_export::Cell::Int(n) => n.to_string(),
+                    crate::ledger_export::Cell::Num(x) => format!("{x}"),
+                    crate::ledger_export::Cell::Empty => String::new(),
+                })
+                .collect()
+        })
+        .collect();
+    markdown_table(&header, &rows)
 }
 
-fn pairs<K: std::fmt::Debug, V: std::fmt::Display>(items: impl Iterator<Item = (K, V)>) -> String {
-    items.map(|(k, v)| format!("{k:?}={v}")).collect::<Vec<_>>().join(" ")
-}
-
-fn ledger_row(r: &LedgerReport) -> Vec<String> {
-    let filed: u32 = r.complaints.iter().map(|c| c.filed).sum();
-    let resolved: u32 = r.complaints.iter().map(|c| c.resolved).sum();
-    vec![
-        r.day.to_string(),
-        r.county.to_string(),
-        r.registrations.to_string(),
-        r.waiting_by_trade
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(t, n)| format!("{t}={n}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        pairs(r.postings_by_state.iter().filter(|(_, n)| *n > 0).map(|(s, n)| (s, n))),
-        pairs(r.postings_by_source.iter().map(|(s, n)| (s, n))),
-        r.instant_matches.to_string(),
-        r.offers_made.to_string(),
-        r.placements.to_string(),
-        opt(r.fill_rate.map(|f| format!("{f:.3}"))),
-        opt(r.median_fill_secs),
-        opt(r.median_travel_m),
-        opt(r.hardship_share.map(|f| format!("{f:.3}"))),
-        r.no_shows.to_string(),
-        filed.to_string(),
-        resolved.to_string(),
-        pairs(
-            r.complaints
-                .iter()
-                .filter(|c| c.filed + c.resolved > 0)
-                .map(|c| (c.category, format!("{}/{}/{}", c.filed, c.resolved, opt(c.median_resolve_secs)))),
-        ),
-        r.active_hours.iter().map(|h| format!("{h:02}")).collect::<Vec<_>>().join(" "),
-        r.active_hours.len().to_string(),
-    ]
-}
-
-/// Ledger reports as a markdown table (one row per county).
-pub fn ledger_markdown(reports: &[LedgerReport]) -> String {
-    let day = reports.first().map(|r| r.day.to_string()).unwrap_or_default();
-    let mut out = format!(
-        "# Ledger for {day} (China Standard Time)\n\nComplaints by category: filed/resolved/median seconds to resolve.\n\n"
-    );
-    out.push_str(&markdown_table(&LEDGER_HEADER, &reports.iter().map(ledger_row).collect::<Vec<_>>()));
-    out
-}
-
-/// Ledger reports as CSV (one row per county).
-pub fn ledger_csv(reports: &[LedgerReport]) -> String {
-    let mut out = csv_line(&LEDGER_HEADER.map(String::from));
-    for r in reports {
-        out.push_str(&csv_line(&ledger_row(r)));
-    }
-    out
-}
-
-/// The directory as a GeoJSON `FeatureCollection` of points (longitude first, as GeoJSON requires).
-pub fn directory_geojson<'a>(markets: impl Iterator<Item = &'a MarketSpec>) -> String {
+/// The directory as a GeoJSON `FeatureCollection` of points (longitude first,
+/// as GeoJSON requires), in `crs`: WGS-84 as GeoJSON specifies, or GCJ-02 /
+/// BD-09 for marking on Chinese web maps (the collection then says so in a
+/// `coordinate_system` member, and each feature in a property).
+pub fn directory_geojson<'a>(markets: impl Iterator<Item = &'a MarketSpec>, crs: Crs) -> String {
     let features: Vec<serde_json::Value> = markets
         .map(|m| {
+            let p = crs.from_wgs84(m.position);
             json!({
                 "type": "Feature",
                 "id": m.id.as_str(),
-                "geometry": { "type": "Point", "coordinates": [m.position.lon, m.position.lat] },
+                "geometry": { "type": "Point", "coordinates": [p.lon, p.lat] },
                 "properties": {
                     "name": m.name.as_str(),
                     "kind": m.kind.name(),
@@ -232,18 +171,20 @@ pub fn directory_geojson<'a>(markets: impl Iterator<Item = &'a MarketSpec>) -> S
                     "hotline": m.hotline.as_str(),
                     "complaint_channel": m.complaint_channel.as_str(),
                     "trades": m.trades.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                    "coordinate_system": crs.name(),
                 }
             })
         })
         .collect();
-    let collection = json!({ "type": "FeatureCollection", "features": features });
+    let collection = json!({ "type": "FeatureCollection", "coordinate_system": crs.name(), "features": features });
     let mut text = serde_json::to_string_pretty(&collection).unwrap_or_default();
     text.push('\n');
     text
 }
 
-/// The directory as CSV, one row per entry; trades are separated by `;`.
-pub fn directory_csv<'a>(markets: impl Iterator<Item = &'a MarketSpec>) -> String {
+/// The directory as CSV, one row per entry, positions in `crs` (named in the
+/// `crs` column); trades are separated by `;`.
+pub fn directory_csv<'a>(markets: impl Iterator<Item = &'a MarketSpec>, crs: Crs) -> String {
     let header = [
         "id",
         "county",
@@ -253,6 +194,7 @@ pub fn directory_csv<'a>(markets: impl Iterator<Item = &'a MarketSpec>) -> Strin
         "address",
         "lat",
         "lon",
+        "crs",
         "indoor_area_m2",
         "adapts_recruitment_hall",
         "opening_hours",
@@ -262,6 +204,7 @@ pub fn directory_csv<'a>(markets: impl Iterator<Item = &'a MarketSpec>) -> Strin
     ];
     let mut out = csv_line(&header.map(String::from));
     for m in markets {
+        let p = crs.from_wgs84(m.position);
         out.push_str(&csv_line(&[
             m.id.to_string(),
             m.county.to_string(),
@@ -269,8 +212,9 @@ pub fn directory_csv<'a>(markets: impl Iterator<Item = &'a MarketSpec>) -> Strin
             m.kind.name().to_string(),
             m.name.to_string(),
             m.address.to_string(),
-            m.position.lat.to_string(),
-            m.position.lon.to_string(),
+            p.lat.to_string(),
+            p.lon.to_string(),
+            crs.name().to_string(),
             m.indoor_area_m2.to_string(),
             m.adapts_recruitment_hall.to_string(),
             m.opening_hours.to_string(),

@@ -145,7 +145,9 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() -> anyhow::Resul
         // The restarted server answers for what was acknowledged before the last kill.
         let mut workers = WorkerServiceClient::new(channel.clone());
         for id in &previous_round {
-            let got = workers.get_worker(authed(&token, pb::GetWorkerRequest { worker_id: id.clone() })).await;
+            let got = workers
+                .get_worker(authed(&token, pb::GetWorkerRequest { worker_id: id.clone(), ..Default::default() }))
+                .await;
             anyhow::ensure!(got.is_ok(), "round {round}: restarted server lost worker {id}: {got:?}");
         }
 

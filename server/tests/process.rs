@@ -60,7 +60,10 @@ async fn the_binary_serves_stops_on_sigterm_and_its_tools_find_and_repair_damage
     let printed = std::fs::read_to_string(&server.stdout)?;
     assert!(!printed.contains(&token), "the token is printed only on first start");
     let mut workers = WorkerServiceClient::new(connect(server.grpc).await?);
-    let w = workers.get_worker(authed(&token, pb::GetWorkerRequest { worker_id: "w19".into() })).await?.into_inner();
+    let w = workers
+        .get_worker(authed(&token, pb::GetWorkerRequest { worker_id: "w19".into(), ..Default::default() }))
+        .await?
+        .into_inner();
     assert_eq!(w.worker.expect("worker").worker_id, "w19");
     drop(workers);
     // A second server on the same data directory is refused.
@@ -98,7 +101,10 @@ async fn the_binary_serves_stops_on_sigterm_and_its_tools_find_and_repair_damage
     assert!(status.success(), "{out}");
     let mut server = ServerProcess::spawn(&data, &logs, &[])?;
     let mut workers = WorkerServiceClient::new(connect(server.grpc).await?);
-    let w0 = workers.get_worker(authed(&token, pb::GetWorkerRequest { worker_id: "w0".into() })).await?.into_inner();
+    let w0 = workers
+        .get_worker(authed(&token, pb::GetWorkerRequest { worker_id: "w0".into(), ..Default::default() }))
+        .await?
+        .into_inner();
     assert_eq!(w0.worker.expect("worker").worker_id, "w0", "the records before the damage survive");
     drop(workers);
     server.signal(libc::SIGTERM);

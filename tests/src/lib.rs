@@ -60,11 +60,8 @@ impl Tokens {
     /// The hashed token table for the server.
     pub fn configs(&self) -> Vec<TokenConfig> {
         let t = |name: &str, token: &str, role, counties: Vec<u32>, township: Option<&str>| TokenConfig {
-            name: name.into(),
-            sha256: hash_token(token),
-            role,
-            counties,
             township: township.map(Into::into),
+            ..TokenConfig::new(name, hash_token(token), role, counties)
         };
         vec![
             t("operator", &self.operator, Role::Operator, vec![], None),
@@ -208,7 +205,7 @@ pub fn in_secs(secs: i64) -> prost_types::Timestamp {
 pub fn offset(point: (f64, f64), north_m: f64, east_m: f64) -> pb::LatLon {
     let lat = point.0 + north_m / 111_195.0;
     let lon = point.1 + east_m / (111_195.0 * point.0.to_radians().cos());
-    pb::LatLon { lat, lon }
+    pb::LatLon { lat, lon, ..Default::default() }
 }
 
 /// A valid waiting worker with one trade.

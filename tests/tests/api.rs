@@ -32,11 +32,18 @@ async fn every_rpc_works_end_to_end() -> anyhow::Result<()> {
 
     // Workers.
     let ids = register_workers(&mut c, &t.yaodu, &porter_group("w", 6)).await?;
-    let got = c.workers.get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: ids[0].clone() })).await?;
+    let got = c
+        .workers
+        .get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: ids[0].clone(), ..Default::default() }))
+        .await?;
     let w = got.into_inner().worker.expect("worker");
     assert_eq!(w.status, pb::WorkerStatus::Waiting as i32);
     assert_eq!(w.phone, "13812345678", "the worker's own county sees the phone");
-    match c.workers.get_worker(authed(&t.houma, pb::GetWorkerRequest { worker_id: ids[0].clone() })).await {
+    match c
+        .workers
+        .get_worker(authed(&t.houma, pb::GetWorkerRequest { worker_id: ids[0].clone(), ..Default::default() }))
+        .await
+    {
         Ok(r) => assert_ne!(r.into_inner().worker.expect("worker").phone, "13812345678", "other counties see a mask"),
         Err(s) => assert_eq!(s.code(), Code::PermissionDenied),
     }
@@ -89,7 +96,12 @@ async fn every_rpc_works_end_to_end() -> anyhow::Result<()> {
         .review
         .list_pending_postings(authed(
             &t.reviewer,
-            pb::ListPendingPostingsRequest { county_code: YAODU, page_size: 10, page_token: String::new() },
+            pb::ListPendingPostingsRequest {
+                county_code: YAODU,
+                page_size: 10,
+                page_token: String::new(),
+                ..Default::default()
+            },
         ))
         .await?
         .into_inner();
@@ -125,7 +137,7 @@ async fn every_rpc_works_end_to_end() -> anyhow::Result<()> {
     assert_eq!((updated.version, updated.headcount), (2, 2));
     let fetched = c
         .postings
-        .get_posting(authed(&t.yaodu, pb::GetPostingRequest { posting_id: "p1".into() }))
+        .get_posting(authed(&t.yaodu, pb::GetPostingRequest { posting_id: "p1".into(), ..Default::default() }))
         .await?
         .into_inner()
         .posting
@@ -379,7 +391,7 @@ async fn callers_are_authenticated_and_kept_in_scope() -> anyhow::Result<()> {
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     let status = c
         .workers
-        .get_worker(authed(&t.operator, pb::GetWorkerRequest { worker_id: "w-scope".into() }))
+        .get_worker(authed(&t.operator, pb::GetWorkerRequest { worker_id: "w-scope".into(), ..Default::default() }))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
@@ -443,7 +455,7 @@ async fn callers_are_authenticated_and_kept_in_scope() -> anyhow::Result<()> {
         assert_eq!(status.code(), Code::PermissionDenied, "{id}: {status:?}");
         let status = c
             .postings
-            .get_posting(authed(&t.operator, pb::GetPostingRequest { posting_id: id.into() }))
+            .get_posting(authed(&t.operator, pb::GetPostingRequest { posting_id: id.into(), ..Default::default() }))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::NotFound, "{id} was not stored");
@@ -480,9 +492,9 @@ async fn invalid_requests_name_the_field_and_change_nothing() -> anyhow::Result<
     let base = || worker("w-bad", YAODU, "porter", offset(YAODU_SEAT, 0.0, 0.0));
 
     let mut nan = base();
-    nan.position = Some(pb::LatLon { lat: f64::NAN, lon: 111.5 });
+    nan.position = Some(pb::LatLon { lat: f64::NAN, lon: 111.5, ..Default::default() });
     let mut far = base();
-    far.position = Some(pb::LatLon { lat: 95.0, lon: 111.5 });
+    far.position = Some(pb::LatLon { lat: 95.0, lon: 111.5, ..Default::default() });
     let mut trade = base();
     trade.trades[0].trade_id = "astronaut".into();
     let mut county = base();
@@ -563,8 +575,11 @@ async fn invalid_requests_name_the_field_and_change_nothing() -> anyhow::Result<
         c.stats.county_stats(authed(&t.yaodu, pb::CountyStatsRequest { county_code: YAODU })).await?.into_inner();
     assert_eq!(stats.registrations, 0);
     // Unknown ids are NOT_FOUND.
-    let status =
-        c.workers.get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: "nobody".into() })).await.unwrap_err();
+    let status = c
+        .workers
+        .get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: "nobody".into(), ..Default::default() }))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     server.stop().await
 }
@@ -641,7 +656,7 @@ async fn a_reused_request_id_with_a_different_request_is_refused() -> anyhow::Re
     refused_as_reused(c.workers.register_worker(authed(&t.yaodu, register(&renamed))).await.unwrap_err(), "rename");
     let b = worker("w-b", YAODU, "porter", offset(YAODU_SEAT, 10.0, 0.0));
     refused_as_reused(c.workers.register_worker(authed(&t.yaodu, register(&b))).await.unwrap_err(), "other worker");
-    let stored = c.workers.get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: "w-a".into() })).await?;
+    let stored = c.workers.get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: "w-a".into(), ..Default::default() })).await?;
     assert_eq!(stored.into_inner().worker.expect("worker").display_name, a.display_name, "the rename was not applied");
     // The employer, market and suspension RPCs refuse the same way.
     let upsert =
@@ -689,7 +704,7 @@ async fn reads_show_only_durable_state() -> anyhow::Result<()> {
     assert!(host.read_engine(|e| e.worker("w-late").is_some()), "the registration was applied");
 
     // A read now must not show it: it is not answered until it is durable.
-    let get = |id: &str| authed(&t.yaodu, pb::GetWorkerRequest { worker_id: id.into() });
+    let get = |id: &str| authed(&t.yaodu, pb::GetWorkerRequest { worker_id: id.into(), ..Default::default() });
     let mut reader = c.workers.clone();
     let early = tokio::time::timeout(Duration::from_millis(300), reader.get_worker(get("w-late"))).await;
     assert!(early.is_err(), "a read answered with state that is not durable: {early:?}");
@@ -797,7 +812,10 @@ async fn a_station_pushing_an_older_version_gets_the_current_one() -> anyhow::Re
     }
     let current = c
         .postings
-        .get_posting(authed(&t.yaodu_station, pb::GetPostingRequest { posting_id: "p-station".into() }))
+        .get_posting(authed(
+            &t.yaodu_station,
+            pb::GetPostingRequest { posting_id: "p-station".into(), ..Default::default() },
+        ))
         .await?
         .into_inner()
         .posting

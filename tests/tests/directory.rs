@@ -19,7 +19,10 @@ async fn upsert(
 }
 
 async fn list(c: &mut Clients, token: &str, county: u32) -> Result<Vec<String>, tonic::Status> {
-    let r = c.directory.list_markets(authed(token, pb::ListMarketsRequest { county_code: county })).await?;
+    let r = c
+        .directory
+        .list_markets(authed(token, pb::ListMarketsRequest { county_code: county, ..Default::default() }))
+        .await?;
     Ok(r.into_inner().markets.into_iter().map(|m| m.market_id).collect())
 }
 

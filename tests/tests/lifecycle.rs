@@ -43,6 +43,8 @@ async fn health_reflection_and_metrics_are_served() -> anyhow::Result<()> {
         "linggong.v1.MatchService",
         "linggong.v1.ReviewService",
         "linggong.v1.StatsService",
+        "linggong.v1.DirectoryService",
+        "linggong.v1.AuditService",
         "grpc.health.v1.Health",
     ] {
         assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
@@ -54,7 +56,10 @@ async fn health_reflection_and_metrics_are_served() -> anyhow::Result<()> {
         &WorkerGroup { prefix: "w", count: 3, county: YAODU, trade: "mason", centre: YAODU_SEAT, spread_m: 1_000.0 },
     )
     .await?;
-    let denied = c.workers.get_worker(tonic::Request::new(pb::GetWorkerRequest { worker_id: "w0".into() })).await;
+    let denied = c
+        .workers
+        .get_worker(tonic::Request::new(pb::GetWorkerRequest { worker_id: "w0".into(), ..Default::default() }))
+        .await;
     assert!(denied.is_err());
 
     let text = scrape_metrics(server.running().metrics_addr.expect("metrics enabled")).await?;
@@ -121,14 +126,24 @@ async fn shutdown_ends_open_watches_and_restart_keeps_everything() -> anyhow::Re
         async move {
             let mut workers = Vec::new();
             for i in 0..8 {
-                let w =
-                    c.workers.get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: format!("w{i}") })).await?;
+                let w = c
+                    .workers
+                    .get_worker(authed(
+                        &t.yaodu,
+                        pb::GetWorkerRequest { worker_id: format!("w{i}"), ..Default::default() },
+                    ))
+                    .await?;
                 workers.push(w.into_inner());
             }
             let mut postings = Vec::new();
             for id in ["p1", "p2"] {
-                let p =
-                    c.postings.get_posting(authed(&t.yaodu, pb::GetPostingRequest { posting_id: id.into() })).await?;
+                let p = c
+                    .postings
+                    .get_posting(authed(
+                        &t.yaodu,
+                        pb::GetPostingRequest { posting_id: id.into(), ..Default::default() },
+                    ))
+                    .await?;
                 postings.push(p.into_inner());
             }
             let stats = c.stats.county_stats(authed(&t.yaodu, pb::CountyStatsRequest { county_code: YAODU })).await?;

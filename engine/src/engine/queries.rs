@@ -54,6 +54,11 @@ impl Engine {
         &self.complaints
     }
 
+    /// All employers in first-upsert order (their keys).
+    pub fn employers(&self) -> &[Employer] {
+        &self.employers
+    }
+
     /// All postings in submission order.
     pub fn postings(&self) -> &[Posting] {
         &self.postings

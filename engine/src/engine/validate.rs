@@ -162,6 +162,11 @@ impl Rules<'_> {
             Command::Tick => {}
             Command::UpsertMarket(spec) => self.market_spec(&mut v, "", spec),
             Command::RemoveMarket { market } => self.id(&mut v, "market_id", market),
+            Command::SetRankingPolicy(policy) => {
+                for p in policy.violations() {
+                    v.add(p.field, p.reason);
+                }
+            }
         }
         v
     }

@@ -1,7 +1,7 @@
 //! `DirectoryService`: the market directory (零工市场名录). Operators add,
-//! replace and remove entries; any caller lists a county's entries.
+//! replace and remove entries; any caller lists the entries of any counties.
 
-use super::{errors, Api};
+use super::{errors, lookups, Api};
 use crate::auth::Role;
 use crate::convert::api::{self as convert, Rules};
 use crate::proto::v1 as pb;
@@ -61,14 +61,7 @@ impl pb::directory_service_server::DirectoryService for Api {
         request: Request<pb::ListMarketsRequest>,
     ) -> Result<Response<pb::ListMarketsResponse>, Status> {
         self.call("ListMarkets", request, |caller, req| async move {
-            caller.require_role(READERS)?;
-            let markets = self
-                .read_answer(|e| {
-                    convert::checked_county(&Rules::of(e), "county_code", req.county_code)
-                        .map(|county| e.directory().of_county(county).map(convert::market_to_pb).collect())
-                })
-                .await?;
-            Ok(pb::ListMarketsResponse { markets: markets.map_err(|e| errors::invalid_request(&e))? })
+            lookups::list_markets(&self.ctx.host, &caller, READERS, &req)
         })
         .await
     }

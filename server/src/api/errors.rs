@@ -1,11 +1,14 @@
 //! The one mapping from engine, host, validation and watch errors to gRPC
-//! statuses, with `google.rpc` error details and machine-readable trailers.
+//! statuses, with `google.rpc` error details (including a zh-CN
+//! `LocalizedMessage`) and machine-readable trailers.
 
+use super::zh;
 use crate::convert::api::InvalidRequest;
 use crate::events::TooFarBehind;
 use crate::host::SubmitError;
 use linggong_engine::{EngineError, Outcome};
 use std::collections::HashMap;
+use std::time::Duration;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
@@ -30,16 +33,63 @@ fn error_info(reason: &str, metadata: &[(&str, String)]) -> ErrorDetails {
     ErrorDetails::with_error_info(reason, ERROR_DOMAIN, map)
 }
 
+/// The status with a zh-CN `google.rpc.LocalizedMessage` added to its
+/// details, unless it already has one.
+pub fn with_zh(status: Status, zh_message: impl FnOnce() -> String) -> Status {
+    let mut details = status.get_error_details();
+    if details.localized_message().is_some() {
+        return status;
+    }
+    details.set_localized_message(zh::LOCALE, zh_message());
+    Status::with_error_details_and_metadata(status.code(), status.message(), details, status.metadata().clone())
+}
+
+/// Every status an RPC returns passes here: one without a Chinese message
+/// gets the one of its code (naming the fields of a `BadRequest`).
+pub fn localized(status: Status) -> Status {
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default();
+    let code = status.code();
+    with_zh(status, || {
+        if fields.is_empty() {
+            zh::by_code(code).to_string()
+        } else {
+            zh::invalid_fields(fields.iter().map(String::as_str))
+        }
+    })
+}
+
 /// A request that failed validation: INVALID_ARGUMENT with a
 /// `google.rpc.BadRequest` listing every field violation.
 pub fn invalid_request(e: &InvalidRequest) -> Status {
     let violations: Vec<FieldViolation> =
         e.violations.iter().map(|v| FieldViolation::new(v.field.clone(), v.description.clone())).collect();
-    Status::with_error_details(Code::InvalidArgument, e.to_string(), ErrorDetails::with_bad_request(violations))
+    let mut details = ErrorDetails::with_bad_request(violations);
+    details.set_localized_message(zh::LOCALE, zh::invalid_fields(e.violations.iter().map(|v| v.field.as_str())));
+    Status::with_error_details(Code::InvalidArgument, e.to_string(), details)
+}
+
+/// A caller over its token's rate limit: RESOURCE_EXHAUSTED with a
+/// `google.rpc.RetryInfo` saying when to retry.
+pub fn rate_limited(token: &str, retry_after: Duration) -> Status {
+    let mut details = ErrorDetails::with_retry_info(Some(retry_after));
+    details.set_error_info("RATE_LIMITED", ERROR_DOMAIN, HashMap::from([("token".to_string(), token.to_string())]));
+    details.set_localized_message(zh::LOCALE, zh::rate_limited(retry_after.as_secs_f64()));
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("token `{token}` is over its rate limit; retry in {:.1} s", retry_after.as_secs_f64()),
+        details,
+    )
 }
 
 /// The status of an engine refusal (nothing was changed).
 pub fn engine_status(e: &EngineError) -> Status {
+    with_zh(engine_status_en(e), || zh::engine(e))
+}
+
+fn engine_status_en(e: &EngineError) -> Status {
     let message = e.to_string();
     match e {
         EngineError::InvalidArgument(violations) => {

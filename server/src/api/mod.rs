@@ -14,19 +14,23 @@
 // only move the allocation.
 #![allow(clippy::result_large_err)]
 
+mod audit;
 mod directory;
 pub mod errors;
+mod lookups;
 mod matching;
 mod posting;
 mod review;
 mod stats;
 mod watch;
 mod worker;
+mod zh;
 
 #[cfg(test)]
 mod tests;
 
-use crate::auth::{Auth, Principal, Role};
+use crate::auth::{Auth, AuthRefusal, Principal, Role};
+use crate::convert::wal::Actor;
 use crate::host::Host;
 use crate::metrics::RpcMetrics;
 use crate::proto::v1 as pb;
@@ -55,7 +59,7 @@ pub struct ApiContext {
     pub rpc_metrics: Arc<RpcMetrics>,
 }
 
-/// The six services, ready to be served (`Server::builder().add_routes(..)`).
+/// The seven services, ready to be served (`Server::builder().add_routes(..)`).
 pub fn routes(ctx: Arc<ApiContext>) -> Routes {
     let api = Arc::new(Api { ctx });
     Routes::new(
@@ -79,7 +83,11 @@ pub fn routes(ctx: Arc<ApiContext>) -> Routes {
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
     )
     .add_service(
-        pb::stats_service_server::StatsServiceServer::from_arc(api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        pb::stats_service_server::StatsServiceServer::from_arc(api.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+    )
+    .add_service(
+        pb::audit_service_server::AuditServiceServer::from_arc(api).max_decoding_message_size(MAX_MESSAGE_BYTES),
     )
 }
 
@@ -203,6 +211,14 @@ without_request_id!(
     pb::CountyLedgerRequest,
     pb::StandardsReportRequest,
     pb::ListMarketsRequest,
+    pb::GetComplaintRequest,
+    pb::ListComplaintsRequest,
+    pb::GetEmployerRequest,
+    pb::ListEmployersRequest,
+    pb::FindWorkersByPhoneRequest,
+    pb::ListPostingOffersRequest,
+    pb::ExportLedgerRequest,
+    pb::GetHistoryRequest,
 );
 
 /// A usable id for logs: printable ASCII without spaces, at most 64 bytes.
@@ -270,7 +286,8 @@ impl Api {
                 }
                 Ok(response)
             }
-            Err(mut status) => {
+            Err(status) => {
+                let mut status = errors::localized(status);
                 if let Some(v) = echo {
                     status.metadata_mut().insert(REQUEST_ID_HEADER, v);
                 }
@@ -285,7 +302,10 @@ impl Api {
             return Err(errors::unauthenticated("missing `authorization: Bearer <token>` metadata"));
         };
         let value = value.to_str().map_err(|_| errors::unauthenticated("malformed authorization metadata"))?;
-        self.ctx.auth.principal_for_header(value).cloned().ok_or_else(|| errors::unauthenticated("unknown token"))
+        self.ctx.auth.authenticate(value).map_err(|refusal| match refusal {
+            AuthRefusal::Unknown => errors::unauthenticated("unknown token"),
+            AuthRefusal::RateLimited { name, retry_after } => errors::rate_limited(&name, retry_after),
+        })
     }
 
     /// Reads the engine for an answer: returned once everything it shows is
@@ -297,6 +317,11 @@ impl Api {
     /// Submits a command; a non-empty `request_id` makes it idempotent per caller and RPC.
     async fn submit(&self, caller: &Caller, request_id: &str, command: Command) -> Result<Applied, Status> {
         let key = (!request_id.is_empty()).then(|| format!("{}/{}/{}", caller.principal.name, caller.rpc, request_id));
-        self.ctx.host.submit(key, command).await.map_err(|e| errors::submit_status(&e))
+        let actor = Actor {
+            name: caller.principal.name.clone(),
+            person_id: caller.principal.person_id.clone(),
+            role: role_name(caller.principal.role).to_string(),
+        };
+        self.ctx.host.submit_by(Some(actor), key, command).await.map_err(|e| errors::submit_status(&e))
     }
 }

@@ -3,9 +3,10 @@
 //! systems in their counties; reviewers may read; operators may do everything.
 
 use super::watch::{watch, WatchStream};
-use super::{errors, Api, Caller};
+use super::{errors, lookups, Api, Caller};
 use crate::auth::Role;
 use crate::convert::api::{self as convert, PageRequest, PostingFilter, Rules};
+use crate::convert::crs::{response_crs, InCrs};
 use crate::proto::v1 as pb;
 use crate::state::Applied;
 use linggong_engine::{Command, Engine, Event, Outcome, PostingSpec};
@@ -141,6 +142,7 @@ impl pb::posting_service_server::PostingService for Api {
     ) -> Result<Response<pb::GetPostingResponse>, Status> {
         self.call("GetPosting", request, |caller, req| async move {
             caller.require_role(READERS)?;
+            let crs = response_crs("response_crs", req.response_crs).map_err(|e| errors::invalid_request(&e))?;
             let found = self
                 .read_answer(|e| {
                     let id = convert::checked_id(&Rules::of(e), "posting_id", &req.posting_id)?;
@@ -151,7 +153,7 @@ impl pb::posting_service_server::PostingService for Api {
             let posting = found.ok_or_else(|| errors::not_found(format!("unknown posting `{}`", req.posting_id)))?;
             caller
                 .require_place(posting.county_code, Some(posting.township_code.as_str()).filter(|t| !t.is_empty()))?;
-            Ok(pb::GetPostingResponse { posting: Some(posting) })
+            Ok(pb::GetPostingResponse { posting: Some(posting.in_crs(crs)) })
         })
         .await
     }
@@ -162,6 +164,7 @@ impl pb::posting_service_server::PostingService for Api {
     ) -> Result<Response<pb::ListPostingsResponse>, Status> {
         self.call("ListPostings", request, |caller, req| async move {
             caller.require_role(READERS)?;
+            let crs = response_crs("response_crs", req.response_crs).map_err(|e| errors::invalid_request(&e))?;
             let parsed = self.ctx.host.read_engine(|e| convert::list_postings_request(&Rules::of(e), &req));
             let (mut filter, page) = parsed.map_err(|e| errors::invalid_request(&e))?;
             let p = &caller.principal;
@@ -187,7 +190,18 @@ impl pb::posting_service_server::PostingService for Api {
                 Role::Reviewer | Role::Operator => {}
             }
             let (postings, next_page_token) = self.read_answer(|e| list_page(e, &filter, page)).await?;
-            Ok(pb::ListPostingsResponse { postings, next_page_token })
+            Ok(pb::ListPostingsResponse { postings: postings.in_crs(crs), next_page_token })
+        })
+        .await
+    }
+
+    async fn list_posting_offers(
+        &self,
+        request: Request<pb::ListPostingOffersRequest>,
+    ) -> Result<Response<pb::ListPostingOffersResponse>, Status> {
+        self.call("ListPostingOffers", request, |caller, req| async move {
+            let offers = lookups::list_posting_offers(&self.ctx.host, &caller, READERS, &req)?;
+            Ok(pb::ListPostingOffersResponse { offers })
         })
         .await
     }

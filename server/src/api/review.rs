@@ -2,9 +2,10 @@
 //! employer standing. Callers: reviewers and operators.
 
 use super::posting::list_page;
-use super::{errors, Api, Caller};
+use super::{errors, lookups, Api, Caller};
 use crate::auth::Role;
 use crate::convert::api::{self as convert, Rules};
+use crate::convert::crs::{response_crs, InCrs};
 use crate::proto::v1 as pb;
 use linggong_engine::{Command, Outcome};
 use tonic::{Request, Response, Status};
@@ -43,6 +44,7 @@ impl pb::review_service_server::ReviewService for Api {
     ) -> Result<Response<pb::ListPendingPostingsResponse>, Status> {
         self.call("ListPendingPostings", request, |caller, req| async move {
             caller.require_role(REVIEWERS)?;
+            let crs = response_crs("response_crs", req.response_crs).map_err(|e| errors::invalid_request(&e))?;
             let (postings, next_page_token) = self
                 .read_answer(|e| {
                     let (filter, page) = convert::list_pending_postings_request(&Rules::of(e), &req)?;
@@ -50,7 +52,7 @@ impl pb::review_service_server::ReviewService for Api {
                 })
                 .await?
                 .map_err(|e| errors::invalid_request(&e))?;
-            Ok(pb::ListPendingPostingsResponse { postings, next_page_token })
+            Ok(pb::ListPendingPostingsResponse { postings: postings.in_crs(crs), next_page_token })
         })
         .await
     }
@@ -160,6 +162,48 @@ impl pb::review_service_server::ReviewService for Api {
                 }
                 other => Err(errors::unexpected_outcome(caller.rpc, &other)),
             }
+        })
+        .await
+    }
+
+    async fn get_complaint(
+        &self,
+        request: Request<pb::GetComplaintRequest>,
+    ) -> Result<Response<pb::GetComplaintResponse>, Status> {
+        self.call("GetComplaint", request, |caller, req| async move {
+            let complaint = lookups::get_complaint(&self.ctx.host, &caller, &req)?;
+            Ok(pb::GetComplaintResponse { complaint: Some(complaint) })
+        })
+        .await
+    }
+
+    async fn list_complaints(
+        &self,
+        request: Request<pb::ListComplaintsRequest>,
+    ) -> Result<Response<pb::ListComplaintsResponse>, Status> {
+        self.call("ListComplaints", request, |caller, req| async move {
+            lookups::list_complaints(&self.ctx.host, &caller, &req)
+        })
+        .await
+    }
+
+    async fn get_employer(
+        &self,
+        request: Request<pb::GetEmployerRequest>,
+    ) -> Result<Response<pb::GetEmployerResponse>, Status> {
+        self.call("GetEmployer", request, |caller, req| async move {
+            let employer = lookups::get_employer(&self.ctx.host, &caller, &req)?;
+            Ok(pb::GetEmployerResponse { employer: Some(employer) })
+        })
+        .await
+    }
+
+    async fn list_employers(
+        &self,
+        request: Request<pb::ListEmployersRequest>,
+    ) -> Result<Response<pb::ListEmployersResponse>, Status> {
+        self.call("ListEmployers", request, |caller, req| async move {
+            lookups::list_employers(&self.ctx.host, &caller, &req)
         })
         .await
     }

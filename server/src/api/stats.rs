@@ -1,10 +1,13 @@
-//! `StatsService`: one county's market statistics and daily ledger (callers:
-//! county systems for their counties, reviewers, operators) and the standards
-//! acceptance check with the city funds (operators).
+//! `StatsService`: one county's market statistics and daily ledger, the
+//! ledger over a range as a CSV or XLSX file (callers: county systems for
+//! their counties, reviewers, operators) and the standards acceptance check
+//! with the city funds (operators).
 
 use super::{errors, Api};
 use crate::auth::Role;
 use crate::convert::api::{self as convert, Rules};
+use crate::convert::lists::{self, LedgerFile};
+use crate::ledger_export::{self, checked_export};
 use crate::proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -62,4 +65,51 @@ impl pb::stats_service_server::StatsService for Api {
         })
         .await
     }
+
+    async fn export_ledger(
+        &self,
+        request: Request<pb::ExportLedgerRequest>,
+    ) -> Result<Response<pb::ExportLedgerResponse>, Status> {
+        self.call("ExportLedger", request, |caller, req| async move {
+            caller.require_role(READERS)?;
+            let asked = self
+                .ctx
+                .host
+                .read_engine(|e| lists::export_ledger_request(&Rules::of(e), &req))
+                .map_err(|e| errors::invalid_request(&e))?;
+            let mut counties = asked.counties.clone();
+            for &c in &counties {
+                caller.require_county(c)?;
+            }
+            if counties.is_empty() && caller.principal.role == Role::County {
+                counties = caller.principal.counties.clone();
+            }
+            // Read the figures under the lock; encode the file after releasing it.
+            let built = self.ctx.host.read_engine(|e| {
+                let export = checked_export(e, asked.from, asked.to, &counties, asked.period, asked.lang)?;
+                Ok(match asked.format {
+                    LedgerFile::Csv => Built::Csv(ledger_export::table(e, &export)),
+                    LedgerFile::Xlsx => Built::Xlsx(ledger_export::sheets(e, &export)),
+                })
+            });
+            let built = built.map_err(|e: ledger_export::ExportRangeError| errors::not_found(e.to_string()))?;
+            let stem = format!("ledger-{}-{}", asked.from, asked.to);
+            let (content, file_name, content_type) = match built {
+                Built::Csv(table) => (ledger_export::to_csv(&table), format!("{stem}.csv"), "text/csv; charset=utf-8"),
+                Built::Xlsx(sheets) => (
+                    ledger_export::to_xlsx(&sheets)
+                        .map_err(|e| Status::internal(format!("building the workbook: {e}")))?,
+                    format!("{stem}.xlsx"),
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                ),
+            };
+            Ok(pb::ExportLedgerResponse { content, file_name, content_type: content_type.to_string() })
+        })
+        .await
+    }
+}
+
+enum Built {
+    Csv(ledger_export::Table),
+    Xlsx(ledger_export::Sheets),
 }

@@ -51,7 +51,7 @@ impl Drop for TestServer {
 }
 
 fn token(name: &str, raw: &str, role: Role, counties: Vec<u32>, township: Option<&str>) -> TokenConfig {
-    TokenConfig { name: name.into(), sha256: hash_token(raw), role, counties, township: township.map(String::from) }
+    TokenConfig { township: township.map(String::from), ..TokenConfig::new(name, hash_token(raw), role, counties) }
 }
 
 async fn start(event_history: usize) -> TestServer {
@@ -118,7 +118,7 @@ fn worker(id: &str, county: u32, lat: f64, lon: f64) -> pb::Worker {
         display_name: format!("worker {id}"),
         phone: "13812341234".into(),
         trades: vec![pb::TradeSkill { trade_id: "mason".into(), level: 3 }],
-        position: Some(pb::LatLon { lat, lon }),
+        position: Some(pb::LatLon { lat, lon, ..Default::default() }),
         county_code: county,
         hardship: pb::Hardship::None as i32,
         ..Default::default()
@@ -131,7 +131,7 @@ fn posting(id: &str, version: u64) -> pb::Posting {
         employer_id: "builder".into(),
         trade_id: "mason".into(),
         headcount: 1,
-        position: Some(pb::LatLon { lat: 36.08, lon: 111.52 }),
+        position: Some(pb::LatLon { lat: 36.08, lon: 111.52, ..Default::default() }),
         county_code: YAODU,
         township_code: TOWNSHIP.into(),
         max_distance_m: 20_000,
@@ -195,9 +195,9 @@ async fn next_posting_event(stream: &mut Streaming<pb::WatchPostingsResponse>) -
 #[tokio::test]
 async fn missing_or_unknown_tokens_and_wrong_roles_or_scopes_are_refused() {
     let server = start(1000).await;
-    let no_token = Request::new(pb::GetWorkerRequest { worker_id: "w".into() });
+    let no_token = Request::new(pb::GetWorkerRequest { worker_id: "w".into(), ..Default::default() });
     assert_eq!(server.workers().get_worker(no_token).await.unwrap_err().code(), Code::Unauthenticated);
-    let bad = authed("not-a-token", pb::GetWorkerRequest { worker_id: "w".into() });
+    let bad = authed("not-a-token", pb::GetWorkerRequest { worker_id: "w".into(), ..Default::default() });
     assert_eq!(server.workers().get_worker(bad).await.unwrap_err().code(), Code::Unauthenticated);
     assert_eq!(server.rpc_metrics.count("GetWorker", Code::Unauthenticated), 2);
 
@@ -211,7 +211,7 @@ async fn missing_or_unknown_tokens_and_wrong_roles_or_scopes_are_refused() {
     let request = pb::UpdateWorkerLocationRequest {
         request_id: String::new(),
         worker_id: "w1".into(),
-        position: Some(pb::LatLon { lat: 35.6, lon: 111.3 }),
+        position: Some(pb::LatLon { lat: 35.6, lon: 111.3, ..Default::default() }),
     };
     let err = server.workers().update_worker_location(authed(HOUMA_COUNTY, request)).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -305,7 +305,7 @@ async fn register_submit_approve_match_accept_and_complete() {
     // Houma's system sees Yaodu's worker with a masked phone.
     let seen = server
         .workers()
-        .get_worker(authed(HOUMA_COUNTY, pb::GetWorkerRequest { worker_id: "near".into() }))
+        .get_worker(authed(HOUMA_COUNTY, pb::GetWorkerRequest { worker_id: "near".into(), ..Default::default() }))
         .await
         .unwrap()
         .into_inner()
@@ -399,8 +399,11 @@ async fn validation_names_the_fields_and_changes_nothing() {
     let server = start(1000).await;
     add_employer(&server, true).await;
     let before = server.last_seq();
-    let bad =
-        pb::Posting { headcount: 0, position: Some(pb::LatLon { lat: f64::NAN, lon: 111.5 }), ..posting("p-bad", 1) };
+    let bad = pb::Posting {
+        headcount: 0,
+        position: Some(pb::LatLon { lat: f64::NAN, lon: 111.5, ..Default::default() }),
+        ..posting("p-bad", 1)
+    };
     let err = submit(&server, STATION, bad).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let details = err.get_error_details();
@@ -410,7 +413,7 @@ async fn validation_names_the_fields_and_changes_nothing() {
     assert_eq!(server.last_seq(), before);
     let err = server
         .postings()
-        .get_posting(authed(STATION, pb::GetPostingRequest { posting_id: "p-bad".into() }))
+        .get_posting(authed(STATION, pb::GetPostingRequest { posting_id: "p-bad".into(), ..Default::default() }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -554,7 +557,7 @@ async fn lists_page_through_the_callers_scope() {
     assert_eq!(ids, ["p-houma"], "a county without a filter sees its own counties");
     let err = server
         .postings()
-        .get_posting(authed(HOUMA_COUNTY, pb::GetPostingRequest { posting_id: "p-0".into() }))
+        .get_posting(authed(HOUMA_COUNTY, pb::GetPostingRequest { posting_id: "p-0".into(), ..Default::default() }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);

@@ -2,9 +2,10 @@
 //! workers. County systems act on workers of their counties; reviewers and
 //! operators may read; phones are masked outside the caller's scope.
 
-use super::{errors, Api, Caller};
+use super::{errors, lookups, Api, Caller};
 use crate::auth::Role;
 use crate::convert::api::{self as convert, Rules};
+use crate::convert::crs::{response_crs, InCrs};
 use crate::proto::v1 as pb;
 use linggong_engine::{Command, Engine, Outcome};
 use tonic::{Request, Response, Status};
@@ -138,6 +139,7 @@ impl pb::worker_service_server::WorkerService for Api {
     ) -> Result<Response<pb::GetWorkerResponse>, Status> {
         self.call("GetWorker", request, |caller, req| async move {
             caller.require_role(READERS)?;
+            let crs = response_crs("response_crs", req.response_crs).map_err(|e| errors::invalid_request(&e))?;
             let found = self
                 .read_answer(|e| {
                     let id = convert::checked_id(&Rules::of(e), "worker_id", &req.worker_id)?;
@@ -146,7 +148,18 @@ impl pb::worker_service_server::WorkerService for Api {
                 .await?;
             let found = found.map_err(|e| errors::invalid_request(&e))?;
             let worker = found.ok_or_else(|| errors::not_found(format!("unknown worker `{}`", req.worker_id)))?;
-            Ok(pb::GetWorkerResponse { worker: Some(worker) })
+            Ok(pb::GetWorkerResponse { worker: Some(worker.in_crs(crs)) })
+        })
+        .await
+    }
+
+    async fn find_workers_by_phone(
+        &self,
+        request: Request<pb::FindWorkersByPhoneRequest>,
+    ) -> Result<Response<pb::FindWorkersByPhoneResponse>, Status> {
+        self.call("FindWorkersByPhone", request, |caller, req| async move {
+            let workers = lookups::find_workers_by_phone(&self.ctx.host, &caller, &req)?;
+            Ok(pb::FindWorkersByPhoneResponse { workers })
         })
         .await
     }

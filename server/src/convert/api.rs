@@ -7,6 +7,7 @@
 //! too, with phone numbers masked for callers whose scope does not cover the
 //! worker's county.
 
+use super::crs::{crs_from_pb, position_to_pb};
 use crate::auth::Principal;
 use crate::proto::v1 as pb;
 use linggong_engine::catalog::TradeIdx;
@@ -15,10 +16,10 @@ use linggong_engine::ledger::ComplaintLine;
 use linggong_engine::standards::{Fund, StandardsReport, Verdict};
 use linggong_engine::validate::{self, Violations};
 use linggong_engine::{
-    Availability, Command, Complaint, ComplaintCategory, ComplaintResolution, CountyStats, Employer, EmployerKind,
+    Availability, Command, Complaint, ComplaintCategory, ComplaintResolution, CountyStats, Crs, Employer, EmployerKind,
     EmployerSpec, Engine, Hardship, LatLon, LedgerDay, LedgerReport, Limits, MarketKind, MarketSpec, MatchedOffer,
-    OfferEvent, OfferResponse, OfferState, Posting, PostingEvent, PostingSource, PostingSpec, PostingState, Regions,
-    ReviewDecision, Timestamp, TradeCatalog, TradeSkillSpec, Worker, WorkerSpec, WorkerStatus,
+    Offer, OfferEvent, OfferResponse, OfferState, Posting, PostingEvent, PostingSource, PostingSpec, PostingState,
+    Regions, ReviewDecision, Timestamp, TradeCatalog, TradeSkillSpec, Worker, WorkerSpec, WorkerStatus,
 };
 
 pub use linggong_engine::validate::MAX_DAILY_WAGE_YUAN;
@@ -56,6 +57,11 @@ fn describe(violations: &[FieldViolation]) -> String {
 }
 
 impl InvalidRequest {
+    /// A request with one bad field.
+    pub fn single(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self { violations: vec![FieldViolation { field: field.into(), description: description.into() }] }
+    }
+
     /// Whether a field of this path was reported.
     pub fn names(&self, field: &str) -> bool {
         self.violations.iter().any(|v| v.field == field)
@@ -64,7 +70,7 @@ impl InvalidRequest {
 
 /// `Ok(value)` when nothing was reported. The value is built regardless; it
 /// is only meaningful when there are no violations.
-fn finish<T>(v: Violations, value: T) -> Result<T, InvalidRequest> {
+pub(crate) fn finish<T>(v: Violations, value: T) -> Result<T, InvalidRequest> {
     if v.is_empty() {
         Ok(value)
     } else {
@@ -111,13 +117,13 @@ fn has_bad_chars(s: &str) -> bool {
 }
 
 /// A required id (of a read or a list filter), by the engine's rule.
-fn id<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
+pub(crate) fn id<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
     rules.engine().id(v, &field, value);
     value
 }
 
 /// An optional code (empty for none), by the engine's rule for ids.
-fn optional_code<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> Option<&'a str> {
+pub(crate) fn optional_code<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> Option<&'a str> {
     (!value.is_empty()).then(|| id(v, rules, field, value))
 }
 
@@ -126,13 +132,19 @@ fn optional_str(value: &str) -> Option<&str> {
     (!value.is_empty()).then_some(value)
 }
 
+/// A phone number, by the engine's rule.
+pub(crate) fn phone<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
+    rules.engine().phone(v, &field, value);
+    value
+}
+
 /// A number narrowed to the engine's type; one too large for it saturates, so
 /// the engine's bound still reports it.
 fn narrow(value: u32) -> u8 {
     u8::try_from(value).unwrap_or(u8::MAX)
 }
 
-fn county(v: &mut Violations, rules: &Rules, field: String, code: u32) -> u32 {
+pub(crate) fn county(v: &mut Violations, rules: &Rules, field: String, code: u32) -> u32 {
     rules.engine().county(v, &field, code);
     code
 }
@@ -149,11 +161,21 @@ fn position(v: &mut Violations, field: String, value: Option<&pb::LatLon>) -> La
             v.add(field, "required");
             LatLon { lat: 0.0, lon: 0.0 }
         }
-        Some(p) => LatLon { lat: p.lat, lon: p.lon },
+        Some(p) => match (LatLon::new(p.lat, p.lon), pb::CoordinateSystem::try_from(p.crs)) {
+            (Some(given), Ok(crs)) => crs_from_pb(crs).to_wgs84(given),
+            (_, Err(_)) => {
+                v.add(path(&field, "crs"), format!("unknown coordinate system {}", p.crs));
+                LatLon { lat: 0.0, lon: 0.0 }
+            }
+            (None, _) => {
+                v.add(field, "latitude must be in -90..=90 and longitude in -180..=180 (finite numbers)");
+                LatLon { lat: 0.0, lon: 0.0 }
+            }
+        },
     }
 }
 
-fn timestamp(v: &mut Violations, field: String, value: &prost_types::Timestamp) -> Timestamp {
+pub(crate) fn timestamp(v: &mut Violations, field: String, value: &prost_types::Timestamp) -> Timestamp {
     if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&value.seconds) {
         v.add(field, "seconds out of range (years 1 to 9999)");
         return Timestamp(0);
@@ -202,7 +224,12 @@ fn known_enum<P: TryFrom<i32>>(v: &mut Violations, field: &str, raw: i32) -> Opt
 }
 
 /// A required enum: unknown numbers and `*_UNSPECIFIED` are rejected.
-fn required_enum<P, T>(v: &mut Violations, field: String, raw: i32, map: impl Fn(P) -> Option<T>) -> Option<T>
+pub(crate) fn required_enum<P, T>(
+    v: &mut Violations,
+    field: String,
+    raw: i32,
+    map: impl Fn(P) -> Option<T>,
+) -> Option<T>
 where
     P: TryFrom<i32>,
 {
@@ -215,7 +242,12 @@ where
 }
 
 /// An optional enum used as a filter: `*_UNSPECIFIED` means any, unknown numbers are rejected.
-fn optional_enum<P, T>(v: &mut Violations, field: String, raw: i32, map: impl Fn(P) -> Option<T>) -> Option<T>
+pub(crate) fn optional_enum<P, T>(
+    v: &mut Violations,
+    field: String,
+    raw: i32,
+    map: impl Fn(P) -> Option<T>,
+) -> Option<T>
 where
     P: TryFrom<i32>,
 {
@@ -334,7 +366,7 @@ fn offer_response_from_pb(r: pb::OfferResponse) -> Option<OfferResponse> {
     })
 }
 
-fn complaint_category_from_pb(c: pb::ComplaintCategory) -> Option<ComplaintCategory> {
+pub(crate) fn complaint_category_from_pb(c: pb::ComplaintCategory) -> Option<ComplaintCategory> {
     Some(match c {
         pb::ComplaintCategory::Unspecified => return None,
         pb::ComplaintCategory::WageArrears => ComplaintCategory::WageArrears,
@@ -701,7 +733,7 @@ pub struct PageRequest {
 }
 
 /// FNV-1a over the filter fields, so a page token is refused with other filters.
-fn fingerprint(parts: &[&[u8]]) -> u64 {
+pub(crate) fn fingerprint(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for &b in part.iter().chain(std::iter::once(&0xff)) {
@@ -717,7 +749,7 @@ pub fn page_token(start: usize, fingerprint: u64) -> String {
     hex::encode(format!("v1:{start}:{fingerprint:016x}"))
 }
 
-fn page(v: &mut Violations, page_size: i32, token: &str, fingerprint: u64) -> PageRequest {
+pub(crate) fn page(v: &mut Violations, page_size: i32, token: &str, fingerprint: u64) -> PageRequest {
     let size = match page_size {
         0 => DEFAULT_PAGE_SIZE,
         n if n < 0 => {
@@ -836,7 +868,7 @@ pub fn worker_to_pb(engine: &Engine, w: &Worker, viewer: &Principal) -> pb::Work
                 level: u32::from(t.level),
             })
             .collect(),
-        position: Some(pb::LatLon { lat: w.position.lat, lon: w.position.lon }),
+        position: Some(position_to_pb(w.position, Crs::Wgs84)),
         county_code,
         township_code: w.township.as_deref().unwrap_or_default().to_string(),
         availability,
@@ -867,6 +899,24 @@ pub fn offer_to_pb(engine: &Engine, offer: &MatchedOffer, viewer: &Principal) ->
         worker_phone: phone,
         distance_m: offer.distance_m,
         answer_deadline: Some(timestamp_to_pb(offer.deadline)),
+        state: engine.offer(offer.offer).map_or(pb::OfferState::Pending, |o| offer_state_to_pb(o.state)) as i32,
+        make_time: engine.offer(offer.offer).map(|o| timestamp_to_pb(o.made_at)),
+    }
+}
+
+/// A live offer as `viewer` may see it.
+pub fn live_offer_to_pb(engine: &Engine, offer: &Offer, viewer: &Principal) -> pb::Offer {
+    let w = engine.worker_by_key(offer.worker);
+    pb::Offer {
+        offer_id: offer.id,
+        posting_id: engine.posting_by_key(offer.posting).id.to_string(),
+        worker_id: w.id.to_string(),
+        worker_display_name: w.name.to_string(),
+        worker_phone: phone_for(viewer, engine.regions().get(w.county).code, &w.phone),
+        distance_m: offer.distance_m,
+        answer_deadline: Some(timestamp_to_pb(offer.deadline)),
+        state: offer_state_to_pb(offer.state) as i32,
+        make_time: Some(timestamp_to_pb(offer.made_at)),
     }
 }
 
@@ -877,7 +927,7 @@ pub fn posting_to_pb(engine: &Engine, p: &Posting) -> pb::Posting {
         employer_id: engine.employer_by_key(p.employer).id.to_string(),
         trade_id: engine.trades().get(p.trade).id.to_string(),
         headcount: u32::from(p.headcount),
-        position: Some(pb::LatLon { lat: p.position.lat, lon: p.position.lon }),
+        position: Some(position_to_pb(p.position, Crs::Wgs84)),
         county_code: engine.regions().get(p.county).code,
         township_code: p.township.as_deref().unwrap_or_default().to_string(),
         max_distance_m: p.max_distance_m,
@@ -934,6 +984,7 @@ pub fn complaint_to_pb(engine: &Engine, c: &Complaint) -> pb::Complaint {
         detail: c.detail.to_string(),
         file_time: Some(timestamp_to_pb(c.filed_at)),
         resolution: resolution as i32,
+        state: if c.resolution.is_some() { pb::ComplaintState::Resolved } else { pb::ComplaintState::Open } as i32,
         resolve_time,
         resolution_note: note,
     }
@@ -1061,7 +1112,7 @@ pub fn market_to_pb(m: &MarketSpec) -> pb::Market {
             MarketKind::TownshipStation => pb::MarketKind::TownshipStation,
         } as i32,
         address: m.address.to_string(),
-        position: Some(pb::LatLon { lat: m.position.lat, lon: m.position.lon }),
+        position: Some(position_to_pb(m.position, Crs::Wgs84)),
         indoor_area_m2: m.indoor_area_m2,
         adapts_recruitment_hall: m.adapts_recruitment_hall,
         opening_hours: m.opening_hours.to_string(),
@@ -1073,7 +1124,7 @@ pub fn market_to_pb(m: &MarketSpec) -> pb::Market {
 
 // ------------------------------------------------------------ ledger, standards
 
-fn date(v: &mut Violations, field: &str, value: Option<&pb::Date>) -> LedgerDay {
+pub(crate) fn date(v: &mut Violations, field: &str, value: Option<&pb::Date>) -> LedgerDay {
     let Some(d) = value else {
         v.add(field, "required");
         return LedgerDay(0);
@@ -1213,7 +1264,7 @@ mod tests {
             display_name: "王师傅".into(),
             phone: "13812341234".into(),
             trades: vec![pb::TradeSkill { trade_id: "mason".into(), level: 3 }],
-            position: Some(pb::LatLon { lat: 36.08, lon: 111.52 }),
+            position: Some(pb::LatLon { lat: 36.08, lon: 111.52, ..Default::default() }),
             county_code: 141002,
             hardship: pb::Hardship::None as i32,
             ..Default::default()
@@ -1226,7 +1277,7 @@ mod tests {
             employer_id: "e-1".into(),
             trade_id: "mason".into(),
             headcount: 2,
-            position: Some(pb::LatLon { lat: 36.08, lon: 111.52 }),
+            position: Some(pb::LatLon { lat: 36.08, lon: 111.52, ..Default::default() }),
             county_code: 141002,
             max_distance_m: 10_000,
             daily_wage_yuan: 200,
@@ -1252,7 +1303,7 @@ mod tests {
     }
 
     fn viewer(role: Role, counties: Vec<u32>) -> Principal {
-        Principal { name: "t".into(), role, counties, township: None }
+        Principal { name: "t".into(), role, counties, township: None, person_id: None }
     }
 
     #[test]
@@ -1270,7 +1321,7 @@ mod tests {
     fn every_bad_posting_field_is_named() {
         let bad = pb::Posting {
             headcount: 51,
-            position: Some(pb::LatLon { lat: f64::NAN, lon: 111.0 }),
+            position: Some(pb::LatLon { lat: f64::NAN, lon: 111.0, ..Default::default() }),
             county_code: 999_999,
             trade_id: "astronaut".into(),
             posting_id: "has space".into(),

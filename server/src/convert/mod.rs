@@ -2,4 +2,6 @@
 //! log's record encoding and the public gRPC API's conversions.
 
 pub mod api;
+pub mod crs;
+pub mod lists;
 pub mod wal;

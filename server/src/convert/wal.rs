@@ -20,8 +20,8 @@ use linggong_engine::{
 };
 use prost::Message;
 
-/// One WAL record's payload: a command, the `now` it was applied with and the
-/// caller's request (idempotency) key.
+/// One WAL record's payload: a command, the `now` it was applied with, the
+/// caller's request (idempotency) key, who asked for it and what it did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoggedCommand {
     /// The time the engine applied the command at.
@@ -30,6 +30,47 @@ pub struct LoggedCommand {
     pub request_key: Option<String>,
     /// The state change.
     pub command: Command,
+    /// Who asked for it; `None` for the service's own commands and in old records.
+    pub actor: Option<Actor>,
+    /// What it did, for histories; `None` in old records. Never read by replay.
+    pub effect: Option<Effect>,
+}
+
+/// The holder of the token a command came with.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Actor {
+    /// Token name.
+    pub name: String,
+    /// Person id, for people.
+    pub person_id: Option<String>,
+    /// Role name (`county`, `station`, `reviewer`, `operator`).
+    pub role: String,
+}
+
+/// The named results of one command.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Effect {
+    /// Offers made: (offer id, worker id, posting id).
+    pub offers: Vec<(u64, String, String)>,
+    /// The complaint filed, if any.
+    pub complaint: Option<u64>,
+}
+
+impl Effect {
+    /// The effect worth logging of an outcome, if any.
+    pub fn of(outcome: &linggong_engine::Outcome) -> Option<Effect> {
+        use linggong_engine::Outcome;
+        let offer = |o: &linggong_engine::MatchedOffer| (o.offer, o.worker.to_string(), o.posting.to_string());
+        let effect = match outcome {
+            Outcome::Matched { offers, .. } => Effect { offers: offers.iter().map(offer).collect(), complaint: None },
+            Outcome::WorkerUpserted { offer: Some(o), .. }
+            | Outcome::WorkerUpdated { offer: Some(o), .. }
+            | Outcome::OfferChanged { next_offer: Some(o), .. } => Effect { offers: vec![offer(o)], complaint: None },
+            Outcome::ComplaintFiled { complaint } => Effect { offers: Vec::new(), complaint: Some(*complaint) },
+            _ => return None,
+        };
+        (!effect.offers.is_empty() || effect.complaint.is_some()).then_some(effect)
+    }
 }
 
 /// Why a WAL payload could not be decoded. Any of these means the record is not
@@ -78,6 +119,23 @@ pub fn encode(cmd: &LoggedCommand, buf: &mut Vec<u8>) {
         now_ms: cmd.now.0,
         request_key: cmd.request_key.clone(),
         command: Some(pb::Command { kind: Some(command_to_pb(&cmd.command)) }),
+        actor: cmd.actor.as_ref().map(|a| pb::Actor {
+            name: a.name.clone(),
+            person_id: a.person_id.clone(),
+            role: a.role.clone(),
+        }),
+        effect: cmd.effect.as_ref().map(|e| pb::Effect {
+            offers: e
+                .offers
+                .iter()
+                .map(|(offer_id, worker_id, posting_id)| pb::OfferMade {
+                    offer_id: *offer_id,
+                    worker_id: worker_id.clone(),
+                    posting_id: posting_id.clone(),
+                })
+                .collect(),
+            complaint_id: e.complaint.unwrap_or(0),
+        }),
     };
     buf.reserve(message.encoded_len());
     // Encoding fails only when the buffer cannot grow, which a `Vec` always can.
@@ -102,6 +160,11 @@ pub fn decode(bytes: &[u8]) -> Result<LoggedCommand, WalDecodeError> {
         now: Timestamp(message.now_ms),
         request_key: message.request_key,
         command: command_from_pb(kind)?,
+        actor: message.actor.map(|a| Actor { name: a.name, person_id: a.person_id, role: a.role }),
+        effect: message.effect.map(|e| Effect {
+            offers: e.offers.into_iter().map(|o| (o.offer_id, o.worker_id, o.posting_id)).collect(),
+            complaint: (e.complaint_id != 0).then_some(e.complaint_id),
+        }),
     })
 }
 
@@ -546,7 +609,13 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn logged(command: Command) -> LoggedCommand {
-        LoggedCommand { now: Timestamp(1_700_000_123_456), request_key: Some("req-8f3a".into()), command }
+        LoggedCommand {
+            now: Timestamp(1_700_000_123_456),
+            request_key: Some("req-8f3a".into()),
+            command,
+            actor: None,
+            effect: None,
+        }
     }
 
     fn round_trip(cmd: &LoggedCommand) -> Result<LoggedCommand, WalDecodeError> {
@@ -752,6 +821,30 @@ mod tests {
         }
     }
 
+    /// Records written before actors and effects were logged (the pinned bytes
+    /// below) still decode, with neither, and are still written byte for byte
+    /// the same; records with both round-trip (an older reader skips them).
+    #[test]
+    fn actor_and_effect_are_compatible_additions() {
+        let old: &[u8] = &[
+            0x08, 0x80, 0xd0, 0x95, 0xff, 0xbc, 0x31, 0x12, 0x05, b'r', b'e', b'q', b'-', b'1', 0x1a, 0x0b, 0x6a, 0x09,
+            0x08, 0x2a, 0x12, 0x03, b'w', b'-', b'7', 0x18, 0x01,
+        ];
+        let decoded = decode(old).unwrap();
+        assert_eq!((decoded.actor.as_ref(), decoded.effect.as_ref()), (None, None));
+        let with = LoggedCommand {
+            actor: Some(Actor { name: "王芳".into(), person_id: Some("LF-0042".into()), role: "reviewer".into() }),
+            effect: Some(Effect { offers: vec![(42, "w-7".into(), "p-1".into())], complaint: Some(3) }),
+            ..decoded.clone()
+        };
+        let mut buf = Vec::new();
+        encode(&with, &mut buf);
+        assert_eq!(decode(&buf).unwrap(), with);
+        let mut without = Vec::new();
+        encode(&decoded, &mut without);
+        assert_eq!(without, old, "a record without actor or effect is encoded exactly as before");
+    }
+
     /// The on-disk format must not drift: these bytes are what version 1 writes
     /// and must keep reading. If this test fails, the change breaks old logs.
     #[test]
@@ -760,6 +853,8 @@ mod tests {
             now: Timestamp(1_700_000_000_000),
             request_key: Some("req-1".into()),
             command: Command::RespondToOffer { offer: 42, worker: "w-7".into(), response: OfferResponse::Accept },
+            actor: None,
+            effect: None,
         };
         #[rustfmt::skip]
         let expected: &[u8] = &[
@@ -791,6 +886,8 @@ mod tests {
                 min_daily_wage: 200,
                 hardship: Hardship::Disabled,
             }),
+            actor: None,
+            effect: None,
         };
         #[rustfmt::skip]
         let expected: &[u8] = &[
@@ -834,7 +931,12 @@ mod tests {
     }
 
     fn pb_record(kind: pb::command::Kind) -> pb::LoggedCommand {
-        pb::LoggedCommand { now_ms: 1, request_key: None, command: Some(pb::Command { kind: Some(kind) }) }
+        pb::LoggedCommand {
+            now_ms: 1,
+            request_key: None,
+            command: Some(pb::Command { kind: Some(kind) }),
+            ..Default::default()
+        }
     }
 
     fn pb_worker() -> pb::WorkerSpec {
@@ -853,7 +955,12 @@ mod tests {
     fn missing_command_is_refused() {
         use pb::command::Kind;
         assert!(matches!(decode(&[]), Err(WalDecodeError::MissingCommand)));
-        let no_kind = pb::LoggedCommand { now_ms: 1, request_key: None, command: Some(pb::Command { kind: None }) };
+        let no_kind = pb::LoggedCommand {
+            now_ms: 1,
+            request_key: None,
+            command: Some(pb::Command { kind: None }),
+            ..Default::default()
+        };
         assert!(matches!(decode(&encode_pb(&no_kind)), Err(WalDecodeError::MissingCommand)));
         // A command member this version does not know (field 99 of `Command`), as a newer writer might add.
         assert!(matches!(decode(&[0x1a, 0x03, 0x98, 0x06, 0x01]), Err(WalDecodeError::MissingCommand)));
@@ -1196,11 +1303,14 @@ mod tests {
     }
 
     fn logged_command() -> impl Strategy<Value = LoggedCommand> {
-        (any::<i64>(), prop::option::of(text()), command()).prop_map(|(now, request_key, command)| LoggedCommand {
-            now: Timestamp(now),
-            request_key,
-            command,
-        })
+        (any::<i64>(), prop::option::of(text()), command(), prop::option::of((text(), prop::option::of(text()))))
+            .prop_map(|(now, request_key, command, actor)| LoggedCommand {
+                now: Timestamp(now),
+                request_key,
+                command,
+                actor: actor.map(|(name, person_id)| Actor { name, person_id, role: "reviewer".into() }),
+                effect: None,
+            })
     }
 
     /// Decoding arbitrary bytes must not panic; whatever does decode is in the
@@ -1238,7 +1348,14 @@ mod tests {
             let mut buf = Vec::new();
             encode(&cmd, &mut buf);
             let cut = cut.index(buf.len() + 1);
-            prop_assert!(decode(&buf[..cut]).is_err() || cut == buf.len());
+            // A cut payload is refused, or (cut exactly before the trailing actor or
+            // effect) reads as the same command at the same time without them: the
+            // segment frame's length and checksum are what catch truncation.
+            match decode(&buf[..cut]) {
+                Err(_) => {}
+                Ok(_) if cut == buf.len() => {}
+                Ok(d) => prop_assert!(d.command == cmd.command && d.now == cmd.now && d.request_key == cmd.request_key),
+            }
             for (at, bit) in flips {
                 let at = at.index(buf.len());
                 buf[at] ^= 1 << bit;

@@ -144,7 +144,11 @@ pub const YAODU: u32 = 141002;
 pub fn near_yaodu(n: u64) -> pb::LatLon {
     let angle = n as f64 * 2.399_963;
     let r = 30.0 * (n as f64).sqrt();
-    pb::LatLon { lat: 36.08 + r * angle.cos() / 111_195.0, lon: 111.52 + r * angle.sin() / 89_950.0 }
+    pb::LatLon {
+        lat: 36.08 + r * angle.cos() / 111_195.0,
+        lon: 111.52 + r * angle.sin() / 89_950.0,
+        ..Default::default()
+    }
 }
 
 /// A valid waiting porter in Yaodu.
