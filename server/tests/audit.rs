@@ -214,10 +214,12 @@ fn offline_tools_report_the_ledger_and_standards_and_export_the_directory() {
     let csv = run_tool(&["report", "ledger", "--day", "2024-03-02", "--county", "141002", "--csv"], d);
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 2, "{csv}");
-    assert!(rows[0].starts_with("day,county,registrations,"), "{csv}");
+    assert!(rows[0].starts_with("\u{feff}日期,区县代码,区县,新登记零工,"), "{csv}");
+    let header: Vec<&str> = rows[0].split(',').collect();
     let fields: Vec<&str> = rows[1].split(',').collect();
-    assert_eq!(&fields[..3], ["2024-03-02", "141002", "3"]);
-    assert_eq!(fields[8], live.placements.to_string());
+    assert_eq!(&fields[..4], ["2024-03-02", "141002", "尧都区", "3"]);
+    let placements = header.iter().position(|h| *h == "匹配成功").expect("a placements column");
+    assert_eq!(fields[placements], live.placements.to_string());
     let rebuilt = run_tool(&["report", "ledger", "--day", "2024-03-02", "--county", "141002", "--csv", "--rebuild"], d);
     assert_eq!(rebuilt, csv);
     let all = run_tool(&["report", "ledger", "--day", "2024-03-02"], d);
@@ -240,5 +242,10 @@ fn offline_tools_report_the_ledger_and_standards_and_export_the_directory() {
     assert_eq!(feature["geometry"]["coordinates"], serde_json::json!([111.52, 36.08]));
     assert_eq!(feature["properties"]["kind"], "county_market");
     let csv = run_tool(&["export", "directory", "--format", "csv"], d);
-    assert_eq!(csv.lines().nth(1), Some("yaodu-market,141002,,county_market,尧都区零工市场,解放路1号,36.08,111.52,320,false,07:00-18:00,0357-1234567,12333,porter"));
+    assert_eq!(csv.lines().nth(1), Some("yaodu-market,141002,,county_market,尧都区零工市场,解放路1号,36.08,111.52,wgs84,320,false,07:00-18:00,0357-1234567,12333,porter"));
+    let gcj = run_tool(&["export", "directory", "--format", "csv", "--crs", "gcj02"], d);
+    let row: Vec<&str> = gcj.lines().nth(1).unwrap().split(',').collect();
+    let (lat, lon): (f64, f64) = (row[6].parse().unwrap(), row[7].parse().unwrap());
+    assert_eq!(row[8], "gcj02");
+    assert!((lat - 36.08).abs() > 1e-4 && (lat - 36.08).abs() < 0.01 && (lon - 111.52).abs() < 0.01, "{lat},{lon}");
 }

@@ -656,7 +656,10 @@ async fn a_reused_request_id_with_a_different_request_is_refused() -> anyhow::Re
     refused_as_reused(c.workers.register_worker(authed(&t.yaodu, register(&renamed))).await.unwrap_err(), "rename");
     let b = worker("w-b", YAODU, "porter", offset(YAODU_SEAT, 10.0, 0.0));
     refused_as_reused(c.workers.register_worker(authed(&t.yaodu, register(&b))).await.unwrap_err(), "other worker");
-    let stored = c.workers.get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: "w-a".into(), ..Default::default() })).await?;
+    let stored = c
+        .workers
+        .get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: "w-a".into(), ..Default::default() }))
+        .await?;
     assert_eq!(stored.into_inner().worker.expect("worker").display_name, a.display_name, "the rename was not applied");
     // The employer, market and suspension RPCs refuse the same way.
     let upsert =

@@ -407,8 +407,9 @@ async fn validation_names_the_fields_and_changes_nothing() {
     let err = submit(&server, STATION, bad).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let details = err.get_error_details();
-    let fields: Vec<&str> =
+    let mut fields: Vec<&str> =
         details.bad_request().expect("BadRequest detail").field_violations.iter().map(|v| v.field.as_str()).collect();
+    fields.sort_unstable();
     assert_eq!(fields, ["posting.headcount", "posting.position"]);
     assert_eq!(server.last_seq(), before);
     let err = server

@@ -899,7 +899,9 @@ pub fn offer_to_pb(engine: &Engine, offer: &MatchedOffer, viewer: &Principal) ->
         worker_phone: phone,
         distance_m: offer.distance_m,
         answer_deadline: Some(timestamp_to_pb(offer.deadline)),
-        state: engine.offer(offer.offer).map_or(pb::OfferState::Pending, |o| offer_state_to_pb(o.state)) as i32,
+        // As made by the answer that carries it, so a retry of that request returns the same
+        // answer; the offer's current state is read through the offer look-ups.
+        state: pb::OfferState::Pending as i32,
         make_time: engine.offer(offer.offer).map(|o| timestamp_to_pb(o.made_at)),
     }
 }
