@@ -3,7 +3,7 @@
 // one is configured (with none the maps draw points over county seats only and
 // nothing is loaded from the internet).
 
-import { ref } from 'vue';
+import { ref, watch, type Ref } from 'vue';
 import type { Crs } from './lib/coords';
 
 export interface County {
@@ -46,4 +46,15 @@ export async function loadSite(): Promise<void> {
 
 export function countyName(code: number): string {
   return site.value.counties.find((c) => c.code === code)?.name ?? String(code);
+}
+
+/** Keeps `county` on a real county: the first one until the user picks another. */
+export function defaultCounty(county: Ref<number>): void {
+  watch(
+    () => site.value.counties,
+    (cs) => {
+      if (!county.value && cs.length) county.value = cs[0].code;
+    },
+    { immediate: true },
+  );
 }

@@ -16,6 +16,7 @@ pub mod report;
 pub mod snapshot;
 pub mod state;
 pub mod wal;
+pub mod web;
 
 /// Generated protobuf and gRPC code.
 pub mod proto {

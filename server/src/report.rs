@@ -214,12 +214,22 @@ pub fn ledger_csv(reports: &[LedgerReport]) -> String {
 
 /// The directory as a GeoJSON `FeatureCollection` of points (longitude first, as GeoJSON requires).
 pub fn directory_geojson<'a>(markets: impl Iterator<Item = &'a MarketSpec>) -> String {
+    directory_geojson_in(markets, |p| p)
+}
+
+/// The directory as GeoJSON with every position passed through `to_map`
+/// (from WGS-84 to the map's coordinate system).
+pub fn directory_geojson_in<'a>(
+    markets: impl Iterator<Item = &'a MarketSpec>,
+    to_map: impl Fn(linggong_engine::LatLon) -> linggong_engine::LatLon,
+) -> String {
     let features: Vec<serde_json::Value> = markets
         .map(|m| {
+            let at = to_map(m.position);
             json!({
                 "type": "Feature",
                 "id": m.id.as_str(),
-                "geometry": { "type": "Point", "coordinates": [m.position.lon, m.position.lat] },
+                "geometry": { "type": "Point", "coordinates": [at.lon, at.lat] },
                 "properties": {
                     "name": m.name.as_str(),
                     "kind": m.kind.name(),
