@@ -219,7 +219,7 @@ async function main() {
   await rev.click('button:has-text("刷新")');
   const row = rev.locator(`tr[data-posting="${pending}"]`);
   await row.waitFor({ timeout: 15_000 });
-  await rev.screenshot({ path: join(shots, 'review.png'), fullPage: true });
+  await rev.screenshot({ path: join(shots, 'review-pending.png'), fullPage: true });
   await row.locator('button.primary').click();
   await rev.waitForSelector(`[data-testid=review-message]:has-text("${pending}")`);
   await op.waitForFunction(
@@ -270,7 +270,20 @@ async function main() {
     await go(op, id);
     await op.waitForSelector('main h1');
     if (id === 'ledger') await op.waitForSelector('[data-testid=ledger-table] tbody tr', { timeout: 30_000 });
-    if (id === 'directory') await op.waitForSelector('[data-testid=standards] tbody tr', { timeout: 10_000 });
+    if (id === 'directory') {
+      // The operator adds Yaodu's county market; the map, the table and the standards check follow.
+      await op.waitForSelector('[data-testid=standards] tbody tr', { timeout: 10_000 });
+      await op.fill('input[name=marketId]', 'yaodu-market');
+      await op.fill('input[name=marketName]', '尧都区零工市场');
+      await op.fill('input[name=marketAddress]', '解放路1号');
+      await op.fill('input[name=marketArea]', '320');
+      await op.fill('input[name=marketHotline]', '0357-1234567');
+      await op.click('[data-testid=market-form] button[type=submit]');
+      await op.waitForSelector('[data-testid=markets] td:has-text("尧都区零工市场")', { timeout: 10_000 });
+      await op.waitForSelector('[data-testid=standards] tr:has-text("尧都区") .verdict.pass', { timeout: 10_000 });
+      const geo = await (await fetch(`${origin}/directory.geojson`)).json();
+      check(geo.features.some((f) => f.id === 'yaodu-market'), 'the new market is not in /directory.geojson');
+    }
     await op.screenshot({ path: join(shots, `${id}.png`), fullPage: true });
   }
   await go(op, 'workers');

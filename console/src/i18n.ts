@@ -177,6 +177,10 @@ const messages: Record<string, Entry> = {
   'directory.stated': ['方案', 'Plan'],
   'directory.seat': ['县城', 'County seat'],
   'directory.operatorsOnly': ['验收评估仅对运营管理员开放', 'The standards check is for operators'],
+  'directory.edit': ['新增或修改名录条目', 'Add or change a directory entry'],
+  'directory.channel': ['投诉举报渠道', 'Complaint channel'],
+  'directory.pickHint': ['在地图上点击标注位置（默认县城）', 'Click the map to mark the place (default: the county seat)'],
+  'directory.saved': ['已保存名录条目 {id}（{created}）', 'Saved directory entry {id} ({created})'],
   'map.noTiles': ['未配置底图：显示县城位置', 'No base map configured: county seats shown'],
 };
 

@@ -518,6 +518,7 @@ mod tests {
         assert!(cli.command.is_none());
         let config = cli.serve.resolve().unwrap();
         assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(config.http_listen, Some(DEFAULT_HTTP_LISTEN.parse().unwrap()));
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.durability, Durability::Always);
         assert!(config.create_dev_token);
@@ -605,5 +606,25 @@ mod tests {
 
         std::fs::write(&path, "tokenz = []\n").unwrap();
         assert!(matches!(apply_file(&mut config, &path), Err(ConfigError::Toml { .. })));
+    }
+
+    #[test]
+    fn web_settings_come_from_the_config_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("linggong.toml");
+        std::fs::write(
+            &path,
+            "[web]\ncors_origins = [\"https://portal.example.cn\"]\n\
+             tiles = { url = \"https://tiles.example.cn/{z}/{x}/{y}.png\", crs = \"gcj02\", attribution = \"x\" }\n",
+        )
+        .unwrap();
+        let mut config = ServerConfig::new(dir.path());
+        assert_eq!(config.web, WebSettings::default());
+        apply_file(&mut config, &path).unwrap();
+        assert_eq!(config.web.cors_origins, ["https://portal.example.cn"]);
+        assert_eq!(config.web.tiles.as_ref().map(|t| t.crs), Some(crate::web::crs::Crs::Gcj02));
+
+        std::fs::write(&path, "[web]\ncors_origins = [\"*\"]\n").unwrap();
+        assert!(matches!(apply_file(&mut config, &path), Err(ConfigError::Web { .. })));
     }
 }
