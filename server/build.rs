@@ -1,5 +1,5 @@
 //! Compiles every `.proto` under `proto/` with protox (pure Rust: no system
-//! protoc needed) and generates tonic code plus a file descriptor set for
+//! protoc needed) and generates tonic code (tonic-prost-build) plus a file descriptor set for
 //! server reflection. Also tells cargo to rebuild when the console's built
 //! assets (`console/dist`, embedded by `web::assets`) change.
 
@@ -31,6 +31,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&files, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("linggong_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
-    tonic_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
+    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
     Ok(())
 }

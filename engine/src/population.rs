@@ -7,7 +7,7 @@ use crate::command::{EmployerSpec, PostingSpec, TradeSkillSpec, WorkerSpec};
 use crate::geo::LatLon;
 use crate::model::{Availability, EmployerKind, Hardship, PostingSource, Timestamp};
 use compact_str::{format_compact, CompactString};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use smallvec::SmallVec;
 
@@ -63,7 +63,7 @@ impl Population {
     /// A county index drawn in proportion to population.
     pub fn pick_county(&mut self) -> usize {
         let total = *self.cumulative.last().expect("regions are never empty");
-        let x = self.rng.gen_range(0..total);
+        let x = self.rng.random_range(0..total);
         self.cumulative.partition_point(|&c| c <= x)
     }
 
@@ -81,8 +81,8 @@ impl Population {
             .map(|i| self.regions.get(i).seat)
             .unwrap_or(LatLon { lat: 36.08, lon: 111.52 });
         // Box-Muller for two independent normal offsets.
-        let u1: f64 = self.rng.gen_range(f64::EPSILON..1.0);
-        let u2: f64 = self.rng.gen_range(0.0..1.0);
+        let u1: f64 = self.rng.random_range(f64::EPSILON..1.0);
+        let u2: f64 = self.rng.random_range(0.0..1.0);
         let r = (-2.0 * u1.ln()).sqrt() * self.config.spread_m;
         let (dn, de) = (r * (std::f64::consts::TAU * u2).cos(), r * (std::f64::consts::TAU * u2).sin());
         let lat = (seat.lat + dn / 111_195.0).clamp(-89.9, 89.9);
@@ -92,7 +92,7 @@ impl Population {
 
     /// A trade id drawn uniformly from the catalogue.
     pub fn pick_trade(&mut self) -> CompactString {
-        let i = self.rng.gen_range(0..self.trades.len());
+        let i = self.rng.random_range(0..self.trades.len());
         self.trades.trades()[i].id.clone()
     }
 
@@ -100,37 +100,37 @@ impl Population {
     pub fn worker(&mut self, i: u64) -> WorkerSpec {
         let county = self.pick_county_code();
         let position = self.position_near(county);
-        let n_trades = 1 + (self.rng.gen_range(0..10u32) / 5) as usize + usize::from(self.rng.gen_bool(0.1));
+        let n_trades = 1 + (self.rng.random_range(0..10u32) / 5) as usize + usize::from(self.rng.random_bool(0.1));
         let mut trades: SmallVec<[TradeSkillSpec; 4]> = SmallVec::new();
         while trades.len() < n_trades.min(self.trades.len()) {
             let t = self.pick_trade();
             if !trades.iter().any(|x| x.trade == t) {
-                trades.push(TradeSkillSpec { trade: t, level: self.rng.gen_range(1..=5) });
+                trades.push(TradeSkillSpec { trade: t, level: self.rng.random_range(1..=5) });
             }
         }
-        let hardship = if self.rng.gen_bool(self.config.hardship_share) {
+        let hardship = if self.rng.random_bool(self.config.hardship_share) {
             [Hardship::LongTermUnemployed, Hardship::LowIncomeHousehold, Hardship::Disabled, Hardship::OlderWorker]
-                [self.rng.gen_range(0..4)]
+                [self.rng.random_range(0..4)]
         } else {
             Hardship::None
         };
         WorkerSpec {
             id: format_compact!("w{i}"),
             name: format_compact!("零工{i}"),
-            phone: format_compact!("1{:010}", self.rng.gen_range(3_000_000_000u64..9_999_999_999)),
+            phone: format_compact!("1{:010}", self.rng.random_range(3_000_000_000u64..9_999_999_999)),
             trades,
             position,
             county,
-            township: Some(format_compact!("{county}{:03}", self.rng.gen_range(1..=12))),
+            township: Some(format_compact!("{county}{:03}", self.rng.random_range(1..=12))),
             availability: Availability::ALWAYS,
-            min_daily_wage: self.rng.gen_range(8..=20) * 10,
+            min_daily_wage: self.rng.random_range(8..=20) * 10,
             hardship,
         }
     }
 
     /// The `i`-th employer: id `e{i}`.
     pub fn employer(&mut self, i: u64) -> EmployerSpec {
-        let company = self.rng.gen_bool(0.6);
+        let company = self.rng.random_bool(0.6);
         EmployerSpec {
             id: format_compact!("e{i}"),
             name: format_compact!("用工单位{i}"),
@@ -139,7 +139,7 @@ impl Population {
             } else {
                 EmployerKind::Individual
             },
-            verified: self.rng.gen_bool(self.config.verified_share),
+            verified: self.rng.random_bool(self.config.verified_share),
         }
     }
 
@@ -150,18 +150,18 @@ impl Population {
             id: format_compact!("p{i}"),
             employer: employer.into(),
             trade: self.pick_trade(),
-            headcount: self.rng.gen_range(1..=10),
+            headcount: self.rng.random_range(1..=10),
             position: self.position_near(county),
             county,
             township: None,
-            max_distance_m: self.rng.gen_range(5..=30) * 1000,
-            daily_wage: self.rng.gen_range(15..=35) * 10,
+            max_distance_m: self.rng.random_range(5..=30) * 1000,
+            daily_wage: self.rng.random_range(15..=35) * 10,
             start: now.plus_secs(3600),
             duration_minutes: 8 * 60,
             offer_ttl_secs: 0,
             description: CompactString::default(),
             source: [PostingSource::CountyDesk, PostingSource::TownshipStation, PostingSource::Online]
-                [self.rng.gen_range(0..3)],
+                [self.rng.random_range(0..3)],
             version: 1,
         }
     }

@@ -9,7 +9,7 @@ use compact_str::CompactString;
 use linggong_engine::population::{Population, PopulationConfig};
 use linggong_engine::*;
 use proptest::prelude::*;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Builds a market: `workers` workers registered over about four hours, a round of jobs
@@ -61,9 +61,9 @@ fn market(config: EngineConfig, seed: u64, workers: u64, postings: u64) -> (Engi
     // Some workers go away, some move, some come back.
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     for _ in 0..workers / 20 {
-        let id = format!("w{}", rng.gen_range(0..workers));
+        let id = format!("w{}", rng.random_range(0..workers));
         let status = engine.worker(&id).unwrap().status;
-        let command = match rng.gen_range(0..3) {
+        let command = match rng.random_range(0..3) {
             0 if status == WorkerStatus::Waiting => Command::SetAvailability { worker: id.into(), window: None },
             1 => {
                 let county = pop.pick_county_code();
@@ -122,9 +122,9 @@ fn compare_rankings(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut non_empty, mut reordered) = (0, 0);
     for _ in 0..queries {
-        let id = &postings[rng.gen_range(0..postings.len())];
-        let k = [1, 2, 5, 10, 25, 60][rng.gen_range(0..6)];
-        let now = base.plus_secs(rng.gen_range(-3_600..12 * 3_600));
+        let id = &postings[rng.random_range(0..postings.len())];
+        let k = [1, 2, 5, 10, 25, 60][rng.random_range(0..6)];
+        let now = base.plus_secs(rng.random_range(-3_600..12 * 3_600));
         let by_index = engine.rank_by_index(now, id, k);
         let by_scan = engine.rank_by_linear_scan(now, id, k);
         assert_eq!(by_index, by_scan, "posting {id}, k {k}, now {now:?}: index vs linear scan");

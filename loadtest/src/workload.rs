@@ -7,7 +7,7 @@
 use compact_str::{format_compact, CompactString};
 use linggong_engine::population::{Population, PopulationConfig};
 use linggong_engine::{EmployerSpec, LatLon, PostingSpec, Timestamp, WorkerSpec};
-use rand::Rng;
+use rand::RngExt;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -360,7 +360,7 @@ impl Workload {
         let employer = if self.config.scenario == Scenario::Match {
             self.verified[(i % self.verified.len() as u64) as usize].clone()
         } else {
-            let k = self.population.rng().gen_range(0..self.employers.len());
+            let k = self.population.rng().random_range(0..self.employers.len());
             self.employers[k].id.clone()
         };
         let mut spec = self.population.posting(i, &employer, now);
@@ -381,13 +381,13 @@ impl Workload {
 
     fn some_worker(&mut self) -> Option<CompactString> {
         if self.config.workers > 0 {
-            let i = self.population.rng().gen_range(0..self.config.workers);
+            let i = self.population.rng().random_range(0..self.config.workers);
             return Some(format_compact!("w{i}"));
         }
         if self.recent_registrations.is_empty() {
             return None;
         }
-        let k = self.population.rng().gen_range(0..self.recent_registrations.len());
+        let k = self.population.rng().random_range(0..self.recent_registrations.len());
         Some(self.recent_registrations[k].clone())
     }
 
@@ -404,7 +404,7 @@ impl Workload {
         match self.config.scenario {
             Scenario::Match => self.next_match(),
             Scenario::Register => {
-                if self.population.rng().gen_bool(0.7) || self.config.workers == 0 {
+                if self.population.rng().random_bool(0.7) || self.config.workers == 0 {
                     Some(Action::RegisterWorker(self.new_worker()))
                 } else {
                     self.move_some_worker()
@@ -446,7 +446,7 @@ impl Workload {
 
     fn next_mixed(&mut self, now: Timestamp) -> Action {
         let backlog = self.follow_up_backlog();
-        if backlog > 0 && self.population.rng().gen_range(0..backlog + BACKLOG_HALF) < backlog {
+        if backlog > 0 && self.population.rng().random_range(0..backlog + BACKLOG_HALF) < backlog {
             if let Some(action) = self.next_follow_up(backlog) {
                 return action;
             }
@@ -456,7 +456,7 @@ impl Workload {
 
     /// A follow-up, drawn in proportion to the queues' lengths (so none grows without bound).
     fn next_follow_up(&mut self, backlog: usize) -> Option<Action> {
-        let mut r = self.population.rng().gen_range(0..backlog);
+        let mut r = self.population.rng().random_range(0..backlog);
         if r < self.to_match.len() {
             let posting = self.to_match.pop_front()?;
             return Some(Action::InstantMatch { posting, max_offers: 0 });
@@ -464,19 +464,19 @@ impl Workload {
         r -= self.to_match.len();
         if r < self.pending_review.len() {
             let posting = self.pending_review.pop_front()?;
-            let approve = self.population.rng().gen_bool(0.95);
+            let approve = self.population.rng().random_bool(0.95);
             return Some(Action::ReviewPosting { posting, approve });
         }
         r -= self.pending_review.len();
         if r < self.offers_pending.len() {
             let offer = self.offers_pending.pop_front()?;
-            let accept = self.population.rng().gen_bool(0.75);
+            let accept = self.population.rng().random_bool(0.75);
             return Some(Action::RespondToOffer { offer, accept });
         }
         r -= self.offers_pending.len();
         if r < self.offers_accepted.len() {
             let offer = self.offers_accepted.pop_front()?;
-            return Some(if self.population.rng().gen_bool(0.95) {
+            return Some(if self.population.rng().random_bool(0.95) {
                 Action::ConfirmArrival { offer }
             } else {
                 Action::ReportNoShow { offer }
@@ -496,13 +496,13 @@ impl Workload {
     /// (the last three fall back to a location update when nobody qualifies). Each posting then
     /// brings its own follow-ups: review, matches, answers, arrivals, completions.
     fn next_source(&mut self, now: Timestamp) -> Action {
-        let draw = self.population.rng().gen_range(0..100u32);
+        let draw = self.population.rng().random_range(0..100u32);
         let action = match draw {
             0..=54 => None, // location update, below
             55..=64 => return Action::RegisterWorker(self.new_worker()),
             65..=70 => return Action::SubmitPosting(self.new_posting(now)),
             71..=80 => {
-                let k = self.population.rng().gen_range(0..self.counties.len());
+                let k = self.population.rng().random_range(0..self.counties.len());
                 return Action::CountyStats { county: self.counties[k] };
             }
             81..=88 => self.away.pop_front().map(|worker| Action::SetAvailability { worker, available: true }),
@@ -625,7 +625,7 @@ impl Workload {
                 self.stats.completions += 1;
                 match next {
                     Some(next) => self.reverse_offer(Some(next)),
-                    None if self.population.rng().gen_bool(0.15) => self.leaving.push_back(offer.worker.clone()),
+                    None if self.population.rng().random_bool(0.15) => self.leaving.push_back(offer.worker.clone()),
                     None => {}
                 }
             }

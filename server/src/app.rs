@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::body::BoxBody;
+use tonic::body::Body as BoxBody;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
@@ -151,7 +151,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let server_metrics = Arc::new(ServerMetrics::default());
     let ctx = Arc::new(ApiContext { host: host.clone(), auth: auth.clone(), rpc_metrics: rpc_metrics.clone() });
 
-    let (mut health, health_service) = tonic_health::server::health_reporter();
+    let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", ServingStatus::Serving).await;
     for service in api_service_names() {
         health.set_service_status(service, ServingStatus::Serving).await;
@@ -209,7 +209,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("binding gRPC address {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let incoming = TcpIncoming::from_listener(listener, true, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut stop_signal = stop_rx.clone();
     let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stop_signal.wait_for(|stopping| *stopping).await;
@@ -594,7 +594,7 @@ where
         let limit = self.layer.max_message_bytes;
         let metrics = self.layer.metrics.clone();
         let request = request.map(|body| {
-            tonic::body::boxed(LimitedBody { inner: body, limit, header: [0; 5], header_len: 0, remaining: 0, metrics })
+            BoxBody::new(LimitedBody { inner: body, limit, header: [0; 5], header_len: 0, remaining: 0, metrics })
         });
         let future = self.inner.call(request);
         let stop = self.layer.stop.clone();
@@ -747,14 +747,8 @@ mod tests {
     #[test]
     fn limited_body_checks_each_frame_across_chunks() {
         let metrics = Arc::new(ServerMetrics::default());
-        let mut body = LimitedBody {
-            inner: tonic::body::empty_body(),
-            limit: 10,
-            header: [0; 5],
-            header_len: 0,
-            remaining: 0,
-            metrics,
-        };
+        let mut body =
+            LimitedBody { inner: BoxBody::empty(), limit: 10, header: [0; 5], header_len: 0, remaining: 0, metrics };
         // Two frames of 10 bytes, split at awkward places.
         let mut stream = vec![0u8, 0, 0, 0, 10];
         stream.extend([7u8; 10]);

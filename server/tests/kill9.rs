@@ -18,7 +18,7 @@ use pb::match_service_client::MatchServiceClient;
 use pb::posting_service_client::PostingServiceClient;
 use pb::review_service_client::ReviewServiceClient;
 use pb::worker_service_client::WorkerServiceClient;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,7 +154,7 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() -> anyhow::Resul
         let tasks: Vec<_> = (0..WRITERS)
             .map(|task| tokio::spawn(writer(channel.clone(), token.clone(), round, task, acked.clone())))
             .collect();
-        let delay = Duration::from_millis(rng.gen_range(50..400));
+        let delay = Duration::from_millis(rng.random_range(50..400));
         tokio::time::sleep(delay).await;
         let mut server = server;
         server.child.kill()?; // SIGKILL

@@ -8,7 +8,7 @@ use linggong_engine::population::{Population, PopulationConfig};
 use linggong_engine::{Command, EngineSnapshot, OfferResponse, Outcome, Timestamp};
 use linggong_server::host::{Host, HostConfig, HostError, SubmitError};
 use linggong_server::wal::{list_segments, Durability, Fault, FaultyStorage, HEADER_LEN};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -159,8 +159,8 @@ fn bit_flips_are_refused_or_truncated_never_a_different_state() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let (mut refused, mut recovered) = (0, 0);
     for _ in 0..300 {
-        let at = rng.gen_range(0..bytes.len());
-        let bit = 1u8 << rng.gen_range(0..8);
+        let at = rng.random_range(0..bytes.len());
+        let bit = 1u8 << rng.random_range(0..8);
         let dir = tempfile::tempdir().unwrap();
         copy_wal(source.path(), dir.path());
         let mut damaged = bytes.clone();

@@ -8,7 +8,7 @@ use axum::http::{HeaderName, HeaderValue, Method};
 use axum::Router;
 use bytes::Bytes;
 use std::time::Duration;
-use tonic::body::BoxBody;
+use tonic::body::Body as BoxBody;
 use tonic::service::Routes;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -62,14 +62,12 @@ impl GrpcWeb {
     pub(crate) fn mount(self, mut router: Router) -> Router {
         let service = ServiceBuilder::new()
             .layer(self.cors())
-            .map_request(|r: axum::http::Request<axum::body::Body>| r.map(tonic::body::boxed))
             .layer(tonic_web::GrpcWebLayer::new())
-            .map_response(boxed_response)
             .layer(self.guard)
             .map_response(boxed_response)
             .service(self.routes.into_axum_router());
         for name in &self.services {
-            router = router.route_service(&format!("/{name}/*method"), service.clone());
+            router = router.route_service(&format!("/{name}/{{*method}}"), service.clone());
         }
         router
     }
@@ -80,5 +78,5 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    response.map(tonic::body::boxed)
+    response.map(BoxBody::new)
 }
