@@ -21,7 +21,7 @@
 use compact_str::{format_compact, CompactString};
 use linggong_engine::population::{Population, PopulationConfig};
 use linggong_engine::{
-    Command, Engine, EngineConfig, EngineError, MatchedOffer, OfferResponse, Outcome, PostingSpec, PostingState,
+    Command, Engine, EngineConfig, EngineError, Event, MatchedOffer, OfferResponse, Outcome, PostingSpec, PostingState,
     Timestamp, WorkerStatus,
 };
 use std::collections::HashMap;
@@ -270,6 +270,8 @@ pub struct Batch {
     outcomes: Vec<Result<Outcome, EngineError>>,
     match_results: Vec<Result<u8, EngineError>>,
     matched: Vec<MatchedOffer>,
+    /// Events of the timed operations.
+    events: Vec<Event>,
 }
 
 impl Default for Batch {
@@ -282,6 +284,7 @@ impl Default for Batch {
             outcomes: Vec::new(),
             match_results: Vec::new(),
             matched: Vec::new(),
+            events: Vec::new(),
         }
     }
 }
@@ -321,6 +324,7 @@ impl Batch {
         self.outcomes.clear();
         self.match_results.clear();
         self.matched.clear();
+        self.events.clear();
     }
 }
 
@@ -341,6 +345,8 @@ pub struct Market {
     posting_cursor: usize,
     next_posting: u64,
     stats: MarketStats,
+    /// Events of the untimed upkeep commands (dropped).
+    events: Vec<Event>,
 }
 
 fn refused(command: &'static str) -> impl FnOnce(EngineError) -> MarketError {
@@ -358,9 +364,10 @@ impl Market {
         let mut plan = SetupPlan::new(config);
         let mut roster = Vec::with_capacity(config.waiting_workers);
         let mut postings = Vec::with_capacity(config.postings);
+        let mut events = Vec::new();
         for (at, command) in plan.by_ref() {
             let name = command.name();
-            let outcome = engine.apply(at, &command).map_err(refused(name))?;
+            let outcome = engine.apply(at, &command, &mut events).map_err(refused(name))?;
             match (command, &outcome) {
                 (Command::UpsertWorker(spec), Outcome::WorkerUpserted { created: true, offer: None }) => {
                     roster.push(spec.id)
@@ -371,11 +378,8 @@ impl Market {
                 }
                 _ => return Err(unexpected(name, &outcome)),
             }
-            if engine.events().len() >= 4096 {
-                engine.clear_events();
-            }
+            events.clear();
         }
-        engine.clear_events();
         let posting_slots =
             postings.iter().enumerate().map(|(i, p): (usize, &PostingSpec)| (p.id.clone(), i)).collect();
         Ok(Market {
@@ -392,6 +396,7 @@ impl Market {
             posting_slots,
             posting_cursor: 0,
             stats: MarketStats::default(),
+            events,
         })
     }
 
@@ -491,6 +496,7 @@ impl Market {
                             &self.postings[slot].id,
                             self.config.match_size,
                             &mut batch.matched,
+                            &mut self.events,
                         )
                         .map_err(refused("instant_match"))?;
                     if batch.matched.len() > before {
@@ -510,7 +516,7 @@ impl Market {
                     });
                 }
                 batch.matched.clear();
-                self.engine.clear_events();
+                self.events.clear();
                 if batch.commands.is_empty() {
                     return Err(nothing("no pool posting has a candidate"));
                 }
@@ -526,12 +532,17 @@ impl Market {
         match batch.operation {
             Operation::InstantMatch => {
                 let posting = &self.postings[batch.slots[i]].id;
-                let result =
-                    self.engine.instant_match_into(batch.now, posting, self.config.match_size, &mut batch.matched);
+                let result = self.engine.instant_match_into(
+                    batch.now,
+                    posting,
+                    self.config.match_size,
+                    &mut batch.matched,
+                    &mut batch.events,
+                );
                 batch.match_results.push(result);
             }
             _ => {
-                let outcome = self.engine.apply(batch.now, &batch.commands[i]);
+                let outcome = self.engine.apply(batch.now, &batch.commands[i], &mut batch.events);
                 batch.outcomes.push(outcome);
             }
         }
@@ -622,13 +633,13 @@ impl Market {
                 batch.slots = slots;
             }
         }
-        self.engine.clear_events();
+        self.events.clear();
         Ok(())
     }
 
     fn withdraw(&mut self, worker: &CompactString) -> Result<(), MarketError> {
         let command = Command::WithdrawWorker { worker: worker.clone() };
-        self.engine.apply(self.now, &command).map_err(refused("withdraw_worker"))?;
+        self.engine.apply(self.now, &command, &mut self.events).map_err(refused("withdraw_worker"))?;
         Ok(())
     }
 
@@ -638,7 +649,7 @@ impl Market {
         let spec = &mut self.postings[slot];
         spec.version += 1;
         let command = Command::UpdatePosting(spec.clone());
-        match self.engine.apply(self.now, &command).map_err(refused("update_posting"))? {
+        match self.engine.apply(self.now, &command, &mut self.events).map_err(refused("update_posting"))? {
             Outcome::PostingChanged { state: PostingState::Published, .. } => Ok(()),
             other => Err(unexpected("update_posting", &other)),
         }
@@ -648,11 +659,11 @@ impl Market {
     fn replace_posting(&mut self, slot: usize) -> Result<(), MarketError> {
         let old = self.postings[slot].id.clone();
         let cancel = Command::CancelPosting { posting: old.clone(), reason: format_compact!("benchmark rotation") };
-        self.engine.apply(self.now, &cancel).map_err(refused("cancel_posting"))?;
+        self.engine.apply(self.now, &cancel, &mut self.events).map_err(refused("cancel_posting"))?;
         let spec = draw_posting(&mut self.population, &self.config, &self.employers, self.next_posting, self.now);
         self.next_posting += 1;
         let submit = Command::SubmitPosting(spec.clone());
-        match self.engine.apply(self.now, &submit).map_err(refused("submit_posting"))? {
+        match self.engine.apply(self.now, &submit, &mut self.events).map_err(refused("submit_posting"))? {
             Outcome::PostingChanged { state: PostingState::Published, .. } => {}
             other => return Err(unexpected("submit_posting", &other)),
         }

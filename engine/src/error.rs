@@ -1,4 +1,6 @@
-//! Typed engine errors. A command that returns an error has changed nothing.
+//! Typed engine errors: [`EngineError`] for refused commands (a command that
+//! returns one has changed nothing), [`SnapshotError`] and
+//! [`InvariantViolation`] for damaged snapshots and broken invariants.
 
 use crate::model::{OfferState, PostingState, WorkerStatus};
 use compact_str::CompactString;
@@ -97,9 +99,25 @@ pub enum EngineError {
     /// The complaint was already resolved.
     #[error("complaint {0} is already resolved")]
     ComplaintResolved(u64),
-    /// A restored snapshot is internally inconsistent.
-    #[error("corrupt snapshot: {0}")]
-    CorruptSnapshot(String),
+}
+
+/// A structural invariant of the engine's state that does not hold: a bug, or
+/// a damaged snapshot. Never the result of a refused command.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("broken invariant: {0}")]
+pub struct InvariantViolation(pub String);
+
+/// Why a snapshot could not be restored (it is damaged or was not written by
+/// an engine). Kept apart from [`EngineError`]: a refused command is the
+/// caller's problem, a damaged snapshot the operator's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// A record is invalid or refers to something that does not exist.
+    #[error("damaged snapshot: {0}")]
+    Damaged(String),
+    /// The records are each valid but break an invariant together.
+    #[error("inconsistent snapshot: {0}")]
+    Inconsistent(#[from] InvariantViolation),
 }
 
 impl EngineError {

@@ -175,7 +175,7 @@ pub struct Closing {
     /// Waiting workers per trade, in catalogue order.
     pub waiting_by_trade: Vec<u32>,
     /// Postings per state, in [`PostingState::ALL`] order.
-    pub postings_by_state: [u32; 7],
+    pub postings_by_state: [u32; PostingState::ALL.len()],
 }
 
 /// Complaints of one category on one day.

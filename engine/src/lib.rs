@@ -13,8 +13,11 @@
 //! use linggong_engine::*;
 //! let mut engine = Engine::linfen(EngineConfig::default());
 //! let now = Timestamp(1_700_000_000_000);
-//! let outcome = engine.apply(now, &Command::Tick).unwrap();
+//! let mut events = Vec::new();
+//! let outcome = engine.apply(now, &Command::Tick, &mut events).unwrap();
 //! assert_eq!(outcome, Outcome::Ticked { offers_expired: 0, postings_expired: 0 });
+//! assert!(events.is_empty());
+//! assert_eq!(engine.next_deadline(), None);
 //! ```
 
 pub mod catalog;
@@ -37,7 +40,7 @@ pub use command::*;
 pub use config::{EngineConfig, Limits, RankingPolicy};
 pub use directory::{Directory, MarketKind, MarketSpec};
 pub use engine::{Engine, EngineSnapshot, EngineSnapshotRef};
-pub use error::EngineError;
+pub use error::{EngineError, InvariantViolation, SnapshotError};
 pub use geo::LatLon;
 pub use ledger::{LedgerDay, LedgerReport};
 pub use model::*;

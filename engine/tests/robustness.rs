@@ -188,12 +188,11 @@ proptest! {
         }
         for (now, command) in &steps {
             let before = engine.snapshot();
-            if engine.apply(*now, command).is_err() {
+            if engine.apply(*now, command, &mut Vec::new()).is_err() {
                 prop_assert_eq!(&before, &engine.snapshot(), "refused {} changed state", command.name());
             }
-            engine.check_invariants().map_err(TestCaseError::fail)?;
+            engine.check_invariants().map_err(|e| TestCaseError::fail(e.to_string()))?;
             check_public_invariants(&engine);
-            engine.clear_events();
         }
         // Whatever happened can be snapshotted, serialised and restored.
         let bytes = bincode::serialize(&engine.snapshot_ref()).expect("serialise");

@@ -103,9 +103,14 @@ fn township_station_posting_is_filled_by_workers_who_register_later() {
         Outcome::WorkerUpserted { created: true, offer: None }
     );
 
-    e.clear_events();
+    let mut events = Vec::new();
     for (i, offer) in offers.iter().enumerate() {
-        let outcome = accept(&mut e, at(200 + i as i64), offer);
+        let accept = Command::RespondToOffer {
+            offer: offer.offer,
+            worker: offer.worker.clone(),
+            response: OfferResponse::Accept,
+        };
+        let outcome = ok_with(&mut e, at(200 + i as i64), accept, &mut events);
         let expected_state = if i == 2 { PostingState::Filled } else { PostingState::Filling };
         assert_eq!(
             outcome,
@@ -116,7 +121,7 @@ fn township_station_posting_is_filled_by_workers_who_register_later() {
     let p = e.posting("apple-harvest").unwrap();
     assert_eq!((p.state, p.engaged, p.filled_at), (PostingState::Filled, 3, Some(at(202))));
     // Watchers of 襄汾 heard the posting fill.
-    assert!(e.events().iter().any(|ev| matches!(ev, Event::Posting(pe)
+    assert!(events.iter().any(|ev| matches!(ev, Event::Posting(pe)
         if pe.posting == "apple-harvest" && pe.state == PostingState::Filled && pe.county == XIANGFEN
             && pe.township.as_deref() == Some("141023101"))));
     let stats = e.county_stats(XIANGFEN).unwrap();
@@ -212,7 +217,9 @@ fn suspended_employers_postings_are_never_matched() {
     assert_eq!(offer.posting, "shady-job");
 
     // Suspension withdraws the pending offer and returns the worker to waiting.
-    let suspended = ok(&mut e, at(20), Command::SuspendEmployer { employer: "shady".into(), reason: "欠薪".into() });
+    let mut events = Vec::new();
+    let suspend = Command::SuspendEmployer { employer: "shady".into(), reason: "欠薪".into() };
+    let suspended = ok_with(&mut e, at(20), suspend, &mut events);
     assert_eq!(suspended, Outcome::EmployerStatusChanged { suspended: true, offers_withdrawn: 1 });
     assert_eq!(e.offer(offer.offer), None);
     let m1 = e.worker("m1").unwrap();
@@ -220,8 +227,7 @@ fn suspended_employers_postings_are_never_matched() {
     let p = e.posting("shady-job").unwrap();
     assert_eq!((p.state, p.pending, p.remaining()), (PostingState::Published, 0, 2));
     assert_eq!(e.employer("shady").unwrap().suspension_reason.as_deref(), Some("欠薪"));
-    assert!(e
-        .events()
+    assert!(events
         .iter()
         .any(|ev| matches!(ev, Event::Offer(oe) if oe.offer == offer.offer && oe.state == OfferState::Withdrawn)));
 
@@ -667,14 +673,14 @@ fn resubmitting_the_same_posting_is_idempotent() {
         ok(&mut e, T0, Command::SubmitPosting(spec.clone())),
         Outcome::PostingChanged { state: PostingState::Published, version: 1, unchanged: false, reason: None }
     );
-    e.clear_events();
+    let mut events = Vec::new();
     let before = e.snapshot();
     assert_eq!(
-        ok(&mut e, at(5), Command::SubmitPosting(spec.clone())),
+        ok_with(&mut e, at(5), Command::SubmitPosting(spec.clone()), &mut events),
         Outcome::PostingChanged { state: PostingState::Published, version: 1, unchanged: true, reason: None }
     );
     assert_eq!(before, e.snapshot(), "a retry changes nothing");
-    assert!(e.events().is_empty(), "a retry tells watchers nothing");
+    assert!(events.is_empty(), "a retry tells watchers nothing");
     let err = refused(&mut e, at(6), Command::SubmitPosting(PostingSpec { headcount: 3, ..spec }));
     assert_eq!(err, EngineError::PostingExists { id: "wall".into(), current_version: 1 });
 }

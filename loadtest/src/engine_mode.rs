@@ -9,8 +9,8 @@ use crate::report::{EngineReport, Report, ReportContext};
 use crate::run::{wait_until_precisely, LoadShape, RunConfig, Sampler, Timeline};
 use crate::workload::{Action, Observation, OfferRef, PostingPhase, Scenario, Workload};
 use linggong_engine::{
-    Command, Engine, EngineConfig, EngineError, MatchedOffer, OfferResponse, Outcome, PostingState, ReviewDecision,
-    Timestamp,
+    Command, Engine, EngineConfig, EngineError, Event, MatchedOffer, OfferResponse, Outcome, PostingState,
+    ReviewDecision, Timestamp,
 };
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -46,7 +46,6 @@ pub fn engine_error_class(e: &EngineError) -> ErrorClass {
         EngineError::NotOfferHolder { .. } => "engine:NotOfferHolder",
         EngineError::WorkerState { .. } => "engine:WorkerState",
         EngineError::ComplaintResolved(_) => "engine:ComplaintResolved",
-        EngineError::CorruptSnapshot(_) => "engine:CorruptSnapshot",
     })
 }
 
@@ -126,6 +125,8 @@ fn wall_clock_now() -> Timestamp {
 struct Driver {
     engine: Engine,
     matched: Vec<MatchedOffer>,
+    /// The events of the last action (dropped: nobody watches in engine mode).
+    events: Vec<Event>,
 }
 
 impl Driver {
@@ -135,9 +136,10 @@ impl Driver {
             Action::InstantMatch { posting, max_offers } => {
                 self.matched.clear();
                 let started = Instant::now();
-                let result = self.engine.instant_match_into(now, posting, *max_offers, &mut self.matched);
+                let result =
+                    self.engine.instant_match_into(now, posting, *max_offers, &mut self.matched, &mut self.events);
                 let took = started.elapsed();
-                self.engine.clear_events();
+                self.events.clear();
                 let result = result.map(|remaining| Observation::Matched {
                     offers: self.matched.iter().map(offer_ref).collect(),
                     remaining: remaining.into(),
@@ -160,9 +162,9 @@ impl Driver {
             _ => {
                 let command = command(action);
                 let started = Instant::now();
-                let result = self.engine.apply(now, &command);
+                let result = self.engine.apply(now, &command, &mut self.events);
                 let took = started.elapsed();
-                self.engine.clear_events();
+                self.events.clear();
                 (took, result.map(observe))
             }
         }
@@ -181,20 +183,24 @@ pub fn run_engine(config: &RunConfig) -> Result<Report, EngineRunError> {
     ));
     let setup_started = Instant::now();
     let mut workload = Workload::new(config.workload.clone());
-    let mut driver = Driver { engine: Engine::linfen(EngineConfig::default()), matched: Vec::with_capacity(64) };
+    let mut driver = Driver {
+        engine: Engine::linfen(EngineConfig::default()),
+        matched: Vec::with_capacity(64),
+        events: Vec::with_capacity(64),
+    };
     let now = wall_clock_now();
     for action in workload.setup_employers() {
-        driver.engine.apply(now, &command(&action))?;
+        driver.engine.apply(now, &command(&action), &mut driver.events)?;
     }
     for spec in workload.setup_workers() {
-        driver.engine.apply(now, &linggong_engine::Command::UpsertWorker(spec))?;
-        driver.engine.clear_events();
+        driver.engine.apply(now, &linggong_engine::Command::UpsertWorker(spec), &mut driver.events)?;
+        driver.events.clear();
     }
     for action in workload.setup_postings(now) {
-        let outcome = driver.engine.apply(now, &command(&action))?;
+        let outcome = driver.engine.apply(now, &command(&action), &mut driver.events)?;
         workload.complete(&action, Ok(observe(outcome)));
     }
-    driver.engine.clear_events();
+    driver.events.clear();
     let setup_s = setup_started.elapsed().as_secs_f64();
     let waiting_workers_at_start = driver.engine.waiting_count();
 

@@ -402,8 +402,10 @@ impl Host {
         self.inflight.load(Ordering::Relaxed)
     }
 
-    /// Starts a background task that applies `Tick` every `every` (expiring
-    /// offers and postings). Needs a tokio runtime. Stops when the host is shut down.
+    /// Starts a background task that looks every `every` whether the engine has
+    /// something due ([`Engine::next_deadline`]: an offer or posting to expire)
+    /// and only then applies `Tick`. Needs a tokio runtime. Stops when the host
+    /// is shut down.
     pub fn spawn_ticker(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -412,6 +414,14 @@ impl Host {
             loop {
                 interval.tick().await;
                 let Some(host) = weak.upgrade() else { return };
+                let due = {
+                    let core = host.core.read();
+                    let now = (host.clock)().max(core.last_now);
+                    core.state.engine().next_deadline().is_some_and(|at| at <= now)
+                };
+                if !due {
+                    continue;
+                }
                 match host.submit(None, Command::Tick).await {
                     Ok(_) | Err(SubmitError::Overloaded(_)) => {}
                     Err(SubmitError::Unavailable(_)) => return,
@@ -540,7 +550,7 @@ fn writer_loop(
         let first = match rx.recv_timeout(idle_wait) {
             Ok(item) => item,
             Err(RecvTimeoutError::Timeout) => {
-                if let Err(e) = wal.sync_if_due(true) {
+                if let Err(e) = wal.sync_now() {
                     fail(&durable, e.to_string());
                     return;
                 }
@@ -557,7 +567,7 @@ fn writer_loop(
         }
         let written = wal.append(batch.iter().map(|i| (i.seq, i.payload.as_slice())));
         let t = Instant::now();
-        let synced = written.and_then(|()| wal.sync_if_due(false));
+        let synced = written.and_then(|()| wal.sync_if_due());
         match synced {
             Ok(did_sync) => {
                 if did_sync {
@@ -580,7 +590,7 @@ fn writer_loop(
             let _ = follow_tx.send(FollowItem { seq: item.seq, payload_len: item.payload.len(), logged: item.logged });
         }
     }
-    if let Err(e) = wal.sync_if_due(true) {
+    if let Err(e) = wal.sync_now() {
         fail(&durable, e.to_string());
     }
 }

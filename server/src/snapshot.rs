@@ -273,7 +273,7 @@ mod tests {
             kind: linggong_engine::EmployerKind::Individual,
             verified: true,
         };
-        engine.apply(Timestamp(1_700_000_000_000), &Command::UpsertEmployer(employer)).unwrap();
+        engine.apply(Timestamp(1_700_000_000_000), &Command::UpsertEmployer(employer), &mut Vec::new()).unwrap();
         let EngineSnapshot {
             counties,
             trades,

@@ -5,7 +5,7 @@
 
 use crate::convert::wal::LoggedCommand;
 use linggong_engine::{
-    Engine, EngineConfig, EngineError, EngineSnapshot, EngineSnapshotRef, Event, Outcome, Timestamp,
+    Engine, EngineConfig, EngineError, EngineSnapshot, EngineSnapshotRef, Event, Outcome, SnapshotError, Timestamp,
 };
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,8 @@ pub struct ServiceState {
     dedupe: FxHashMap<String, Applied>,
     dedupe_order: VecDeque<String>,
     dedupe_capacity: usize,
+    /// The engine's events of the command being applied (kept for its capacity only).
+    scratch_events: Vec<Event>,
 }
 
 /// Serialised form of [`ServiceState`] (owned, for loading).
@@ -79,11 +81,12 @@ impl ServiceState {
             dedupe: FxHashMap::default(),
             dedupe_order: VecDeque::new(),
             dedupe_capacity: dedupe_capacity.max(1),
+            scratch_events: Vec::new(),
         }
     }
 
     /// Rebuilds from a snapshot.
-    pub fn restore(config: EngineConfig, s: StateSnapshot, dedupe_capacity: usize) -> Result<Self, EngineError> {
+    pub fn restore(config: EngineConfig, s: StateSnapshot, dedupe_capacity: usize) -> Result<Self, SnapshotError> {
         let engine = Engine::restore(config, s.engine)?;
         let mut state = Self::new(engine, dedupe_capacity);
         state.last_seq = s.last_seq;
@@ -144,20 +147,28 @@ impl ServiceState {
         logged: &LoggedCommand,
         events: &mut Vec<SequencedEvent>,
     ) -> Result<(Applied, bool), EngineError> {
-        self.engine.clear_events();
-        let outcome = self.engine.apply(logged.now, &logged.command)?;
+        let mut produced = std::mem::take(&mut self.scratch_events);
+        produced.clear();
+        let result = self.engine.apply(logged.now, &logged.command, &mut produced);
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.scratch_events = produced;
+                return Err(e);
+            }
+        };
         if outcome.is_no_op() {
-            debug_assert!(self.engine.events().is_empty());
-            self.engine.clear_events();
+            debug_assert!(produced.is_empty());
+            self.scratch_events = produced;
             return Ok((Applied { seq: 0, at: logged.now, outcome }, false));
         }
         self.last_seq += 1;
         let seq = self.last_seq;
-        for event in self.engine.events() {
-            events.push(SequencedEvent { seq: self.next_event_seq, command_seq: seq, event: event.clone() });
+        for event in produced.drain(..) {
+            events.push(SequencedEvent { seq: self.next_event_seq, command_seq: seq, event });
             self.next_event_seq += 1;
         }
-        self.engine.clear_events();
+        self.scratch_events = produced;
         let applied = Applied { seq, at: logged.now, outcome };
         if let Some(key) = &logged.request_key {
             self.remember(key.clone(), applied.clone());

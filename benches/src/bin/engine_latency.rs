@@ -131,10 +131,11 @@ fn measure_memory(n: usize) -> Result<MemoryFigures> {
     let (bytes_before, rss_before) = (live_bytes(), rss_bytes());
     let started = Instant::now();
     let mut engine = Engine::linfen(config.engine.clone());
+    let mut events = Vec::new();
     for (at, command) in SetupPlan::new(&config) {
         if let Command::UpsertWorker(_) = command {
-            engine.apply(at, &command).with_context(|| format!("building {n} workers"))?;
-            engine.clear_events();
+            engine.apply(at, &command, &mut events).with_context(|| format!("building {n} workers"))?;
+            events.clear();
         }
     }
     let build_secs = started.elapsed().as_secs_f64();

@@ -90,7 +90,6 @@ pub fn engine_status(e: &EngineError) -> Status {
         | EngineError::WorkerState { .. }
         | EngineError::ComplaintResolved(_) => Status::failed_precondition(message),
         EngineError::NotOfferHolder { .. } => Status::permission_denied(message),
-        EngineError::CorruptSnapshot(_) => Status::internal(message),
     }
 }
 

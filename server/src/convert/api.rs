@@ -54,11 +54,6 @@ fn describe(violations: &[FieldViolation]) -> String {
 }
 
 impl InvalidRequest {
-    /// A request with one bad field.
-    pub fn single(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { violations: vec![FieldViolation { field: field.into(), description: description.into() }] }
-    }
-
     /// Whether a field of this path was reported.
     pub fn names(&self, field: &str) -> bool {
         self.violations.iter().any(|v| v.field == field)
@@ -150,11 +145,19 @@ fn display_name<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a
     value
 }
 
-/// Free text, bounded; `required` rejects blank text.
-fn text<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str, required: bool) -> &'a str {
-    if required && value.trim().is_empty() {
+/// Free text, bounded, not blank.
+fn required_text<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
+    if value.trim().is_empty() {
         v.add(field, "required");
-    } else if value.len() > rules.limits.max_text_len {
+        value
+    } else {
+        optional_text(v, rules, field, value)
+    }
+}
+
+/// Free text, bounded, possibly blank.
+fn optional_text<'a>(v: &mut Violations, rules: &Rules, field: String, value: &'a str) -> &'a str {
+    if value.len() > rules.limits.max_text_len {
         v.add(field, format!("longer than {} bytes", rules.limits.max_text_len));
     }
     value
@@ -499,7 +502,7 @@ fn posting_spec(v: &mut Violations, rules: &Rules, field: &str, posting: Option<
         start: required_timestamp(v, path(field, "start_time"), p.start_time.as_ref()),
         duration_minutes: bounded(v, path(field, "duration_minutes"), p.duration_minutes, 1, l.max_duration_minutes),
         offer_ttl_secs: bounded(v, path(field, "offer_ttl_seconds"), p.offer_ttl_seconds, 0, l.max_offer_ttl_secs),
-        description: text(v, rules, path(field, "description"), &p.description, false).into(),
+        description: optional_text(v, rules, path(field, "description"), &p.description).into(),
         source: required_enum(v, path(field, "source"), p.source, posting_source_from_pb)
             .unwrap_or(PostingSource::Online),
         version: {
@@ -623,7 +626,7 @@ pub fn cancel_posting_command(rules: &Rules, req: &pb::CancelPostingRequest) -> 
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
     let posting = id(&mut v, rules, "posting_id".into(), &req.posting_id).into();
-    let reason = text(&mut v, rules, "reason".into(), &req.reason, false).into();
+    let reason = optional_text(&mut v, rules, "reason".into(), &req.reason).into();
     v.finish(Command::CancelPosting { posting, reason })
 }
 
@@ -681,7 +684,7 @@ pub fn review_posting_command(rules: &Rules, req: &pb::ReviewPostingRequest) -> 
     });
     match &decision {
         Some(ReviewDecision::Reject { .. }) => {
-            text(&mut v, rules, "reason".into(), &req.reason, true);
+            required_text(&mut v, rules, "reason".into(), &req.reason);
         }
         Some(ReviewDecision::Approve) if !req.reason.is_empty() => {
             v.add("reason", "must be empty for an approval");
@@ -699,7 +702,7 @@ pub fn file_complaint_command(rules: &Rules, req: &pb::FileComplaintRequest) -> 
     let posting = optional_code(&mut v, rules, "posting_id".into(), &req.posting_id).map(Into::into);
     let county = county(&mut v, rules, "county_code".into(), req.county_code);
     let category = required_enum(&mut v, "category".into(), req.category, complaint_category_from_pb);
-    let detail = text(&mut v, rules, "detail".into(), &req.detail, true).into();
+    let detail = required_text(&mut v, rules, "detail".into(), &req.detail).into();
     v.finish(Command::FileComplaint {
         employer,
         posting,
@@ -717,7 +720,7 @@ pub fn resolve_complaint_command(rules: &Rules, req: &pb::ResolveComplaintReques
         v.add("complaint_id", "required");
     }
     let resolution = required_enum(&mut v, "resolution".into(), req.resolution, complaint_resolution_from_pb);
-    let note = text(&mut v, rules, "note".into(), &req.note, false).into();
+    let note = optional_text(&mut v, rules, "note".into(), &req.note).into();
     v.finish(Command::ResolveComplaint {
         complaint: req.complaint_id,
         resolution: resolution.unwrap_or(ComplaintResolution::Dismissed),
@@ -730,7 +733,7 @@ pub fn suspend_employer_command(rules: &Rules, req: &pb::SuspendEmployerRequest)
     let mut v = Violations::default();
     request_id(&mut v, &req.request_id);
     let employer = id(&mut v, rules, "employer_id".into(), &req.employer_id).into();
-    let reason = text(&mut v, rules, "reason".into(), &req.reason, true).into();
+    let reason = required_text(&mut v, rules, "reason".into(), &req.reason).into();
     v.finish(Command::SuspendEmployer { employer, reason })
 }
 
@@ -1136,7 +1139,7 @@ fn market_spec(v: &mut Violations, rules: &Rules, field: &str, market: Option<&p
         township: township.map(Into::into),
         name: display_name(v, rules, path(field, "display_name"), &m.display_name).into(),
         kind: kind.unwrap_or(MarketKind::TownshipStation),
-        address: text(v, rules, path(field, "address"), &m.address, true).into(),
+        address: required_text(v, rules, path(field, "address"), &m.address).into(),
         position: position(v, path(field, "position"), m.position.as_ref()),
         indoor_area_m2: bounded(v, path(field, "indoor_area_m2"), m.indoor_area_m2, 1, MAX_INDOOR_AREA_M2),
         adapts_recruitment_hall: m.adapts_recruitment_hall,
@@ -1524,7 +1527,7 @@ mod tests {
         assert_eq!(mask_phone(""), "");
         let mut e = engine();
         let spec = register(good_worker()).unwrap();
-        e.apply(Timestamp(1_700_000_000_000), &Command::UpsertWorker(spec)).unwrap();
+        e.apply(Timestamp(1_700_000_000_000), &Command::UpsertWorker(spec), &mut Vec::new()).unwrap();
         let w = e.worker("w-1").unwrap();
         let own = viewer(Role::County, vec![141002]);
         let other = viewer(Role::County, vec![141081]);

@@ -147,15 +147,25 @@ impl WalWriter {
     }
 
     /// Syncs if the durability mode asks for it now (`Always`: whenever there
-    /// is unsynced data; `Interval`: when the interval has passed or `force`).
-    /// Returns whether an fdatasync happened.
-    pub fn sync_if_due(&mut self, force: bool) -> Result<bool, WalError> {
+    /// is unsynced data; `Interval`: when the interval has passed; `None`:
+    /// never). Returns whether an fdatasync happened.
+    pub fn sync_if_due(&mut self) -> Result<bool, WalError> {
         let due = match self.config.durability {
             Durability::Always => true,
-            Durability::Interval(every) => force || self.last_sync.elapsed() >= every,
-            Durability::None => force,
+            Durability::Interval(every) => self.last_sync.elapsed() >= every,
+            Durability::None => false,
         };
-        if due && self.unsynced {
+        if due {
+            self.sync_now()
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Syncs any unsynced data whatever the durability mode (on idle and at
+    /// shutdown). Returns whether an fdatasync happened.
+    pub fn sync_now(&mut self) -> Result<bool, WalError> {
+        if self.unsynced {
             self.sync()?;
             return Ok(true);
         }

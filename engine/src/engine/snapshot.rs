@@ -1,0 +1,178 @@
+//! Snapshots: the engine's records as one canonical value, and restore, which
+//! checks an untrusted snapshot and rebuilds the derived parts by bulk loads.
+
+use super::offers::OfferBook;
+use super::posting_index::PostingIndex;
+use super::worker_index::WorkerIndex;
+use super::Engine;
+use crate::catalog::{County, Regions, Trade, TradeCatalog};
+use crate::config::EngineConfig;
+use crate::directory::{Directory, MarketSpec};
+use crate::error::SnapshotError;
+use crate::ledger::Ledger;
+use crate::model::*;
+use crate::stats::CountyCounters;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+/// The engine's full state, canonical: two engines that applied the same
+/// commands produce equal snapshots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EngineSnapshot {
+    /// Counties the engine was built with.
+    pub counties: Vec<County>,
+    /// Trade catalogue the engine was built with.
+    pub trades: Vec<Trade>,
+    /// Workers in registration order.
+    pub workers: Vec<Worker>,
+    /// Employers in first-upsert order.
+    pub employers: Vec<Employer>,
+    /// Postings in submission order.
+    pub postings: Vec<Posting>,
+    /// Live offers by id.
+    pub offers: Vec<Offer>,
+    /// Next offer id to assign.
+    pub next_offer_id: OfferId,
+    /// Complaints by id.
+    pub complaints: Vec<Complaint>,
+    /// Per-county counters, in county order.
+    pub counters: Vec<CountyCounters>,
+    /// Market directory entries, in id order.
+    pub directory: Vec<MarketSpec>,
+    /// The ledger.
+    pub ledger: Ledger,
+}
+
+/// Borrowed form of [`EngineSnapshot`], serialising to the same bytes without copying state.
+#[derive(Serialize)]
+pub struct EngineSnapshotRef<'a> {
+    counties: &'a [County],
+    trades: &'a [Trade],
+    workers: &'a [Worker],
+    employers: &'a [Employer],
+    postings: &'a [Posting],
+    offers: Vec<&'a Offer>,
+    next_offer_id: OfferId,
+    complaints: &'a [Complaint],
+    counters: &'a [CountyCounters],
+    directory: Vec<&'a MarketSpec>,
+    ledger: &'a Ledger,
+}
+
+impl Engine {
+    /// The full state, borrowed, ready to serialise (serialises exactly as [`EngineSnapshot`]).
+    pub fn snapshot_ref(&self) -> EngineSnapshotRef<'_> {
+        EngineSnapshotRef {
+            counties: self.regions.counties(),
+            trades: self.trades.trades(),
+            workers: &self.workers,
+            employers: &self.employers,
+            postings: &self.postings,
+            offers: self.offers.live(),
+            next_offer_id: self.offers.next_id(),
+            complaints: &self.complaints,
+            counters: &self.counters,
+            directory: self.directory.iter().collect(),
+            ledger: &self.ledger,
+        }
+    }
+
+    /// The full state, owned.
+    pub fn snapshot(&self) -> EngineSnapshot {
+        EngineSnapshot {
+            counties: self.regions.counties().to_vec(),
+            trades: self.trades.trades().to_vec(),
+            workers: self.workers.clone(),
+            employers: self.employers.clone(),
+            postings: self.postings.clone(),
+            offers: self.offers.live().into_iter().cloned().collect(),
+            next_offer_id: self.offers.next_id(),
+            complaints: self.complaints.clone(),
+            counters: self.counters.clone(),
+            directory: self.directory.iter().cloned().collect(),
+            ledger: self.ledger.clone(),
+        }
+    }
+
+    /// Rebuilds an engine from a snapshot, checking it for consistency (a
+    /// snapshot read from disk is untrusted input).
+    pub fn restore(config: EngineConfig, s: EngineSnapshot) -> Result<Self, SnapshotError> {
+        let bad = |m: String| SnapshotError::Damaged(m);
+        let regions = Regions::new(s.counties).map_err(|e| bad(e.to_string()))?;
+        let trades = TradeCatalog::new(s.trades).map_err(|e| bad(e.to_string()))?;
+        if s.counters.len() != regions.len() {
+            return Err(bad("counter table does not match the counties".into()));
+        }
+        let (nw, np, ne, nt, nc) = (s.workers.len(), s.postings.len(), s.employers.len(), trades.len(), regions.len());
+        for w in &s.workers {
+            let ok = w.position.is_valid()
+                && (w.county as usize) < nc
+                && !w.trades.is_empty()
+                && w.trades.iter().all(|t| (t.trade as usize) < nt)
+                && w.trades.iter().enumerate().all(|(i, t)| w.trades[..i].iter().all(|u| u.trade != t.trade))
+                && (w.offer.is_some() == matches!(w.status, WorkerStatus::Offered | WorkerStatus::Engaged));
+            if !ok {
+                return Err(bad(format!("worker {} is invalid or repeated", w.id)));
+            }
+        }
+        let worker_index = WorkerIndex::bulk_load(&config.policy, nc, nt, &s.workers)
+            .map_err(|i| bad(format!("worker {} is invalid or repeated", s.workers[i].id)))?;
+        let mut employer_ids = FxHashMap::default();
+        for (i, em) in s.employers.iter().enumerate() {
+            if employer_ids.insert(em.id.clone(), i as EmployerKey).is_some() {
+                return Err(bad(format!("employer {} repeated", em.id)));
+            }
+        }
+        let mut posting_ids = FxHashMap::default();
+        for (i, p) in s.postings.iter().enumerate() {
+            let ok = p.position.is_valid()
+                && (p.county as usize) < nc
+                && (p.trade as usize) < nt
+                && (p.employer as usize) < ne
+                && p.passed_over.iter().all(|&w| (w as usize) < nw)
+                && p.pending as u16 + p.engaged as u16 + p.completed as u16 <= p.headcount as u16;
+            if !ok || posting_ids.insert(p.id.clone(), i as PostingKey).is_some() {
+                return Err(bad(format!("posting {} is invalid or repeated", p.id)));
+            }
+        }
+        let offers = OfferBook::restore(&s.offers, s.next_offer_id, &s.workers, np).map_err(bad)?;
+        for (i, w) in s.workers.iter().enumerate() {
+            if let Some(id) = w.offer {
+                if offers.get(id).map(|o| o.worker == i as WorkerKey) != Some(true) {
+                    return Err(bad(format!("worker {} holds a missing offer {id}", w.id)));
+                }
+            }
+        }
+        for (i, c) in s.complaints.iter().enumerate() {
+            let ok = c.id == i as u64 + 1
+                && (c.employer as usize) < ne
+                && (c.county as usize) < nc
+                && c.posting.is_none_or(|p| (p as usize) < np);
+            if !ok {
+                return Err(bad(format!("complaint {} is invalid", c.id)));
+            }
+        }
+        let directory = Directory::from_entries(s.directory).ok_or_else(|| bad("market repeated".into()))?;
+        let posting_index = PostingIndex::bulk_load(nc, nt, &s.employers, &s.postings);
+        let e = Engine {
+            config,
+            regions,
+            trades,
+            workers: s.workers,
+            employers: s.employers,
+            employer_ids,
+            postings: s.postings,
+            posting_ids,
+            offers,
+            complaints: s.complaints,
+            counters: s.counters,
+            directory,
+            ledger: s.ledger,
+            worker_index,
+            posting_index,
+            scratch: Vec::new(),
+        };
+        e.check_invariants()?;
+        Ok(e)
+    }
+}
