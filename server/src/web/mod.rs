@@ -18,7 +18,7 @@ use axum::routing::get;
 use axum::Router;
 use crs::Crs;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use grpc_web::GrpcWeb;
 
@@ -122,6 +122,39 @@ pub fn router(host: Arc<Host>, settings: WebSettings, grpc: GrpcWeb) -> Router {
     }))
 }
 
+/// The browser side for a listener that starts before the host exists: a
+/// fallback that answers 503 until [`LateRouter::set`] installs the
+/// [`router`], then hands every request to it.
+#[derive(Clone, Default)]
+pub struct LateRouter(Arc<OnceLock<Router>>);
+
+impl LateRouter {
+    /// Installs the router (once; later calls are ignored).
+    pub fn set(&self, router: Router) {
+        let _ = self.0.set(router);
+    }
+
+    /// Adds this as the fallback of `router` (which must have none).
+    pub fn attach(&self, router: Router) -> Router {
+        let late = self.clone();
+        router.fallback(move |request: axum::extract::Request| {
+            let late = late.clone();
+            async move {
+                use tower::ServiceExt as _;
+                match late.0.get() {
+                    Some(router) => match router.clone().oneshot(request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    },
+                    None => {
+                        (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "starting\n").into_response()
+                    }
+                }
+            }
+        })
+    }
+}
+
 #[derive(Serialize)]
 struct CountyView<'a> {
     code: u32,
@@ -189,6 +222,23 @@ async fn directory_geojson(State(state): State<WebState>, Query(q): Query<Geojso
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_late_router_answers_503_until_it_is_set() {
+        use tower::ServiceExt as _;
+        let late = LateRouter::default();
+        let app = late.attach(Router::new().route("/healthz", get(|| async { "ok" })));
+        let req = |path: &str| axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap_or_default();
+        let status = |r: Response| r.status();
+        assert_eq!(status(app.clone().oneshot(req("/healthz")).await.unwrap_or_default()), StatusCode::OK);
+        assert_eq!(
+            status(app.clone().oneshot(req("/console.json")).await.unwrap_or_default()),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        late.set(Router::new().route("/console.json", get(|| async { "{}" })));
+        assert_eq!(status(app.clone().oneshot(req("/console.json")).await.unwrap_or_default()), StatusCode::OK);
+        assert_eq!(status(app.oneshot(req("/healthz")).await.unwrap_or_default()), StatusCode::OK);
+    }
 
     #[test]
     fn origins_and_tile_urls_are_checked() {
