@@ -9,6 +9,12 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+/// Largest step by which a posting's version may rise in one submit or update
+/// (2^32). A single request can no longer push a version to `u64::MAX` and
+/// freeze the posting: that would now take 2^32 updates of one posting, each
+/// jumping the full step. Counters and Unix seconds fit within one step.
+pub const MAX_VERSION_STEP: u64 = 1 << 32;
+
 /// A trade by catalogue id, with a skill level 1-5.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeSkillSpec {
@@ -87,7 +93,8 @@ pub struct PostingSpec {
     pub description: CompactString,
     /// Origin.
     pub source: PostingSource,
-    /// Version; a submit starts at any version ≥ 1, an update must raise it.
+    /// Version; a submit starts at 1 to [`MAX_VERSION_STEP`], an update must
+    /// raise it by 1 to [`MAX_VERSION_STEP`].
     pub version: u64,
 }
 

@@ -606,6 +606,33 @@ fn postings_expire_when_their_job_window_ends() {
 // ------------------------------------------------------------------ postings
 
 #[test]
+fn versions_climb_by_a_bounded_step_so_they_cannot_be_exhausted() {
+    let mut e = engine();
+    let site = yaodu_seat();
+    ok(&mut e, T0, Command::UpsertEmployer(employer_spec("builder", true)));
+    let step = linggong_engine::MAX_VERSION_STEP;
+    let version_refused = |err: EngineError| matches!(err, EngineError::InvalidArgument { field: "version", .. });
+    // A new posting starts at most one step above zero.
+    let too_high = PostingSpec { version: u64::MAX, ..posting_spec("wall", "builder", "mason", 2, site) };
+    assert!(version_refused(refused(&mut e, T0, Command::SubmitPosting(too_high))));
+    let v1 = posting_spec("wall", "builder", "mason", 2, site);
+    ok(&mut e, T0, Command::SubmitPosting(v1.clone()));
+    // The last version a u64 can hold is refused, so the posting can always be updated again.
+    let last = PostingSpec { version: u64::MAX, daily_wage: 240, ..v1.clone() };
+    let err = refused(&mut e, at(1), Command::UpdatePosting(last));
+    assert!(version_refused(err.clone()), "{err:?}");
+    assert!(err.to_string().contains(&step.to_string()), "the refusal names the bound: {err}");
+    // A full step is accepted; one more than a step is not.
+    let far = PostingSpec { version: 1 + step, daily_wage: 240, ..v1.clone() };
+    ok(&mut e, at(2), Command::UpdatePosting(far.clone()));
+    let beyond = PostingSpec { version: far.version + step + 1, daily_wage: 250, ..v1.clone() };
+    assert!(version_refused(refused(&mut e, at(3), Command::UpdatePosting(beyond))));
+    let next = PostingSpec { version: far.version + 1, daily_wage: 250, ..v1 };
+    ok(&mut e, at(4), Command::UpdatePosting(next));
+    assert_eq!(e.posting("wall").unwrap().version, 2 + step);
+}
+
+#[test]
 fn a_stale_update_is_refused_with_the_current_version() {
     let mut e = engine();
     let site = yaodu_seat();

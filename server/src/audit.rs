@@ -86,7 +86,7 @@ fn starting_state(config: &HostConfig, from: ReplayFrom) -> Result<ServiceState,
 pub fn load_offline(config: &HostConfig, from: ReplayFrom) -> Result<ServiceState, AuditError> {
     let mut state = starting_state(config, from)?;
     let (outcome, _) = replay_log(&mut state, &config.wal_dir(), |events| events.clear())?;
-    if let Some(problem) = outcome.problem.as_ref().filter(|p| !p.torn_tail) {
+    if let Some(problem) = outcome.problem.as_ref().filter(|p| !p.is_torn_tail()) {
         return Err(AuditError::Unusable(problem.to_string()));
     }
     if let Some(missing) = missing_records(&outcome, state.last_seq()) {

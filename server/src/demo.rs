@@ -111,8 +111,8 @@ async fn submit_all(
                 tracing::debug!(error = %e, "demo command refused");
                 done.refused += 1;
             }
-            Err(SubmitError::Overloaded(_)) => {
-                // Cannot happen with concurrency below max_inflight; count it rather than spin.
+            Err(SubmitError::Overloaded(_) | SubmitError::RequestIdReused) => {
+                // Neither can happen: concurrency is below max_inflight and demo commands carry no request id.
                 done.refused += 1;
             }
             Err(e @ SubmitError::Unavailable(_)) => return Err(DemoError::Host(e)),

@@ -10,12 +10,20 @@
 //! own. The writer drains everything queued, writes it, fdatasyncs once, and
 //! releases every waiter up to that sequence. Durable records then go to the
 //! snapshot follower, which applies them to its own copy of the state.
+//!
+//! What an answer shows: the primary state runs ahead of the log by the
+//! records still queued, so every answer computed from it waits until the
+//! durable sequence reaches the last sequence applied when it was computed —
+//! a write its own record, a command that writes none (a match that finds
+//! nobody, a retry, a refusal) the records before it, and a read
+//! ([`Host::read_durable`]) everything applied at the time of the read. No
+//! answer shows a change a crash could erase.
 
-use crate::convert::wal::{decode, encode, LoggedCommand};
+use crate::convert::wal::{command_fingerprint, decode, encode, LoggedCommand};
 use crate::events::{EventHub, Subscription, TooFarBehind};
 use crate::histogram::{AtomicHistogram, COUNT_BUCKETS, LATENCY_BUCKETS};
 use crate::snapshot::{list_snapshots, load_snapshot, prune_snapshots, write_snapshot, SnapshotError};
-use crate::state::{Applied, SequencedEvent, ServiceState};
+use crate::state::{Applied, RequestLookup, SequencedEvent, ServiceState};
 use crate::wal::{list_segments, scan, Durability, ScanOutcome, Storage, WalConfig, WalError, WalWriter};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use linggong_engine::{Command, Engine, EngineConfig, EngineError, Regions, Timestamp, TradeCatalog};
@@ -126,6 +134,9 @@ pub enum SubmitError {
     /// The log has failed (fail-stop) or the host is shutting down; no writes are accepted.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The request key was already used for a different command; nothing changed.
+    #[error("request id reused: it was first used for a different request")]
+    RequestIdReused,
 }
 
 /// What the writer has made durable.
@@ -231,7 +242,7 @@ impl Host {
         let (outcome, replayed) = replay_log(&mut state, &config.wal_dir(), |events| hub.publish(events.drain(..)))?;
         report.replayed = replayed;
         if let Some(problem) = &outcome.problem {
-            if !problem.torn_tail {
+            if !problem.is_torn_tail() {
                 return Err(HostError::Refused(problem.to_string()));
             }
             let copy = crate::wal::truncate_keeping_copy(&problem.path, problem.offset)?;
@@ -240,7 +251,8 @@ impl Host {
                 offset = problem.offset,
                 copy = %copy.display(),
                 reason = %problem.reason,
-                "truncated a torn record at the end of the log (an interrupted write); a copy of the damaged segment was kept"
+                "truncated a torn record at the end of the log; a copy of the damaged segment was kept: {}",
+                problem.explanation()
             );
             report.truncated_tail = Some((problem.path.clone(), problem.offset, copy));
         }
@@ -306,51 +318,77 @@ impl Host {
     /// Applies a command and returns once it is durable (per the durability
     /// mode). A request key makes retries idempotent: a repeated key returns
     /// the first result and applies nothing.
+    /// The answer, once the command's record and everything the answer may
+    /// show are durable (see the module documentation).
     pub async fn submit(&self, request_key: Option<String>, command: Command) -> Result<Applied, SubmitError> {
-        let (applied, must_wait) = self.apply_and_queue(request_key, command)?;
-        if must_wait {
-            self.wait_durable(applied.seq).await?;
+        let (answer, shows) = self.apply_and_queue(request_key, command);
+        if let Some(seq) = shows {
+            self.wait_durable(seq).await?;
         }
-        Ok(applied)
+        answer
     }
 
     /// The synchronous half of `submit`: under the state lock, applies the
-    /// command and queues its record. Returns the result and whether to wait
-    /// for durability.
-    fn apply_and_queue(&self, request_key: Option<String>, command: Command) -> Result<(Applied, bool), SubmitError> {
+    /// command and queues its record. Returns the answer and the sequence it
+    /// shows — the durable sequence to wait for before answering (`None` for
+    /// refusals that do not depend on the state).
+    fn apply_and_queue(
+        &self,
+        request_key: Option<String>,
+        command: Command,
+    ) -> (Result<Applied, SubmitError>, Option<u64>) {
         let mut core = self.core.write();
         if let Some(failed) = &self.durable.borrow().failed {
-            return Err(SubmitError::Unavailable(failed.clone()));
+            return (Err(SubmitError::Unavailable(failed.clone())), None);
         }
-        if let Some(hit) = request_key.as_deref().and_then(|k| core.state.lookup_request(k)) {
-            return Ok((hit.clone(), true));
+        let shows = Some(core.state.last_seq());
+        if let Some(key) = request_key.as_deref() {
+            match core.state.lookup_request(key, command_fingerprint(&command)) {
+                RequestLookup::New => {}
+                RequestLookup::Repeat(first) => return (Ok(first.clone()), shows),
+                RequestLookup::Reused => return (Err(SubmitError::RequestIdReused), shows),
+            }
         }
         let inflight = self.inflight.load(Ordering::Relaxed);
         if inflight >= self.max_inflight {
             self.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
-            return Err(SubmitError::Overloaded(inflight));
+            return (Err(SubmitError::Overloaded(inflight)), None);
         }
         let Some(wal_tx) = core.wal_tx.clone() else {
-            return Err(SubmitError::Unavailable("shutting down".into()));
+            return (Err(SubmitError::Unavailable("shutting down".into())), None);
         };
         let now = (self.clock)().max(core.last_now);
         core.last_now = now;
         let logged = LoggedCommand { now, request_key, command };
         let mut events = Vec::new();
-        let (applied, must_log) = core.state.apply(&logged, &mut events)?;
+        let (applied, must_log) = match core.state.apply(&logged, &mut events) {
+            Ok(done) => done,
+            Err(e) => return (Err(e.into()), shows),
+        };
         if !must_log {
-            return Ok((applied, false));
+            return (Ok(applied), shows);
         }
         let mut payload = Vec::with_capacity(128);
         encode(&logged, &mut payload);
         self.inflight.fetch_add(1, Ordering::Relaxed);
         if wal_tx.send(WalItem { seq: applied.seq, payload, logged, events }).is_err() {
-            return Err(SubmitError::Unavailable("the log writer has stopped".into()));
+            return (Err(SubmitError::Unavailable("the log writer has stopped".into())), None);
         }
-        Ok((applied, true))
+        let seq = applied.seq;
+        (Ok(applied), Some(seq))
     }
 
+    /// Waits until the durable sequence reaches `seq` (at once when it has).
     async fn wait_durable(&self, seq: u64) -> Result<(), SubmitError> {
+        {
+            let durable = self.durable.borrow();
+            if durable.seq >= seq {
+                return Ok(());
+            }
+            if let Some(msg) = &durable.failed {
+                return Err(SubmitError::Unavailable(msg.clone()));
+            }
+        }
         let mut rx = self.durable.subscribe();
         let state = rx
             .wait_for(|d| d.seq >= seq || d.failed.is_some())
@@ -362,14 +400,28 @@ impl Host {
         }
     }
 
-    /// Reads the state under a shared lock. Keep `f` short: writers wait for it.
+    /// Reads the current state under a shared lock, including changes not
+    /// yet durable: for checks before a write and for inspection, never for
+    /// an answer (use [`Host::read_durable`]). Keep `f` short: writers wait for it.
     pub fn read<R>(&self, f: impl FnOnce(&ServiceState) -> R) -> R {
         f(&self.core.read().state)
     }
 
-    /// Reads the engine under a shared lock.
+    /// Reads the current engine under a shared lock (see [`Host::read`]).
     pub fn read_engine<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
         f(self.core.read().state.engine())
+    }
+
+    /// Reads the engine for an answer: `f` runs under the shared lock, and its
+    /// result is returned once the durable sequence reaches the last sequence
+    /// applied at the time of the read, so it shows nothing a crash could erase.
+    pub async fn read_durable<R>(&self, f: impl FnOnce(&Engine) -> R) -> Result<R, SubmitError> {
+        let (result, shows) = {
+            let core = self.core.read();
+            (f(core.state.engine()), core.state.last_seq())
+        };
+        self.wait_durable(shows).await?;
+        Ok(result)
     }
 
     /// Subscribes to durable events after `after` (the last event the watcher saw).

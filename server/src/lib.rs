@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod codec;
 pub mod config;
 pub mod convert;
 pub mod demo;

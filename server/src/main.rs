@@ -95,7 +95,11 @@ fn export_directory(args: &ExportDirectoryArgs) -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only on a terminal: a file or a pipe gets plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
@@ -201,10 +205,8 @@ fn wal_verify(args: &WalToolArgs) -> ExitCode {
         }
         Some(p) => {
             println!("first problem: {p}");
-            if p.torn_tail {
-                println!(
-                    "this is a torn tail (an interrupted last write): start-up truncates it automatically, keeping a copy"
-                );
+            if p.is_torn_tail() {
+                println!("{}", p.explanation());
             }
             ExitCode::FAILURE
         }

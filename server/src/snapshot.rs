@@ -1,10 +1,11 @@
 //! Snapshot files: the whole service state at a log sequence number, written to
 //! a temp file with a checksum, fsynced, renamed and the directory fsynced.
 //! The two newest are kept; loading falls back to the older if the newer is bad.
-//! Snapshots of the previous format version (1, before the market directory
-//! and the ledger) still load, with an empty directory and ledger.
+//! Snapshots of older format versions still load: 2 (request ids without
+//! fingerprints, which then match any retry) and 1 (also before the market
+//! directory and the ledger, which load empty).
 
-use crate::state::{Applied, ServiceState, StateSnapshot};
+use crate::state::{Applied, RememberedRequest, ServiceState, StateSnapshot};
 use bincode::Options;
 use linggong_engine::{
     Complaint, County, CountyCounters, Employer, EngineConfig, EngineSnapshot, Offer, OfferId, Posting, Trade, Worker,
@@ -18,9 +19,11 @@ use std::path::{Path, PathBuf};
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"LGSNAP01";
 /// Header: magic, version u32, reserved u32, last_seq u64, body length u64, body CRC32C u32, header CRC32C u32.
 pub const SNAPSHOT_HEADER_LEN: usize = 40;
-/// Snapshot format version (2: the engine state gained the market directory and the ledger).
-pub const SNAPSHOT_VERSION: u32 = 2;
-/// The previous format version, still read.
+/// Snapshot format version (3: remembered request ids carry the fingerprint of their command).
+pub const SNAPSHOT_VERSION: u32 = 3;
+/// Format version 2 (the engine state gained the market directory and the ledger), still read.
+pub const SNAPSHOT_VERSION_V2: u32 = 2;
+/// Format version 1, still read.
 pub const SNAPSHOT_VERSION_V1: u32 = 1;
 /// How many snapshots are kept.
 pub const SNAPSHOTS_KEPT: usize = 2;
@@ -165,7 +168,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, StateSnapshot), String> {
         return Err("header checksum mismatch".into());
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_V1 {
+    if ![SNAPSHOT_VERSION, SNAPSHOT_VERSION_V2, SNAPSHOT_VERSION_V1].contains(&version) {
         return Err(format!("unsupported snapshot version {version}"));
     }
     let seq = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
@@ -179,10 +182,14 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, StateSnapshot), String> {
         return Err("body checksum mismatch".into());
     }
     let undecodable = |e: bincode::Error| format!("undecodable: {e}");
-    let state: StateSnapshot = if version == SNAPSHOT_VERSION_V1 {
-        options().with_limit(len).deserialize::<StateSnapshotV1>(body).map_err(undecodable)?.into()
-    } else {
-        options().with_limit(len).deserialize(body).map_err(undecodable)?
+    let state: StateSnapshot = match version {
+        SNAPSHOT_VERSION_V1 => {
+            options().with_limit(len).deserialize::<StateSnapshotV1>(body).map_err(undecodable)?.into()
+        }
+        SNAPSHOT_VERSION_V2 => {
+            options().with_limit(len).deserialize::<StateSnapshotV2>(body).map_err(undecodable)?.into()
+        }
+        _ => options().with_limit(len).deserialize(body).map_err(undecodable)?,
     };
     if state.last_seq != seq {
         return Err("body and header disagree on the sequence number".into());
@@ -209,6 +216,31 @@ pub fn prune_snapshots(dir: &Path) -> Result<Option<u64>, SnapshotError> {
         std::fs::remove_file(path).map_err(|e| io_err("remove", path, e))?;
     }
     Ok(all.iter().take(SNAPSHOTS_KEPT).last().map(|(seq, _)| *seq))
+}
+
+/// Request ids of format versions 1 and 2, without fingerprints: they match any retry.
+fn without_fingerprints(dedupe: Vec<(String, Applied)>) -> Vec<(String, RememberedRequest)> {
+    dedupe.into_iter().map(|(key, applied)| (key, RememberedRequest { fingerprint: None, applied })).collect()
+}
+
+/// Format version 2 of the service state: request ids had no fingerprints.
+#[derive(Serialize, Deserialize)]
+struct StateSnapshotV2 {
+    last_seq: u64,
+    next_event_seq: u64,
+    dedupe: Vec<(String, Applied)>,
+    engine: EngineSnapshot,
+}
+
+impl From<StateSnapshotV2> for StateSnapshot {
+    fn from(s: StateSnapshotV2) -> Self {
+        StateSnapshot {
+            last_seq: s.last_seq,
+            next_event_seq: s.next_event_seq,
+            dedupe: without_fingerprints(s.dedupe),
+            engine: s.engine,
+        }
+    }
 }
 
 /// Format version 1 of the service state: the engine state had no market
@@ -241,7 +273,7 @@ impl From<StateSnapshotV1> for StateSnapshot {
         StateSnapshot {
             last_seq: s.last_seq,
             next_event_seq: s.next_event_seq,
-            dedupe: s.dedupe,
+            dedupe: without_fingerprints(s.dedupe),
             engine: EngineSnapshot {
                 counties: e.counties,
                 trades: e.trades,
@@ -313,11 +345,11 @@ mod tests {
         assert!(restored.engine().ledger().entries().next().is_none());
         let mut unknown = bytes.clone();
         unknown[..SNAPSHOT_HEADER_LEN].copy_from_slice(&versioned_header(
-            3,
+            4,
             7,
             body.len() as u64,
             crc32c::crc32c(&body),
         ));
-        assert_eq!(decode_snapshot(&unknown).err().as_deref(), Some("unsupported snapshot version 3"));
+        assert_eq!(decode_snapshot(&unknown).err().as_deref(), Some("unsupported snapshot version 4"));
     }
 }

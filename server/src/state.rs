@@ -2,8 +2,14 @@
 //! it (request-id deduplication, event numbering, the last applied sequence).
 //! The primary, log replay and the snapshot follower all apply commands through
 //! [`ServiceState::apply`], so all three reach the same state.
+//!
+//! Request ids: each logged command carrying a request key is remembered with
+//! a fingerprint of the command (a hash of its log encoding, so replay and
+//! snapshots rebuild the same table). The last [`DEFAULT_DEDUPE_CAPACITY`]
+//! keys (configurable) are remembered, the oldest forgotten first; keys of
+//! refused commands and of commands that changed nothing are not remembered.
 
-use crate::convert::wal::LoggedCommand;
+use crate::convert::wal::{command_fingerprint, LoggedCommand};
 use linggong_engine::{
     Engine, EngineConfig, EngineError, EngineSnapshot, EngineSnapshotRef, Event, Outcome, SnapshotError, Timestamp,
 };
@@ -25,6 +31,27 @@ pub struct Applied {
     pub outcome: Outcome,
 }
 
+/// A remembered request: its command's fingerprint and its result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RememberedRequest {
+    /// [`command_fingerprint`] of the command; `None` for requests remembered
+    /// by a snapshot format older than 3, which match any retry.
+    pub fingerprint: Option<u64>,
+    /// The first result.
+    pub applied: Applied,
+}
+
+/// What a request key with a command is, against the remembered requests.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RequestLookup<'a> {
+    /// Not remembered: apply it.
+    New,
+    /// The same request again: answer the first result, apply nothing.
+    Repeat(&'a Applied),
+    /// The key was used for a different request: refuse.
+    Reused,
+}
+
 /// An engine event with its stream position.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SequencedEvent {
@@ -42,7 +69,7 @@ pub struct ServiceState {
     engine: Engine,
     last_seq: u64,
     next_event_seq: u64,
-    dedupe: FxHashMap<String, Applied>,
+    dedupe: FxHashMap<String, RememberedRequest>,
     dedupe_order: VecDeque<String>,
     dedupe_capacity: usize,
     /// The engine's events of the command being applied (kept for its capacity only).
@@ -57,7 +84,7 @@ pub struct StateSnapshot {
     /// Next event number.
     pub next_event_seq: u64,
     /// Remembered request ids, oldest first.
-    pub dedupe: Vec<(String, Applied)>,
+    pub dedupe: Vec<(String, RememberedRequest)>,
     /// Engine state.
     pub engine: EngineSnapshot,
 }
@@ -67,7 +94,7 @@ pub struct StateSnapshot {
 pub struct StateSnapshotRef<'a> {
     last_seq: u64,
     next_event_seq: u64,
-    dedupe: Vec<(&'a String, &'a Applied)>,
+    dedupe: Vec<(&'a String, &'a RememberedRequest)>,
     engine: EngineSnapshotRef<'a>,
 }
 
@@ -91,8 +118,8 @@ impl ServiceState {
         let mut state = Self::new(engine, dedupe_capacity);
         state.last_seq = s.last_seq;
         state.next_event_seq = s.next_event_seq;
-        for (key, applied) in s.dedupe {
-            state.remember(key, applied);
+        for (key, request) in s.dedupe {
+            state.remember(key, request);
         }
         Ok(state)
     }
@@ -122,13 +149,18 @@ impl ServiceState {
         self.next_event_seq
     }
 
-    /// The remembered result of a request id, if any.
-    pub fn lookup_request(&self, key: &str) -> Option<&Applied> {
-        self.dedupe.get(key)
+    /// Whether a request key with this command is new, a repeat (with its
+    /// first result) or reused for a different command.
+    pub fn lookup_request(&self, key: &str, fingerprint: u64) -> RequestLookup<'_> {
+        match self.dedupe.get(key) {
+            None => RequestLookup::New,
+            Some(r) if r.fingerprint.is_none_or(|f| f == fingerprint) => RequestLookup::Repeat(&r.applied),
+            Some(_) => RequestLookup::Reused,
+        }
     }
 
-    fn remember(&mut self, key: String, applied: Applied) {
-        if self.dedupe.insert(key.clone(), applied).is_none() {
+    fn remember(&mut self, key: String, request: RememberedRequest) {
+        if self.dedupe.insert(key.clone(), request).is_none() {
             self.dedupe_order.push_back(key);
             while self.dedupe_order.len() > self.dedupe_capacity {
                 if let Some(old) = self.dedupe_order.pop_front() {
@@ -171,7 +203,8 @@ impl ServiceState {
         self.scratch_events = produced;
         let applied = Applied { seq, at: logged.now, outcome };
         if let Some(key) = &logged.request_key {
-            self.remember(key.clone(), applied.clone());
+            let fingerprint = Some(command_fingerprint(&logged.command));
+            self.remember(key.clone(), RememberedRequest { fingerprint, applied: applied.clone() });
         }
         Ok((applied, true))
     }

@@ -105,3 +105,51 @@ async fn the_binary_serves_stops_on_sigterm_and_its_tools_find_and_repair_damage
     assert!(server.wait(Duration::from_secs(20))?.success());
     Ok(())
 }
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_codes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut server = ServerProcess::spawn(&dir.path().join("data"), &dir.path().join("logs"), &[])?;
+    server.signal(libc::SIGTERM);
+    assert!(server.wait(Duration::from_secs(20))?.success(), "{}", server.logs());
+    let logs = server.logs();
+    assert!(logs.contains("serving"), "the start-up line is logged: {logs}");
+    assert!(!logs.contains('\u{1b}'), "ANSI escape codes in a log file: {logs:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_verify_tells_a_damaged_last_record_from_a_torn_write() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let logs = dir.path().join("logs");
+    let mut server = ServerProcess::spawn(&data, &logs, &[])?;
+    let token = std::fs::read_to_string(data.join("dev-token"))?.trim().to_string();
+    let mut workers = WorkerServiceClient::new(connect(server.grpc).await?);
+    for i in 0..3u64 {
+        let request =
+            pb::RegisterWorkerRequest { request_id: String::new(), worker: Some(worker(&format!("w{i}"), i)) };
+        workers.register_worker(authed(&token, request)).await?;
+    }
+    drop(workers);
+    server.signal(libc::SIGKILL);
+    server.wait(Duration::from_secs(20))?;
+    let segment = segments(&data).pop().expect("a segment");
+    let bytes = std::fs::read(&segment)?;
+    let data_arg = data.to_str().expect("utf-8 path");
+
+    // The last byte of the last record flipped: a complete record with a bad checksum.
+    let mut damaged = bytes.clone();
+    *damaged.last_mut().expect("bytes") ^= 0x01;
+    std::fs::write(&segment, &damaged)?;
+    let (status, out, _) = run_tool(&["wal", "verify", "--data-dir", data_arg])?;
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("damaged last record") && out.contains("cannot tell"), "{out}");
+
+    // The last three bytes missing: the file ends inside the record, a torn write.
+    std::fs::write(&segment, &bytes[..bytes.len() - 3])?;
+    let (status, out, _) = run_tool(&["wal", "verify", "--data-dir", data_arg])?;
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("torn tail") && out.contains("ends inside"), "{out}");
+    Ok(())
+}

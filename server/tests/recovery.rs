@@ -184,8 +184,9 @@ fn bit_flips_are_refused_or_truncated_never_a_different_state() {
             }
         }
     }
-    // Most flips land before the last record and must be refused; flips in the
-    // last record are a torn tail.
+    // Every flip is refused (a damaged last record is refused too) except one
+    // that makes the last record's length point past the end of the file: that
+    // looks like an interrupted write and is truncated as a torn tail.
     assert!(refused > 200 && recovered > 0, "refused {refused}, recovered {recovered}");
 }
 
@@ -297,5 +298,77 @@ fn request_ids_survive_restart() {
     let host = Host::open(config(dir.path())).unwrap();
     let again = block_on(host.submit(Some("station-a/req-1".into()), Command::UpsertWorker(w))).unwrap();
     assert_eq!(again, first, "the retry returns the first result");
+    assert_eq!(host.read(|s| s.last_seq()), first.seq, "and applies nothing");
+}
+
+/// Offset of the last record of a segment.
+fn last_record_offset(bytes: &[u8]) -> usize {
+    let mut off = HEADER_LEN;
+    let mut last = off;
+    while off < bytes.len() {
+        last = off;
+        off += linggong_server::wal::decode_frame(&bytes[off..]).unwrap().len;
+    }
+    last
+}
+
+#[test]
+fn a_damaged_last_record_is_refused_while_a_torn_write_is_truncated() {
+    let source = tempfile::tempdir().unwrap();
+    let states = build_log(source.path());
+    let seg = only_segment(source.path());
+    let bytes = std::fs::read(&seg).unwrap();
+    let last = last_record_offset(&bytes);
+    let write_copy = |contents: &[u8]| {
+        let dir = tempfile::tempdir().unwrap();
+        copy_wal(source.path(), dir.path());
+        std::fs::write(dir.path().join("wal").join(seg.file_name().unwrap()), contents).unwrap();
+        dir
+    };
+
+    // A flipped byte inside the payload of the complete last record: it may be
+    // an acknowledged record, so start-up refuses rather than dropping it.
+    let mut flipped = bytes.clone();
+    flipped[last + linggong_server::wal::FRAME_LEN + 2] ^= 0x40;
+    let dir = write_copy(&flipped);
+    let err = Host::open(config(dir.path())).err().expect("a damaged last record is refused");
+    let msg = err.to_string();
+    assert!(matches!(err, HostError::Refused(_)), "{msg}");
+    assert!(msg.contains("damaged last record") && msg.contains("wal repair"), "{msg}");
+
+    // The same record zero-filled (a write that never reached the disk) is a torn tail.
+    let mut zeroed = bytes.clone();
+    zeroed[last..].fill(0);
+    let dir = write_copy(&zeroed);
+    let host = Host::open(config(dir.path())).expect("a zero-filled last record is a torn write");
+    assert!(host.recovery().truncated_tail.is_some());
+    assert_eq!(host.read_engine(|e| e.snapshot()), states[states.len() - 2]);
+    drop(host);
+
+    // So is a last record the file ends inside.
+    let dir = write_copy(&bytes[..bytes.len() - 3]);
+    let host = Host::open(config(dir.path())).expect("an incomplete last record is a torn write");
+    assert!(host.recovery().truncated_tail.is_some());
+    assert_eq!(host.read_engine(|e| e.snapshot()), states[states.len() - 2]);
+}
+
+#[test]
+fn a_reused_request_id_is_refused_after_replaying_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(config(dir.path())).unwrap();
+    let mut pop = Population::linfen(PopulationConfig::default());
+    let w = pop.worker(1);
+    let first = block_on(host.submit(Some("station-a/req-1".into()), Command::UpsertWorker(w.clone()))).unwrap();
+    host.shutdown();
+    drop(host);
+    // Without snapshots the request table is rebuilt from the log alone.
+    std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+    let host = Host::open(config(dir.path())).unwrap();
+    let again = block_on(host.submit(Some("station-a/req-1".into()), Command::UpsertWorker(w.clone()))).unwrap();
+    assert_eq!(again, first, "the same request under the same id returns the first result");
+    let renamed = linggong_engine::WorkerSpec { name: "改名".into(), ..w };
+    let reused = block_on(host.submit(Some("station-a/req-1".into()), Command::UpsertWorker(renamed)));
+    let err = reused.expect_err("a different request under a remembered id is refused");
+    assert!(err.to_string().contains("request id"), "{err}");
     assert_eq!(host.read(|s| s.last_seq()), first.seq, "and applies nothing");
 }

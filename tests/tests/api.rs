@@ -616,6 +616,157 @@ async fn retries_with_the_same_request_id_apply_once() -> anyhow::Result<()> {
     server.stop().await
 }
 
+/// The `google.rpc.ErrorInfo` reason of a status, if it has one.
+fn error_reason(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+#[tokio::test]
+async fn a_reused_request_id_with_a_different_request_is_refused() -> anyhow::Result<()> {
+    let mut server = TestServer::start().await?;
+    let t = server.tokens.clone();
+    let mut c = server.clients().await?;
+    let a = worker("w-a", YAODU, "porter", offset(YAODU_SEAT, 0.0, 0.0));
+    let register =
+        |worker: &pb::Worker| pb::RegisterWorkerRequest { request_id: "reg-x".into(), worker: Some(worker.clone()) };
+    let first = c.workers.register_worker(authed(&t.yaodu, register(&a))).await?.into_inner();
+    assert!(first.created);
+    let refused_as_reused = |status: tonic::Status, what: &str| {
+        assert_eq!(status.code(), Code::FailedPrecondition, "{what}: {status:?}");
+        assert_eq!(error_reason(&status).as_deref(), Some("REQUEST_ID_REUSED"), "{what}: {status:?}");
+    };
+    // The same id with a renamed worker, or with another worker: refused, never OK.
+    let renamed = pb::Worker { display_name: "改名".into(), ..a.clone() };
+    refused_as_reused(c.workers.register_worker(authed(&t.yaodu, register(&renamed))).await.unwrap_err(), "rename");
+    let b = worker("w-b", YAODU, "porter", offset(YAODU_SEAT, 10.0, 0.0));
+    refused_as_reused(c.workers.register_worker(authed(&t.yaodu, register(&b))).await.unwrap_err(), "other worker");
+    let stored = c.workers.get_worker(authed(&t.yaodu, pb::GetWorkerRequest { worker_id: "w-a".into() })).await?;
+    assert_eq!(stored.into_inner().worker.expect("worker").display_name, a.display_name, "the rename was not applied");
+    // The employer, market and suspension RPCs refuse the same way.
+    let upsert =
+        |id: &str| pb::UpsertEmployerRequest { request_id: "emp-x".into(), employer: Some(employer(id, true)) };
+    c.review.upsert_employer(authed(&t.operator, upsert("e1"))).await?;
+    refused_as_reused(c.review.upsert_employer(authed(&t.operator, upsert("e2"))).await.unwrap_err(), "employer");
+
+    // The retry with the same request still answers the first result, also
+    // after a restart (state rebuilt from the snapshot and the log).
+    let again = c.workers.register_worker(authed(&t.yaodu, register(&a))).await?.into_inner();
+    assert_eq!(again, first);
+    server.restart().await?;
+    let mut c = server.clients().await?;
+    let again = c.workers.register_worker(authed(&t.yaodu, register(&a))).await?.into_inner();
+    assert_eq!(again, first, "the retry after a restart returns the first result");
+    refused_as_reused(c.workers.register_worker(authed(&t.yaodu, register(&renamed))).await.unwrap_err(), "restart");
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_show_only_durable_state() -> anyhow::Result<()> {
+    let storage = linggong_server::wal::HoldableStorage::new();
+    let held = storage.clone();
+    let server = TestServer::start_with(move |c| c.wal_storage = std::sync::Arc::new(held)).await?;
+    let t = server.tokens.clone();
+    let mut c = server.clients().await?;
+    register_workers(&mut c, &t.yaodu, &porter_group("w", 1)).await?;
+
+    // With fsync held, a registration is applied in memory but not durable.
+    let held = storage.hold();
+    let mut writer = c.clone();
+    let token = t.yaodu.clone();
+    let registration = tokio::spawn(async move {
+        let w = worker("w-late", YAODU, "porter", offset(YAODU_SEAT, 0.0, 0.0));
+        let request = pb::RegisterWorkerRequest { request_id: String::new(), worker: Some(w) };
+        writer.workers.register_worker(authed(&token, request)).await
+    });
+    let host = server.running().host.clone();
+    for _ in 0..1_000 {
+        if host.read_engine(|e| e.worker("w-late").is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(host.read_engine(|e| e.worker("w-late").is_some()), "the registration was applied");
+
+    // A read now must not show it: it is not answered until it is durable.
+    let get = |id: &str| authed(&t.yaodu, pb::GetWorkerRequest { worker_id: id.into() });
+    let mut reader = c.workers.clone();
+    let early = tokio::time::timeout(Duration::from_millis(300), reader.get_worker(get("w-late"))).await;
+    assert!(early.is_err(), "a read answered with state that is not durable: {early:?}");
+    let read = tokio::spawn({
+        let mut reader = c.workers.clone();
+        let request = get("w-late");
+        async move { reader.get_worker(request).await }
+    });
+    drop(held);
+    let found = read.await??.into_inner().worker.expect("worker");
+    assert_eq!(found.worker_id, "w-late");
+    assert!(registration.await??.into_inner().created);
+    server.stop().await
+}
+
+/// Sends raw bytes as the body of a unary call (as a client with a broken encoder would).
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        prost::bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let bytes = prost::bytes::Buf::copy_to_bytes(buf, prost::bytes::Buf::remaining(buf));
+        Ok(Some(bytes.to_vec()))
+    }
+}
+
+#[tokio::test]
+async fn garbage_bytes_are_invalid_argument_and_oversize_messages_name_the_limit() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let t = server.tokens.clone();
+    let c = server.clients().await?;
+    let mut grpc = tonic::client::Grpc::new(c.channel.clone());
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/linggong.v1.WorkerService/RegisterWorker");
+    // Field 1 with wire type 6 (invalid), an end-group tag with no group, a length running past the end.
+    for garbage in [vec![0x0e, 0x01], vec![0x0c], vec![0x0a, 0x7f, 0x01]] {
+        grpc.ready().await?;
+        let status = grpc.unary(authed(&t.yaodu, garbage.clone()), path.clone(), RawCodec).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{garbage:?}: {status:?}");
+        assert!(status.message().contains("could not decode the request body"), "{garbage:?}: {status:?}");
+    }
+    // A message over the limit is RESOURCE_EXHAUSTED naming the limit and the size received.
+    for size in [70 * 1024, 1024 * 1024] {
+        grpc.ready().await?;
+        let status = grpc.unary(authed(&t.yaodu, vec![0u8; size]), path.clone(), RawCodec).await.unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{size}: {status:?}");
+        let message = status.message();
+        assert!(message.contains("65536") && message.contains(&size.to_string()), "{size}: {message}");
+    }
+    let (workers, last_seq) = server.running().host.read(|s| (s.engine().worker_count(), s.last_seq()));
+    assert_eq!((workers, last_seq), (0, 0), "nothing was applied");
+    server.stop().await
+}
+
 #[tokio::test]
 async fn a_station_pushing_an_older_version_gets_the_current_one() -> anyhow::Result<()> {
     let server = TestServer::start().await?;

@@ -124,6 +124,7 @@ impl Engine {
             }
             return Err(EngineError::PostingExists { id: spec.id.clone(), current_version: p.version });
         }
+        check_version_step(0, spec.version)?;
         let (employer, trade, county) = self.resolve_posting_spec(spec)?;
         let verdict = self.auto_review(now, spec, employer);
         let mut p = Posting {
@@ -212,6 +213,7 @@ impl Engine {
                 current_version: p.version,
             });
         }
+        check_version_step(p.version, spec.version)?;
         let (employer, trade, county) = self.resolve_posting_spec(spec)?;
         let action = "update";
         if matches!(p.state, PostingState::Cancelled | PostingState::Expired) {
@@ -331,4 +333,19 @@ impl PostingSpec {
     fn expires_at_after(&self, now: Timestamp) -> bool {
         self.start.plus_minutes(self.duration_minutes as i64) > now
     }
+}
+
+/// The version bound: a submit or update raises a posting's version by at most
+/// [`MAX_VERSION_STEP`] (the lower bound is checked by the caller).
+fn check_version_step(current: u64, given: u64) -> Result<()> {
+    if given.saturating_sub(current) <= MAX_VERSION_STEP {
+        return Ok(());
+    }
+    Err(EngineError::invalid(
+        "version",
+        format!(
+            "may rise by at most {MAX_VERSION_STEP} at a time: the current version is {current}, so at most {}",
+            current.saturating_add(MAX_VERSION_STEP)
+        ),
+    ))
 }

@@ -28,7 +28,7 @@ impl pb::directory_service_server::DirectoryService for Api {
             let applied = self.submit(&caller, &req.request_id, Command::UpsertMarket(spec)).await?;
             match applied.outcome {
                 Outcome::MarketUpserted { created } => {
-                    let market = self.ctx.host.read_engine(|e| e.directory().get(&id).map(convert::market_to_pb));
+                    let market = self.read_answer(|e| e.directory().get(&id).map(convert::market_to_pb)).await?;
                     Ok(pb::UpsertMarketResponse { created, market: Some(market.ok_or_else(|| errors::vanished(&id))?) })
                 }
                 other => Err(errors::unexpected_outcome(caller.rpc, &other)),
@@ -62,10 +62,12 @@ impl pb::directory_service_server::DirectoryService for Api {
     ) -> Result<Response<pb::ListMarketsResponse>, Status> {
         self.call("ListMarkets", request, |caller, req| async move {
             caller.require_role(READERS)?;
-            let markets = self.ctx.host.read_engine(|e| {
-                convert::checked_county(&Rules::of(e), "county_code", req.county_code)
-                    .map(|county| e.directory().of_county(county).map(convert::market_to_pb).collect())
-            });
+            let markets = self
+                .read_answer(|e| {
+                    convert::checked_county(&Rules::of(e), "county_code", req.county_code)
+                        .map(|county| e.directory().of_county(county).map(convert::market_to_pb).collect())
+                })
+                .await?;
             Ok(pb::ListMarketsResponse { markets: markets.map_err(|e| errors::invalid_request(&e))? })
         })
         .await

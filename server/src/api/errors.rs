@@ -99,6 +99,20 @@ pub fn submit_status(e: &SubmitError) -> Status {
         SubmitError::Engine(engine) => engine_status(engine),
         SubmitError::Overloaded(_) => Status::resource_exhausted(format!("{e}; retry with backoff")),
         SubmitError::Unavailable(_) => Status::unavailable(e.to_string()),
+        SubmitError::RequestIdReused => {
+            let mut details = error_info("REQUEST_ID_REUSED", &[]);
+            details.add_precondition_failure_violation(
+                "REQUEST_ID_REUSED",
+                "request_id",
+                "this request_id was first used for a different request; a retry must repeat that request exactly, \
+                 a new request needs a new request_id",
+            );
+            Status::with_error_details(
+                Code::FailedPrecondition,
+                "request_id was already used for a different request: nothing was changed; use a new request_id",
+                details,
+            )
+        }
     }
 }
 

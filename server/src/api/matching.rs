@@ -55,7 +55,7 @@ impl Api {
         match applied.outcome {
             Outcome::OfferChanged { state, posting_state, next_offer } => {
                 let next_offer =
-                    next_offer.map(|o| self.ctx.host.read_engine(|e| convert::offer_to_pb(e, &o, &caller.principal)));
+                    self.read_answer(|e| next_offer.map(|o| convert::offer_to_pb(e, &o, &caller.principal))).await?;
                 Ok(OfferChange { state, posting_state, next_offer })
             }
             other => Err(errors::unexpected_outcome(caller.rpc, &other)),
@@ -92,9 +92,8 @@ impl pb::match_service_server::MatchService for Api {
             };
             let offer_deadline = offers.first().map(|o| convert::timestamp_to_pb(o.deadline));
             let offers = self
-                .ctx
-                .host
-                .read_engine(|e| offers.iter().map(|o| convert::offer_to_pb(e, o, &caller.principal)).collect());
+                .read_answer(|e| offers.iter().map(|o| convert::offer_to_pb(e, o, &caller.principal)).collect())
+                .await?;
             Ok(pb::InstantMatchResponse { offers, remaining_slots: u32::from(remaining), offer_deadline })
         })
         .await

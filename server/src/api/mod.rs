@@ -288,6 +288,12 @@ impl Api {
         self.ctx.auth.principal_for_header(value).cloned().ok_or_else(|| errors::unauthenticated("unknown token"))
     }
 
+    /// Reads the engine for an answer: returned once everything it shows is
+    /// durable (see [`Host::read_durable`]).
+    async fn read_answer<R>(&self, f: impl FnOnce(&linggong_engine::Engine) -> R) -> Result<R, Status> {
+        self.ctx.host.read_durable(f).await.map_err(|e| errors::submit_status(&e))
+    }
+
     /// Submits a command; a non-empty `request_id` makes it idempotent per caller and RPC.
     async fn submit(&self, caller: &Caller, request_id: &str, command: Command) -> Result<Applied, Status> {
         let key = (!request_id.is_empty()).then(|| format!("{}/{}/{}", caller.principal.name, caller.rpc, request_id));

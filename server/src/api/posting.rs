@@ -40,10 +40,9 @@ pub(crate) fn list_page(engine: &Engine, filter: &PostingFilter, page: PageReque
 
 impl Api {
     /// The posting as it stands, for a response.
-    pub(crate) fn read_posting(&self, posting_id: &str) -> Result<pb::Posting, Status> {
-        self.ctx
-            .host
-            .read_engine(|e| e.posting(posting_id).map(|p| convert::posting_to_pb(e, p)))
+    pub(crate) async fn read_posting(&self, posting_id: &str) -> Result<pb::Posting, Status> {
+        self.read_answer(|e| e.posting(posting_id).map(|p| convert::posting_to_pb(e, p)))
+            .await?
             .ok_or_else(|| errors::vanished("posting"))
     }
 
@@ -69,14 +68,14 @@ impl Api {
         Ok(spec)
     }
 
-    fn posting_changed(
+    async fn posting_changed(
         &self,
         caller: &Caller,
         posting_id: &str,
         applied: Applied,
     ) -> Result<(pb::Posting, bool), Status> {
         match applied.outcome {
-            Outcome::PostingChanged { unchanged, .. } => Ok((self.read_posting(posting_id)?, unchanged)),
+            Outcome::PostingChanged { unchanged, .. } => Ok((self.read_posting(posting_id).await?, unchanged)),
             other => Err(errors::unexpected_outcome(caller.rpc, &other)),
         }
     }
@@ -96,7 +95,7 @@ impl pb::posting_service_server::PostingService for Api {
             let spec = self.checked_posting(&caller, &req.request_id, req.posting.as_ref())?;
             let id = spec.id.clone();
             let applied = self.submit(&caller, &req.request_id, Command::SubmitPosting(spec)).await?;
-            let (posting, unchanged) = self.posting_changed(&caller, &id, applied)?;
+            let (posting, unchanged) = self.posting_changed(&caller, &id, applied).await?;
             Ok(pb::SubmitPostingResponse { posting: Some(posting), unchanged })
         })
         .await
@@ -110,7 +109,7 @@ impl pb::posting_service_server::PostingService for Api {
             let spec = self.checked_posting(&caller, &req.request_id, req.posting.as_ref())?;
             let id = spec.id.clone();
             let applied = self.submit(&caller, &req.request_id, Command::UpdatePosting(spec)).await?;
-            let (posting, unchanged) = self.posting_changed(&caller, &id, applied)?;
+            let (posting, unchanged) = self.posting_changed(&caller, &id, applied).await?;
             Ok(pb::UpdatePostingResponse { posting: Some(posting), unchanged })
         })
         .await
@@ -130,7 +129,7 @@ impl pb::posting_service_server::PostingService for Api {
                 caller.require_place(county, township.as_deref())?;
             }
             let applied = self.submit(&caller, &req.request_id, command).await?;
-            let (posting, _) = self.posting_changed(&caller, &req.posting_id, applied)?;
+            let (posting, _) = self.posting_changed(&caller, &req.posting_id, applied).await?;
             Ok(pb::CancelPostingResponse { posting: Some(posting) })
         })
         .await
@@ -142,10 +141,12 @@ impl pb::posting_service_server::PostingService for Api {
     ) -> Result<Response<pb::GetPostingResponse>, Status> {
         self.call("GetPosting", request, |caller, req| async move {
             caller.require_role(READERS)?;
-            let found = self.ctx.host.read_engine(|e| {
-                let id = convert::checked_id(&Rules::of(e), "posting_id", &req.posting_id)?;
-                Ok(e.posting(id).map(|p| convert::posting_to_pb(e, p)))
-            });
+            let found = self
+                .read_answer(|e| {
+                    let id = convert::checked_id(&Rules::of(e), "posting_id", &req.posting_id)?;
+                    Ok(e.posting(id).map(|p| convert::posting_to_pb(e, p)))
+                })
+                .await?;
             let found = found.map_err(|e| errors::invalid_request(&e))?;
             let posting = found.ok_or_else(|| errors::not_found(format!("unknown posting `{}`", req.posting_id)))?;
             caller
@@ -185,7 +186,7 @@ impl pb::posting_service_server::PostingService for Api {
                 },
                 Role::Reviewer | Role::Operator => {}
             }
-            let (postings, next_page_token) = self.ctx.host.read_engine(|e| list_page(e, &filter, page));
+            let (postings, next_page_token) = self.read_answer(|e| list_page(e, &filter, page)).await?;
             Ok(pb::ListPostingsResponse { postings, next_page_token })
         })
         .await

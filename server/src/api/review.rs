@@ -22,17 +22,15 @@ impl Api {
         self.ctx.host.read_engine(|e| convert(&Rules::of(e))).map_err(|e| errors::invalid_request(&e))
     }
 
-    fn read_employer(&self, employer_id: &str) -> Result<pb::Employer, Status> {
-        self.ctx
-            .host
-            .read_engine(|e| e.employer(employer_id).map(convert::employer_to_pb))
+    async fn read_employer(&self, employer_id: &str) -> Result<pb::Employer, Status> {
+        self.read_answer(|e| e.employer(employer_id).map(convert::employer_to_pb))
+            .await?
             .ok_or_else(|| errors::vanished("employer"))
     }
 
-    fn read_complaint(&self, complaint_id: u64) -> Result<pb::Complaint, Status> {
-        self.ctx
-            .host
-            .read_engine(|e| e.complaint(complaint_id).map(|c| convert::complaint_to_pb(e, c)))
+    async fn read_complaint(&self, complaint_id: u64) -> Result<pb::Complaint, Status> {
+        self.read_answer(|e| e.complaint(complaint_id).map(|c| convert::complaint_to_pb(e, c)))
+            .await?
             .ok_or_else(|| errors::vanished("complaint"))
     }
 }
@@ -46,12 +44,11 @@ impl pb::review_service_server::ReviewService for Api {
         self.call("ListPendingPostings", request, |caller, req| async move {
             caller.require_role(REVIEWERS)?;
             let (postings, next_page_token) = self
-                .ctx
-                .host
-                .read_engine(|e| {
+                .read_answer(|e| {
                     let (filter, page) = convert::list_pending_postings_request(&Rules::of(e), &req)?;
                     Ok(list_page(e, &filter, page))
                 })
+                .await?
                 .map_err(|e| errors::invalid_request(&e))?;
             Ok(pb::ListPendingPostingsResponse { postings, next_page_token })
         })
@@ -67,7 +64,7 @@ impl pb::review_service_server::ReviewService for Api {
             let applied = self.submit(&caller, &req.request_id, command).await?;
             match applied.outcome {
                 Outcome::PostingChanged { .. } => {
-                    Ok(pb::ReviewPostingResponse { posting: Some(self.read_posting(&req.posting_id)?) })
+                    Ok(pb::ReviewPostingResponse { posting: Some(self.read_posting(&req.posting_id).await?) })
                 }
                 other => Err(errors::unexpected_outcome(caller.rpc, &other)),
             }
@@ -84,7 +81,7 @@ impl pb::review_service_server::ReviewService for Api {
             let applied = self.submit(&caller, &req.request_id, command).await?;
             match applied.outcome {
                 Outcome::ComplaintFiled { complaint } => {
-                    Ok(pb::FileComplaintResponse { complaint: Some(self.read_complaint(complaint)?) })
+                    Ok(pb::FileComplaintResponse { complaint: Some(self.read_complaint(complaint).await?) })
                 }
                 other => Err(errors::unexpected_outcome(caller.rpc, &other)),
             }
@@ -101,7 +98,7 @@ impl pb::review_service_server::ReviewService for Api {
             let applied = self.submit(&caller, &req.request_id, command).await?;
             match applied.outcome {
                 Outcome::ComplaintResolved => {
-                    Ok(pb::ResolveComplaintResponse { complaint: Some(self.read_complaint(req.complaint_id)?) })
+                    Ok(pb::ResolveComplaintResponse { complaint: Some(self.read_complaint(req.complaint_id).await?) })
                 }
                 other => Err(errors::unexpected_outcome(caller.rpc, &other)),
             }
@@ -118,7 +115,7 @@ impl pb::review_service_server::ReviewService for Api {
             let applied = self.submit(&caller, &req.request_id, command).await?;
             match applied.outcome {
                 Outcome::EmployerStatusChanged { offers_withdrawn, .. } => Ok(pb::SuspendEmployerResponse {
-                    employer: Some(self.read_employer(&req.employer_id)?),
+                    employer: Some(self.read_employer(&req.employer_id).await?),
                     offers_withdrawn,
                 }),
                 other => Err(errors::unexpected_outcome(caller.rpc, &other)),
@@ -136,7 +133,7 @@ impl pb::review_service_server::ReviewService for Api {
             let applied = self.submit(&caller, &req.request_id, command).await?;
             match applied.outcome {
                 Outcome::EmployerStatusChanged { .. } => {
-                    Ok(pb::ReinstateEmployerResponse { employer: Some(self.read_employer(&req.employer_id)?) })
+                    Ok(pb::ReinstateEmployerResponse { employer: Some(self.read_employer(&req.employer_id).await?) })
                 }
                 other => Err(errors::unexpected_outcome(caller.rpc, &other)),
             }
@@ -159,7 +156,7 @@ impl pb::review_service_server::ReviewService for Api {
             let applied = self.submit(&caller, &req.request_id, Command::UpsertEmployer(spec)).await?;
             match applied.outcome {
                 Outcome::EmployerUpserted { created } => {
-                    Ok(pb::UpsertEmployerResponse { created, employer: Some(self.read_employer(&id)?) })
+                    Ok(pb::UpsertEmployerResponse { created, employer: Some(self.read_employer(&id).await?) })
                 }
                 other => Err(errors::unexpected_outcome(caller.rpc, &other)),
             }

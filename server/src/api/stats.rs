@@ -25,7 +25,7 @@ impl pb::stats_service_server::StatsService for Api {
                 .map_err(|e| errors::invalid_request(&e))?;
             caller.require_county(county)?;
             // Copy the counters under the lock; build the message after releasing it.
-            let stats = self.ctx.host.read_engine(|e| e.county_stats(county));
+            let stats = self.read_answer(|e| e.county_stats(county)).await?;
             let stats = stats.ok_or_else(|| errors::not_found(format!("unknown county {county}")))?;
             Ok(convert::county_stats_to_pb(&stats))
         })
@@ -44,7 +44,7 @@ impl pb::stats_service_server::StatsService for Api {
                 .read_engine(|e| convert::county_ledger_request(&Rules::of(e), &req))
                 .map_err(|e| errors::invalid_request(&e))?;
             caller.require_county(county)?;
-            let report = self.ctx.host.read_engine(|e| e.ledger_report(day, county));
+            let report = self.read_answer(|e| e.ledger_report(day, county)).await?;
             let report = report.ok_or_else(|| errors::not_found(format!("unknown county {county}")))?;
             Ok(convert::ledger_to_pb(&report))
         })
@@ -57,7 +57,7 @@ impl pb::stats_service_server::StatsService for Api {
     ) -> Result<Response<pb::StandardsReportResponse>, Status> {
         self.call("StandardsReport", request, |caller, _req| async move {
             caller.require_role(&[Role::Operator])?;
-            let report = self.ctx.host.read_engine(|e| e.standards_report());
+            let report = self.read_answer(|e| e.standards_report()).await?;
             Ok(convert::standards_to_pb(&report))
         })
         .await

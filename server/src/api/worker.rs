@@ -36,15 +36,14 @@ impl Api {
         Ok(command)
     }
 
-    fn updated_worker(
+    async fn updated_worker(
         &self,
         caller: &Caller,
         outcome: Outcome,
     ) -> Result<(pb::WorkerStatus, Option<pb::Offer>), Status> {
         match outcome {
             Outcome::WorkerUpdated { status, offer } => {
-                let offer =
-                    offer.map(|o| self.ctx.host.read_engine(|e| convert::offer_to_pb(e, &o, &caller.principal)));
+                let offer = self.read_answer(|e| offer.map(|o| convert::offer_to_pb(e, &o, &caller.principal))).await?;
                 Ok((convert::worker_status_to_pb(status), offer))
             }
             other => Err(errors::unexpected_outcome(caller.rpc, &other)),
@@ -75,12 +74,14 @@ impl pb::worker_service_server::WorkerService for Api {
             let Outcome::WorkerUpserted { created, offer } = applied.outcome else {
                 return Err(errors::unexpected_outcome(caller.rpc, &applied.outcome));
             };
-            let (worker, offer) = self.ctx.host.read_engine(|e| {
-                (
-                    e.worker(&worker_id).map(|w| convert::worker_to_pb(e, w, &caller.principal)),
-                    offer.map(|o| convert::offer_to_pb(e, &o, &caller.principal)),
-                )
-            });
+            let (worker, offer) = self
+                .read_answer(|e| {
+                    (
+                        e.worker(&worker_id).map(|w| convert::worker_to_pb(e, w, &caller.principal)),
+                        offer.map(|o| convert::offer_to_pb(e, &o, &caller.principal)),
+                    )
+                })
+                .await?;
             let worker = worker.ok_or_else(|| errors::vanished("worker"))?;
             Ok(pb::RegisterWorkerResponse { created, worker: Some(worker), offer })
         })
@@ -95,7 +96,7 @@ impl pb::worker_service_server::WorkerService for Api {
             let command =
                 self.worker_command(&caller, &req.worker_id, |r| convert::update_worker_location_command(r, &req))?;
             let applied = self.submit(&caller, &req.request_id, command).await?;
-            let (status, offer) = self.updated_worker(&caller, applied.outcome)?;
+            let (status, offer) = self.updated_worker(&caller, applied.outcome).await?;
             Ok(pb::UpdateWorkerLocationResponse { status: status as i32, offer })
         })
         .await
@@ -109,7 +110,7 @@ impl pb::worker_service_server::WorkerService for Api {
             let command =
                 self.worker_command(&caller, &req.worker_id, |r| convert::set_availability_command(r, &req))?;
             let applied = self.submit(&caller, &req.request_id, command).await?;
-            let (status, offer) = self.updated_worker(&caller, applied.outcome)?;
+            let (status, offer) = self.updated_worker(&caller, applied.outcome).await?;
             Ok(pb::SetAvailabilityResponse { status: status as i32, offer })
         })
         .await
@@ -137,10 +138,12 @@ impl pb::worker_service_server::WorkerService for Api {
     ) -> Result<Response<pb::GetWorkerResponse>, Status> {
         self.call("GetWorker", request, |caller, req| async move {
             caller.require_role(READERS)?;
-            let found = self.ctx.host.read_engine(|e| {
-                let id = convert::checked_id(&Rules::of(e), "worker_id", &req.worker_id)?;
-                Ok(e.worker(id).map(|w| convert::worker_to_pb(e, w, &caller.principal)))
-            });
+            let found = self
+                .read_answer(|e| {
+                    let id = convert::checked_id(&Rules::of(e), "worker_id", &req.worker_id)?;
+                    Ok(e.worker(id).map(|w| convert::worker_to_pb(e, w, &caller.principal)))
+                })
+                .await?;
             let found = found.map_err(|e| errors::invalid_request(&e))?;
             let worker = found.ok_or_else(|| errors::not_found(format!("unknown worker `{}`", req.worker_id)))?;
             Ok(pb::GetWorkerResponse { worker: Some(worker) })

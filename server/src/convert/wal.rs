@@ -84,6 +84,16 @@ pub fn encode(cmd: &LoggedCommand, buf: &mut Vec<u8>) {
     message.encode(buf).expect("a Vec<u8> grows to fit any message");
 }
 
+/// A stable fingerprint of a command: the first 8 bytes of the SHA-256 of its
+/// log encoding (without time and request key). Equal commands have equal
+/// fingerprints in every process and version that writes the same log format.
+pub fn command_fingerprint(command: &Command) -> u64 {
+    use sha2::Digest as _;
+    let message = pb::Command { kind: Some(command_to_pb(command)) };
+    let digest = sha2::Sha256::digest(message.encode_to_vec());
+    u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
 /// Decodes one payload written by [`encode`]. Never panics, whatever the bytes.
 pub fn decode(bytes: &[u8]) -> Result<LoggedCommand, WalDecodeError> {
     let message = pb::LoggedCommand::decode(bytes)?;

@@ -7,12 +7,12 @@ mod storage;
 mod writer;
 
 pub(crate) use reader::truncate_keeping_copy;
-pub use reader::{repair, scan, ScanOutcome, ScanProblem, SegmentReport};
+pub use reader::{repair, scan, ProblemKind, ScanOutcome, ScanProblem, SegmentReport, TornWrite};
 pub use segment::{
     decode_frame, decode_header, encode_frame, encode_header, list_segments, segment_name, Frame, FrameError,
     HeaderError, FORMAT_VERSION, FRAME_LEN, HEADER_LEN, MAX_RECORD_BYTES,
 };
-pub use storage::{Fault, FaultyStorage, LogFile, StdStorage, Storage};
+pub use storage::{Fault, FaultyStorage, HoldableStorage, LogFile, StdStorage, Storage, SyncHold};
 pub use writer::{Durability, WalConfig, WalWriter};
 
 /// Errors of the write-ahead log.
@@ -28,7 +28,7 @@ pub enum WalError {
         /// The IO error.
         source: std::io::Error,
     },
-    /// The log is damaged somewhere other than a torn tail; start-up refuses.
+    /// The log is damaged (anything but a torn tail); start-up refuses.
     #[error("{0}")]
     Corrupt(ScanProblem),
     /// A durability setting could not be parsed.

@@ -1,11 +1,27 @@
 //! Reads a log directory strictly: every record in order with consecutive
-//! sequence numbers; tells a torn tail (safe to truncate) from damage anywhere
-//! else (refuse to start); and implements `wal verify` / `wal repair`.
+//! sequence numbers; tells a torn tail (safe to truncate) from a damaged last
+//! record and from damage anywhere else (both refuse to start); and implements
+//! `wal verify` / `wal repair`.
+//!
+//! The rule for the end of the newest segment. The writer only appends (no
+//! preallocation) and fdatasyncs after each batch, so an interrupted write
+//! leaves either a file that ends inside the last record, or a last record
+//! whose bytes from a sector (512-byte) boundary, or from its own start, to the
+//! end of the file are zeros (the file grew but the data never reached the
+//! disk). Either is a torn tail: truncated at start-up, a copy kept. A complete
+//! last record whose checksum fails without either sign is a damaged last
+//! record: it may have been acknowledged, so start-up refuses and `wal repair`
+//! drops it only when the operator says so. What cannot be told apart: a
+//! damaged length field that points past the end of the file looks like an
+//! interrupted write, and is truncated as one (the log message says so).
 
-use super::segment::{decode_frame, decode_header, list_segments, valid_record_after, HEADER_LEN};
+use super::segment::{decode_frame, decode_header, list_segments, valid_record_after, FrameError, HEADER_LEN};
 use super::WalError;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// Granularity at which an interrupted write leaves unwritten (zero) bytes.
+const SECTOR_BYTES: usize = 512;
 
 /// What one segment holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +40,34 @@ pub struct SegmentReport {
     pub file_len: u64,
 }
 
+/// How an interrupted write shows at the end of the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TornWrite {
+    /// The file ends inside the record (a damaged length field pointing past
+    /// the end of the file looks the same).
+    EndsInside,
+    /// The record's bytes from this file offset to the end of the file are zeros.
+    ZeroFilled {
+        /// First zero byte.
+        from: u64,
+    },
+}
+
+/// What kind of problem a scan stopped at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The last record of the newest segment was cut short by an interrupted
+    /// write; truncating it loses nothing that was acknowledged.
+    TornTail(TornWrite),
+    /// The last record of the newest segment is complete but fails its
+    /// checksum, with no sign of an interrupted write: it may be an
+    /// acknowledged record damaged on disk.
+    DamagedLastRecord,
+    /// Damage before the end of the log (valid records follow, a bad header,
+    /// a sequence gap, a record that does not decode).
+    Damaged,
+}
+
 /// The first problem found in a log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScanProblem {
@@ -33,25 +77,64 @@ pub struct ScanProblem {
     pub offset: u64,
     /// What is wrong.
     pub reason: String,
-    /// True when it is a torn tail: the bad record is in the last segment with
-    /// no valid record after it, so truncating loses nothing acknowledged.
-    pub torn_tail: bool,
+    /// Which kind of problem it is.
+    pub kind: ProblemKind,
+}
+
+impl ScanProblem {
+    /// Whether start-up may truncate it (an interrupted last write).
+    pub fn is_torn_tail(&self) -> bool {
+        matches!(self.kind, ProblemKind::TornTail(_))
+    }
+
+    /// One sentence on what the kind means, for logs and `wal verify`.
+    pub fn explanation(&self) -> String {
+        match self.kind {
+            ProblemKind::TornTail(TornWrite::EndsInside) => "this is a torn tail: the file ends inside the last \
+                 record (an interrupted write; a damaged length field would look the same). Start-up truncates it \
+                 automatically, keeping a copy"
+                .into(),
+            ProblemKind::TornTail(TornWrite::ZeroFilled { from }) => format!(
+                "this is a torn tail: the last record's bytes from offset {from} to the end of the file are zeros \
+                 (a write that never reached the disk). Start-up truncates it automatically, keeping a copy"
+            ),
+            ProblemKind::DamagedLastRecord => "this is a damaged last record: it is complete but fails its checksum, \
+                 and nothing shows an interrupted write (the file does not end inside it and none of its sectors is \
+                 zeros), so the server cannot tell it from an acknowledged record damaged on disk. Start-up refuses; \
+                 restore from a backup, or run `linggong-server wal repair` to truncate it (a copy is kept) and \
+                 accept losing it"
+                .into(),
+            ProblemKind::Damaged => "the log is damaged before its end, so starting would silently lose or change \
+                 state. Restore the data directory from a backup, or run `linggong-server wal verify` to see every \
+                 segment and `linggong-server wal repair` to truncate the log at this record (a copy is kept) and \
+                 accept losing everything after it"
+                .into(),
+        }
+    }
 }
 
 impl fmt::Display for ScanProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} at byte offset {}: {}", self.path.display(), self.offset, self.reason)?;
-        if !self.torn_tail {
-            write!(
-                f,
-                ". The log is damaged before its end, so starting would silently lose or change state. \
-                 Restore the data directory from a backup, or run `linggong-server wal verify` to see every \
-                 segment and `linggong-server wal repair` to truncate the log at this record (a copy is kept) \
-                 and accept losing everything after it"
-            )?;
+        if !self.is_torn_tail() {
+            write!(f, ". {}", self.explanation())?;
         }
         Ok(())
     }
+}
+
+/// How a bad record at the end of the newest segment (nothing valid after it)
+/// is classified: see the module documentation.
+fn classify_last_record(bytes: &[u8], offset: usize, error: &FrameError) -> ProblemKind {
+    if matches!(error, FrameError::Incomplete { .. }) {
+        return ProblemKind::TornTail(TornWrite::EndsInside);
+    }
+    let zeros_from = bytes.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1).max(offset);
+    let boundary = if zeros_from == offset { offset } else { zeros_from.next_multiple_of(SECTOR_BYTES) };
+    if boundary < bytes.len() {
+        return ProblemKind::TornTail(TornWrite::ZeroFilled { from: boundary as u64 });
+    }
+    ProblemKind::DamagedLastRecord
 }
 
 /// Result of reading a log.
@@ -88,22 +171,25 @@ pub fn scan(
             valid_len: 0,
             file_len: bytes.len() as u64,
         };
-        let problem = |offset: usize, reason: String, torn_tail: bool| ScanProblem {
+        let problem = |offset: usize, reason: String, kind: ProblemKind| ScanProblem {
             path: path.clone(),
             offset: offset as u64,
             reason,
-            torn_tail,
+            kind,
         };
         let first = match decode_header(&bytes) {
             Ok(first) if first == name_seq => first,
             Ok(first) => {
-                out.problem =
-                    Some(problem(0, format!("header says first sequence {first}, name says {name_seq}"), false));
+                out.problem = Some(problem(
+                    0,
+                    format!("header says first sequence {first}, name says {name_seq}"),
+                    ProblemKind::Damaged,
+                ));
                 out.segments.push(report);
                 return Ok(out);
             }
             Err(e) => {
-                out.problem = Some(problem(0, format!("bad segment header: {e}"), false));
+                out.problem = Some(problem(0, format!("bad segment header: {e}"), ProblemKind::Damaged));
                 out.segments.push(report);
                 return Ok(out);
             }
@@ -113,7 +199,7 @@ pub fn scan(
                 out.problem = Some(problem(
                     0,
                     format!("sequence gap: expected segment to start at {exp}, it starts at {first}"),
-                    false,
+                    ProblemKind::Damaged,
                 ));
                 out.segments.push(report);
                 return Ok(out);
@@ -127,7 +213,8 @@ pub fn scan(
                 Ok(frame) if frame.seq == next => {
                     if frame.seq > after_seq {
                         if let Err(reason) = on_record(frame.seq, frame.payload) {
-                            out.problem = Some(problem(off, format!("record {}: {reason}", frame.seq), false));
+                            out.problem =
+                                Some(problem(off, format!("record {}: {reason}", frame.seq), ProblemKind::Damaged));
                             out.segments.push(report);
                             return Ok(out);
                         }
@@ -140,14 +227,18 @@ pub fn scan(
                     report.valid_len = off as u64;
                 }
                 Ok(frame) => {
-                    out.problem =
-                        Some(problem(off, format!("sequence gap: expected record {next}, found {}", frame.seq), false));
+                    out.problem = Some(problem(
+                        off,
+                        format!("sequence gap: expected record {next}, found {}", frame.seq),
+                        ProblemKind::Damaged,
+                    ));
                     out.segments.push(report);
                     return Ok(out);
                 }
                 Err(e) => {
-                    let torn = is_last && valid_record_after(&bytes, off + 1, next.saturating_sub(1)).is_none();
-                    out.problem = Some(problem(off, format!("bad record: {e}"), torn));
+                    let at_end = is_last && valid_record_after(&bytes, off + 1, next.saturating_sub(1)).is_none();
+                    let kind = if at_end { classify_last_record(&bytes, off, &e) } else { ProblemKind::Damaged };
+                    out.problem = Some(problem(off, format!("bad record: {e}"), kind));
                     out.segments.push(report);
                     return Ok(out);
                 }

@@ -133,3 +133,79 @@ impl Storage for FaultyStorage {
         StdStorage.remove(path)
     }
 }
+
+/// Real files whose fdatasyncs can be held back, so tests can look at what the
+/// service answers while a record is written but not yet durable.
+#[derive(Clone, Default)]
+pub struct HoldableStorage {
+    held: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl HoldableStorage {
+    /// Storage that syncs normally until [`HoldableStorage::hold`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// From now on, `sync_data` blocks until the returned hold is dropped
+    /// (also when a test panics, so the writer thread can finish).
+    pub fn hold(&self) -> SyncHold {
+        *self.held.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        SyncHold { storage: self.clone() }
+    }
+
+    fn wait_while_held(&self) {
+        let (held, released) = &*self.held;
+        let mut guard = held.lock().unwrap_or_else(|e| e.into_inner());
+        while *guard {
+            guard = released.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Syncs held back by [`HoldableStorage::hold`]; dropping it lets them through.
+pub struct SyncHold {
+    storage: HoldableStorage,
+}
+
+impl Drop for SyncHold {
+    fn drop(&mut self) {
+        *self.storage.held.0.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.storage.held.1.notify_all();
+    }
+}
+
+struct HoldableFile {
+    inner: StdFile,
+    storage: HoldableStorage,
+}
+
+impl LogFile for HoldableFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.storage.wait_while_held();
+        self.inner.sync_data()
+    }
+}
+
+impl Storage for HoldableStorage {
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn LogFile>> {
+        let f = OpenOptions::new().append(true).open(path)?;
+        Ok(Box::new(HoldableFile { inner: StdFile(f), storage: self.clone() }))
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn LogFile>> {
+        let f = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+        Ok(Box::new(HoldableFile { inner: StdFile(f), storage: self.clone() }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdStorage.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        StdStorage.sync_dir(dir)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        StdStorage.remove(path)
+    }
+}

@@ -123,7 +123,8 @@ export type Posting = Message<"linggong.v1.Posting"> & {
   source: PostingSource;
 
   /**
-   * Version: a submit starts at any version >= 1, an update must raise it.
+   * Version: a submit starts at 1 to 2^32; an update raises it by 1 to 2^32
+   * (so a version can never be pushed to the end of its range).
    *
    * @generated from field: uint64 version = 15;
    */
@@ -638,7 +639,8 @@ export const PostingService: GenService<{
    * Replaces a posting with a higher version. A version not above the current
    * one is FAILED_PRECONDITION, carrying the current version in the message,
    * in a `google.rpc.ErrorInfo` detail (metadata key `current_version`) and in
-   * the `linggong-current-version` trailer.
+   * the `linggong-current-version` trailer. A version more than 2^32 above
+   * the current one is INVALID_ARGUMENT (field `version`).
    *
    * @generated from rpc linggong.v1.PostingService.UpdatePosting
    */
