@@ -1,6 +1,7 @@
 //! Compiles every `.proto` under `proto/` with protox (pure Rust: no system
 //! protoc needed) and generates tonic code (tonic-prost-build) plus a file descriptor set for
-//! server reflection.
+//! server reflection. Also tells cargo to rebuild when the console's built
+//! assets (`console/dist`, embedded by `web::assets`) change.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,8 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../proto");
     println!("cargo:rerun-if-changed={}", root.display());
+    let dist = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../console/dist");
+    println!("cargo:rerun-if-changed={}", dist.display());
     let mut files = Vec::new();
     collect(&root, &mut files);
     files.sort();

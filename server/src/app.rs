@@ -41,6 +41,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Bound Prometheus address, if enabled.
     pub metrics_addr: Option<SocketAddr>,
+    /// Bound HTTP address (console, gRPC-Web, directory GeoJSON), if enabled.
+    pub http_addr: Option<SocketAddr>,
     /// The data directory's development operator token, if it has one.
     pub dev_token: Option<DevToken>,
     /// The engine host (for in-process inspection in tests).
@@ -52,6 +54,7 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
     metrics_task: Option<JoinHandle<()>>,
+    http_task: Option<JoinHandle<()>>,
     ticker: JoinHandle<()>,
     health: HealthReporter,
     grace: Duration,
@@ -175,6 +178,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         stop: stop_rx.clone(),
         max_message_bytes: config.max_message_bytes as u32,
     };
+    let web_grpc = match config.http_listen {
+        Some(_) => {
+            let mut services = api_service_names();
+            services.push("grpc.health.v1.Health".into());
+            let grpc_routes = routes(ctx.clone()).add_service(health_service.clone());
+            Some(crate::web::GrpcWeb::new(grpc_routes, services, guard.clone(), &config.web.cors_origins))
+        }
+        None => None,
+    };
     let router = builder
         .layer(guard)
         .add_routes(routes(ctx))
@@ -207,8 +219,27 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         }
         None => (None, None),
     };
+    let (http_addr, http_task) = match (config.http_listen, web_grpc) {
+        (Some(listen), Some(grpc)) => {
+            let listener = TcpListener::bind(listen).await.with_context(|| format!("binding HTTP address {listen}"))?;
+            let bound = listener.local_addr()?;
+            let app = crate::web::router(host.clone(), config.web.clone(), grpc);
+            let mut stop_signal = stop_rx.clone();
+            let task = tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop_signal.wait_for(|stopping| *stopping).await;
+                };
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                    tracing::warn!(error = %e, "the HTTP listener ended with an error");
+                }
+            });
+            (Some(bound), Some(task))
+        }
+        _ => (None, None),
+    };
     tracing::info!(
         grpc = %addr,
+        http = http_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         metrics = metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         tls = config.tls.is_some(),
         durability = %config.durability,
@@ -216,11 +247,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         "serving"
     );
     if let Some(path) = &config.ready_file {
-        write_ready_file(path, addr, metrics_addr)?;
+        write_ready_file(path, addr, http_addr, metrics_addr)?;
     }
     Ok(RunningServer {
         addr,
         metrics_addr,
+        http_addr,
         dev_token,
         host,
         rpc_metrics,
@@ -228,6 +260,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         stop,
         serve,
         metrics_task,
+        http_task,
         ticker,
         health,
         grace: config.shutdown_grace,
@@ -262,6 +295,13 @@ impl RunningServer {
         self.ticker.abort();
         if let Some(task) = self.metrics_task.take() {
             task.abort();
+        }
+        if let Some(mut task) = self.http_task.take() {
+            // Watch streams were ended by the stop signal; unary calls get the rest of the grace period.
+            let left = self.grace.saturating_sub(started.elapsed());
+            if tokio::time::timeout(left, &mut task).await.is_err() {
+                task.abort();
+            }
         }
         let host = self.host.clone();
         tokio::task::spawn_blocking(move || host.shutdown()).await.context("host shutdown task")?;
@@ -363,8 +403,16 @@ impl DataDirLock {
     }
 }
 
-fn write_ready_file(path: &Path, grpc: SocketAddr, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
+fn write_ready_file(
+    path: &Path,
+    grpc: SocketAddr,
+    http: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     let mut text = format!("grpc={grpc}\n");
+    if let Some(h) = http {
+        text.push_str(&format!("http={h}\n"));
+    }
     if let Some(m) = metrics {
         text.push_str(&format!("metrics={m}\n"));
     }
@@ -432,7 +480,7 @@ async fn serve_metrics(
 /// server streams that are idle when the server shuts down (UNAVAILABLE), so
 /// graceful shutdown never waits on a watcher.
 #[derive(Clone)]
-struct GuardLayer {
+pub(crate) struct GuardLayer {
     metrics: Arc<ServerMetrics>,
     stop: watch::Receiver<bool>,
     max_message_bytes: u32,
@@ -446,7 +494,7 @@ impl<S> tower_layer::Layer<S> for GuardLayer {
 }
 
 #[derive(Clone)]
-struct GuardService<S> {
+pub(crate) struct GuardService<S> {
     inner: S,
     layer: GuardLayer,
 }
@@ -558,7 +606,7 @@ impl Body for LimitedBody {
 }
 
 /// Response body that ends an idle stream with UNAVAILABLE once the server stops.
-struct GuardedBody {
+pub(crate) struct GuardedBody {
     inner: BoxBody,
     stop: Option<watch::Receiver<bool>>,
     stop_wait: Option<BoxFuture<()>>,

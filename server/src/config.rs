@@ -6,6 +6,7 @@
 use crate::auth::TokenConfig;
 use crate::host::HostConfig;
 use crate::wal::{Durability, StdStorage, Storage};
+use crate::web::WebSettings;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use linggong_engine::{EngineConfig, LedgerDay, Regions, TradeCatalog};
 use serde::Deserialize;
@@ -16,6 +17,8 @@ use std::time::Duration;
 
 /// Default gRPC listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default HTTP listen address (console, gRPC-Web, directory GeoJSON).
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 /// Largest gRPC message the server decodes, bytes.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Default number of waiting workers `--demo` loads.
@@ -469,6 +472,9 @@ pub struct ServeArgs {
     /// gRPC listen address (port 0 picks a free port).
     #[arg(long, env = "LINGGONG_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// HTTP listen address: the web console, gRPC-Web and `/directory.geojson` (port 0 picks a free port).
+    #[arg(long, env = "LINGGONG_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN)]
+    pub http_listen: SocketAddr,
     /// Data directory: write-ahead log, snapshots, tokens.
     #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -564,6 +570,8 @@ pub struct FileConfig {
     /// Per-county minimum daily wages.
     #[serde(default)]
     pub county_min_daily_wage: Vec<CountyWage>,
+    /// The browser side: CORS origins for gRPC-Web, the console's map tiles.
+    pub web: Option<WebSettings>,
 }
 
 /// A county's minimum daily wage.
@@ -603,6 +611,14 @@ pub enum ConfigError {
         /// The parse error.
         source: linggong_engine::catalog::CatalogError,
     },
+    /// The `[web]` settings are unusable.
+    #[error("{path}: [web]: {source}")]
+    Web {
+        /// File concerned.
+        path: PathBuf,
+        /// What is wrong.
+        source: crate::web::WebSettingsError,
+    },
 }
 
 /// TLS files.
@@ -629,6 +645,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Prometheus listen address, if any.
     pub metrics_listen: Option<SocketAddr>,
+    /// HTTP listen address (console, gRPC-Web, directory GeoJSON), if any.
+    pub http_listen: Option<SocketAddr>,
+    /// Settings of the browser side.
+    pub web: WebSettings,
     /// Data directory.
     pub data_dir: PathBuf,
     /// When writes are acknowledged.
@@ -680,6 +700,8 @@ impl ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_listen: None,
+            http_listen: None,
+            web: WebSettings::default(),
             data_dir: data_dir.into(),
             durability: Durability::Always,
             segment_bytes: 64 << 20,
@@ -711,6 +733,7 @@ impl ServeArgs {
         let mut config = ServerConfig::new(&self.data_dir);
         config.listen = self.listen;
         config.metrics_listen = self.metrics_listen;
+        config.http_listen = Some(self.http_listen);
         config.durability = self.durability;
         config.segment_bytes = self.segment_bytes;
         config.snapshot_every_records = self.snapshot_every_records.max(1);
@@ -764,6 +787,10 @@ pub fn apply_file(config: &mut ServerConfig, path: &Path) -> Result<(), ConfigEr
     }
     config.engine.county_min_daily_wage.extend(file.county_min_daily_wage.iter().map(|c| (c.county, c.yuan)));
     config.tokens.extend(file.tokens);
+    if let Some(web) = file.web {
+        web.validate().map_err(|source| ConfigError::Web { path: path.into(), source })?;
+        config.web = web;
+    }
     Ok(())
 }
 
@@ -778,6 +805,7 @@ mod tests {
         assert!(cli.command.is_none());
         let config = cli.serve.resolve().unwrap();
         assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(config.http_listen, Some(DEFAULT_HTTP_LISTEN.parse().unwrap()));
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.durability, Durability::Always);
         assert!(config.create_dev_token);
@@ -908,5 +936,25 @@ mod tests {
 
         std::fs::write(&path, "tokenz = []\n").unwrap();
         assert!(matches!(apply_file(&mut config, &path), Err(ConfigError::Toml { .. })));
+    }
+
+    #[test]
+    fn web_settings_come_from_the_config_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("linggong.toml");
+        std::fs::write(
+            &path,
+            "[web]\ncors_origins = [\"https://portal.example.cn\"]\n\
+             tiles = { url = \"https://tiles.example.cn/{z}/{x}/{y}.png\", crs = \"gcj02\", attribution = \"x\" }\n",
+        )
+        .unwrap();
+        let mut config = ServerConfig::new(dir.path());
+        assert_eq!(config.web, WebSettings::default());
+        apply_file(&mut config, &path).unwrap();
+        assert_eq!(config.web.cors_origins, ["https://portal.example.cn"]);
+        assert_eq!(config.web.tiles.as_ref().map(|t| t.crs), Some(crate::web::crs::Crs::Gcj02));
+
+        std::fs::write(&path, "[web]\ncors_origins = [\"*\"]\n").unwrap();
+        assert!(matches!(apply_file(&mut config, &path), Err(ConfigError::Web { .. })));
     }
 }

@@ -20,6 +20,7 @@ pub mod snapshot;
 pub mod state;
 pub mod tokens;
 pub mod wal;
+pub mod web;
 
 /// Generated protobuf and gRPC code.
 pub mod proto {

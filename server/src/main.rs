@@ -360,11 +360,18 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     let outcome = runtime.block_on(async move {
         let server = app::start(config).await?;
+        println!("linggong-server: gRPC on {}", server.addr);
+        if let Some(http) = server.http_addr {
+            println!(
+                "linggong-server: web console on http://{http}/ (gRPC-Web and /directory.geojson on the same address)"
+            );
+        }
         if let Some(dev) = server.dev_token.as_ref().filter(|d| d.created) {
             println!(
                 "\nCreated a development operator token (kept in {path}; only its hash is in the token table):\n\n    \
                  {token}\n\nUse it as a bearer token, for example:\n\n    \
                  grpcurl -plaintext -H 'authorization: Bearer {token}' {addr} list\n\n\
+                 or paste it into the web console's sign-in.\n\n\
                  This is printed once. For real deployments configure hashed tokens in a --config file.\n",
                 path = dev.path.display(),
                 token = dev.token,

@@ -40,7 +40,7 @@ impl ServerProcess {
         let stderr = logs.join(format!("stderr-{n}.txt"));
         let mut child = Command::new(BINARY)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--ready-file")
