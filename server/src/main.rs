@@ -8,8 +8,8 @@ use linggong_server::app::{self, DataDirLock, Stopped};
 use linggong_server::audit::{load_offline, read_window, ReplayFrom};
 use linggong_server::config::{
     read_file_config, Cli, CliCommand, DirectoryFormat, ExportCommand, ExportDirectoryArgs, HistoryArgs, LedgerArgs,
-    LedgerFormat, LogFormat, OfflineArgs, ReplayArgs, ReplayFormat, ReportCommand, ServeArgs, StandardsArgs, TokenAddArgs, TokenCommand,
-    TokenListArgs, TokenRevokeArgs, WalCommand, WalToolArgs,
+    LedgerFormat, LogFormat, OfflineArgs, ReplayArgs, ReplayFormat, ReportCommand, ServeArgs, StandardsArgs,
+    TokenAddArgs, TokenCommand, TokenListArgs, TokenRevokeArgs, WalCommand, WalToolArgs,
 };
 use linggong_server::convert::wal::decode;
 use linggong_server::history::history;

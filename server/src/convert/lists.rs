@@ -3,13 +3,13 @@
 //! into filters and pages (every bad field named, all at once).
 
 use super::api::{
-    complaint_category_from_pb, county, date, finish, fingerprint, id, optional_code, optional_enum, page, phone,
+    complaint_category_from_pb, county, date, fingerprint, finish, id, optional_code, optional_enum, page, phone,
     required_enum, timestamp, InvalidRequest, PageRequest, Rules, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 use super::crs::crs_from_pb;
-use linggong_engine::validate::Violations;
 use crate::ledger_export::{Lang, Period, MAX_EXPORT_DAYS};
 use crate::proto::v1 as pb;
+use linggong_engine::validate::Violations;
 use linggong_engine::{Complaint, ComplaintCategory, Crs, Employer, Engine, LedgerDay, MarketSpec, Timestamp};
 
 /// Counties a list is restricted to; `None` for every county.
@@ -321,14 +321,17 @@ pub fn export_ledger_request(rules: &Rules, req: &pb::ExportLedgerRequest) -> Re
     let period = optional_enum(&mut v, "period".into(), req.period, |p: pb::LedgerPeriod| {
         Some(if p == pb::LedgerPeriod::Month { Period::Month } else { Period::Day })
     });
-    finish(v, ExportLedger {
-        from,
-        to,
-        counties,
-        format: format.unwrap_or(LedgerFile::Csv),
-        lang: lang.unwrap_or_default(),
-        period: period.unwrap_or_default(),
-    })
+    finish(
+        v,
+        ExportLedger {
+            from,
+            to,
+            counties,
+            format: format.unwrap_or(LedgerFile::Csv),
+            lang: lang.unwrap_or_default(),
+            period: period.unwrap_or_default(),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -215,12 +215,7 @@ async fn directory_geojson(State(state): State<WebState>, Query(q): Query<Geojso
         Ok(c) => c.unwrap_or_default(),
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    let crs = match crs {
-        Crs::Wgs84 => linggong_engine::Crs::Wgs84,
-        Crs::Gcj02 => linggong_engine::Crs::Gcj02,
-        Crs::Bd09 => linggong_engine::Crs::Bd09,
-    };
-    let body = state.host.read_engine(|e| report::directory_geojson(e.directory().iter(), crs));
+    let body = state.host.read_engine(|e| report::directory_geojson(e.directory().iter(), crs.engine()));
     ([(header::CONTENT_TYPE, "application/geo+json"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
