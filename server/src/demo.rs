@@ -115,7 +115,7 @@ async fn submit_all(
                 // Neither can happen: concurrency is below max_inflight and demo commands carry no request id.
                 done.refused += 1;
             }
-            Err(e @ SubmitError::Unavailable(_)) => return Err(DemoError::Host(e)),
+            Err(e @ (SubmitError::Unavailable(_) | SubmitError::NotLeader { .. })) => return Err(DemoError::Host(e)),
         }
     }
     Ok(done)

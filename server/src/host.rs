@@ -137,6 +137,14 @@ pub enum SubmitError {
     /// The request key was already used for a different command; nothing changed.
     #[error("request id reused: it was first used for a different request")]
     RequestIdReused,
+    /// This cluster member is not the leader; nothing changed. Retry at the leader.
+    #[error("not the leader; the leader is {}", leader_addr.as_deref().unwrap_or("not known yet"))]
+    NotLeader {
+        /// The leader's member id, if known.
+        leader_id: Option<u64>,
+        /// The leader's Raft address, if known.
+        leader_addr: Option<String>,
+    },
 }
 
 /// What the writer has made durable.

@@ -15,6 +15,7 @@ pub mod history;
 pub mod host;
 pub mod ledger_export;
 pub mod metrics;
+pub mod raft;
 pub mod report;
 pub mod snapshot;
 pub mod state;
@@ -24,6 +25,14 @@ pub mod web;
 
 /// Generated protobuf and gRPC code.
 pub mod proto {
+    /// Replication and cluster operator messages, package `linggong.raft.v1`.
+    pub mod raft {
+        /// Version 1.
+        pub mod v1 {
+            #![allow(missing_docs, clippy::all)]
+            tonic::include_proto!("linggong.raft.v1");
+        }
+    }
     /// Write-ahead log record schema.
     pub mod wal {
         /// Version 1.

@@ -1,0 +1,419 @@
+//! Replication on openraft: a cluster member ([`ClusterNode`]) runs one Raft
+//! group whose log is [`log_store::LogStore`], whose state machine is
+//! [`state_machine::StateMachine`] (the one [`ServiceState`] behind
+//! `ServiceState::apply`) and whose transport is [`network`] (tonic, on its own
+//! listener, cluster secret).
+//!
+//! Flow of a write: the leader stamps `now` into the command (never before the
+//! last applied time), encodes it with the WAL record encoding and proposes it
+//! (`client_write`); openraft appends it to the leader's log, replicates it,
+//! and once a majority has it on disk commits it; every member then applies it
+//! to its state machine, and the leader answers with the result its own apply
+//! produced. A member that is not the leader answers UNAVAILABLE with the
+//! leader's id and address ([`SubmitError::NotLeader`]); clients retry there.
+//!
+//! Reads: [`ClusterNode::read_linearizable`] uses openraft's ReadIndex
+//! (`ensure_linearizable`: the leader confirms with a quorum that it still
+//! leads and waits until it has applied up to the commit index), so a read on
+//! the leader sees every acknowledged write and nothing uncommitted.
+//! [`ClusterNode::read_local`] reads a member's applied state without that
+//! round (stale by the replication lag, never uncommitted).
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+
+use crate::convert::wal::{command_fingerprint, encode, Actor, LoggedCommand};
+use crate::events::{Subscription, TooFarBehind};
+use crate::host::{Clock, HostConfig, SubmitError};
+use crate::state::{Applied, RequestLookup, ServiceState};
+use linggong_engine::{Command, Engine};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A replicated command: a WAL-encoded [`LoggedCommand`] (with the leader's `now`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterCommand {
+    /// `convert::wal::encode` of the command.
+    pub payload: Vec<u8>,
+}
+
+/// The result of applying one entry. Only the leader's own result is used
+/// (it never crosses the network), so the refusal is not serialised.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClusterResponse {
+    /// The result, when the command applied or was a remembered repeat.
+    pub applied: Option<Applied>,
+    /// Why not, otherwise.
+    #[serde(skip)]
+    pub refused: Option<SubmitError>,
+}
+
+impl ClusterResponse {
+    fn applied(a: Applied) -> Self {
+        Self { applied: Some(a), refused: None }
+    }
+    fn refused(e: SubmitError) -> Self {
+        Self { applied: None, refused: Some(e) }
+    }
+}
+
+openraft::declare_raft_types!(
+    /// The Raft types of linggong.
+    pub TypeConfig:
+        D = ClusterCommand,
+        R = ClusterResponse,
+        NodeId = u64,
+        Node = BasicNode,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+);
+
+/// Operator calls on the Raft listener.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum AdminRequest {
+    /// Initialise a new cluster with these voters (id → Raft address).
+    Init {
+        /// The first voters.
+        members: BTreeMap<u64, String>,
+    },
+    /// Add a member as a learner (it receives the log, does not vote).
+    AddLearner {
+        /// Its id (never reused).
+        id: u64,
+        /// Its Raft address.
+        addr: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// Its id.
+        id: u64,
+    },
+    /// Remove a member (voter or learner).
+    Remove {
+        /// Its id.
+        id: u64,
+    },
+    /// Members, roles, term, indexes and lag.
+    Status,
+}
+
+/// Raft settings of a member.
+#[derive(Clone, Debug)]
+pub struct RaftOptions {
+    /// This member's id (never reused for another machine).
+    pub id: u64,
+    /// Address the other members reach this one's Raft listener at.
+    pub advertise: String,
+    /// The cluster secret (Raft calls and operator calls).
+    pub secret: String,
+    /// Leader heartbeat, milliseconds.
+    pub heartbeat_ms: u64,
+    /// Election timeout range, milliseconds.
+    pub election_min_ms: u64,
+    /// Election timeout range, milliseconds.
+    pub election_max_ms: u64,
+    /// Snapshot after this many applied entries.
+    pub snapshot_every: u64,
+}
+
+impl RaftOptions {
+    /// Defaults: heartbeat 50 ms, election timeout 300–600 ms, snapshot every 100,000 entries.
+    pub fn new(id: u64, advertise: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            id,
+            advertise: advertise.into(),
+            secret: secret.into(),
+            heartbeat_ms: 50,
+            election_min_ms: 300,
+            election_max_ms: 600,
+            snapshot_every: 100_000,
+        }
+    }
+}
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The Raft log could not be opened.
+    #[error(transparent)]
+    Log(#[from] log_store::LogStoreError),
+    /// The state machine's snapshot could not be loaded.
+    #[error("state machine: {0}")]
+    StateMachine(String),
+    /// openraft refused the configuration or failed to start.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Opens a member's Raft log and state machine under `host.data_dir/raft`.
+pub fn open_storage(host: &HostConfig) -> Result<(log_store::LogStore, state_machine::StateMachine), ClusterError> {
+    let dir = host.data_dir.join("raft");
+    let log = log_store::LogStore::open(&dir)?;
+    let sm = state_machine::StateMachine::open(
+        &dir,
+        crate::host::empty_state(host),
+        host.engine.clone(),
+        host.dedupe_capacity,
+        host.event_history,
+    )
+    .map_err(ClusterError::StateMachine)?;
+    Ok((log, sm))
+}
+
+/// One member of a linggong cluster.
+pub struct ClusterNode {
+    /// This member's id.
+    pub id: u64,
+    /// The Raft handle.
+    pub raft: Raft<TypeConfig>,
+    /// The state machine.
+    pub shared: Arc<state_machine::Shared>,
+    advertise: String,
+    clock: Clock,
+    started: Instant,
+    stop: parking_lot::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl ClusterNode {
+    /// Opens the member's Raft log and state machine under `host.data_dir/raft`,
+    /// starts Raft and serves the Raft listener `listener` until shut down.
+    pub async fn start(
+        host: &HostConfig,
+        options: RaftOptions,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Arc<ClusterNode>, ClusterError> {
+        let (log, sm) = open_storage(host)?;
+        let shared = sm.shared.clone();
+        let config = openraft::Config {
+            cluster_name: "linggong".into(),
+            heartbeat_interval: options.heartbeat_ms,
+            election_timeout_min: options.election_min_ms,
+            election_timeout_max: options.election_max_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(options.snapshot_every),
+            max_in_snapshot_log_to_keep: 1000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let secret: Arc<str> = options.secret.clone().into();
+        let network = network::Network { secret: secret.clone() };
+        let raft = Raft::new(options.id, Arc::new(config), network, log, sm)
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let node = Arc::new(ClusterNode {
+            id: options.id,
+            raft,
+            shared,
+            advertise: options.advertise.clone(),
+            clock: host.clock.clone(),
+            started: Instant::now(),
+            stop: parking_lot::Mutex::new(Some(stop_tx)),
+        });
+        let service = network::authenticated_service(network::TransportService { node: Arc::downgrade(&node) }, secret);
+        tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        Ok(node)
+    }
+
+    /// Initialises a one-member cluster when this member has never been part
+    /// of one (a fresh data directory). Returns whether it did.
+    pub async fn initialize_if_fresh(&self) -> Result<bool, String> {
+        if self.raft.is_initialized().await.map_err(|e| e.to_string())? {
+            return Ok(false);
+        }
+        let members = BTreeMap::from([(self.id, BasicNode { addr: self.advertise.clone() })]);
+        self.raft.initialize(members).await.map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    fn not_leader(&self, leader: Option<u64>) -> SubmitError {
+        let addr = leader.and_then(|id| {
+            self.raft.metrics().borrow().membership_config.membership().get_node(&id).map(|n| n.addr.clone())
+        });
+        SubmitError::NotLeader { leader_id: leader, leader_addr: addr }
+    }
+
+    /// Proposes a command and answers with the leader's result once it is
+    /// committed and applied (see the module documentation).
+    pub async fn submit(
+        &self,
+        actor: Option<Actor>,
+        request_key: Option<String>,
+        command: Command,
+    ) -> Result<Applied, SubmitError> {
+        let now = {
+            let a = self.shared.applied.read();
+            if let Some(key) = request_key.as_deref() {
+                match a.state.lookup_request(key, command_fingerprint(&command)) {
+                    RequestLookup::New => {}
+                    RequestLookup::Repeat(first) => return Ok(first.clone()),
+                    RequestLookup::Reused => return Err(SubmitError::RequestIdReused),
+                }
+            }
+            (self.clock)().max(a.last_now)
+        };
+        let logged = LoggedCommand { now, request_key, command, actor, effect: None };
+        let mut payload = Vec::with_capacity(128);
+        encode(&logged, &mut payload);
+        match self.raft.client_write(ClusterCommand { payload }).await {
+            Ok(response) => match response.data {
+                ClusterResponse { applied: Some(applied), .. } => Ok(applied),
+                ClusterResponse { refused: Some(e), .. } => Err(e),
+                _ => Err(SubmitError::Unavailable("the entry applied without a result".into())),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(self.not_leader(f.leader_id)),
+            Err(e) => Err(SubmitError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Reads the applied state on the leader after a ReadIndex round: the
+    /// answer includes every write acknowledged before the call.
+    pub async fn read_linearizable<R>(&self, f: impl FnOnce(&Engine) -> R) -> Result<R, SubmitError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(f(self.shared.applied.read().state.engine())),
+            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(fw))) => {
+                Err(self.not_leader(fw.leader_id))
+            }
+            Err(e) => Err(SubmitError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Reads this member's applied state (committed entries only; may lag the leader).
+    pub fn read_local<R>(&self, f: impl FnOnce(&ServiceState) -> R) -> R {
+        f(&self.shared.applied.read().state)
+    }
+
+    /// The last applied index and the running state hash at it (hex).
+    pub fn state_hash(&self) -> (u64, String) {
+        self.shared.hash_hex()
+    }
+
+    /// Subscribes to applied events after `after`.
+    pub fn subscribe(&self, after: u64) -> Result<Subscription, TooFarBehind> {
+        self.shared.hub.subscribe(after)
+    }
+
+    /// The current leader, if known.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this member is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Members, roles, term, indexes and lag, as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let m = self.raft.metrics().borrow().clone();
+        let (applied, hash) = self.state_hash();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let last_index = m.last_log_index.unwrap_or(0);
+        let members: Vec<serde_json::Value> = membership
+            .nodes()
+            .map(|(id, node)| {
+                let role = if *id == self.id {
+                    format!("{:?}", m.state).to_lowercase()
+                } else if voters.contains(id) {
+                    if m.current_leader == Some(*id) {
+                        "leader".into()
+                    } else {
+                        "voter".into()
+                    }
+                } else {
+                    "learner".to_string()
+                };
+                let matched = m.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map(|l| l.index);
+                serde_json::json!({
+                    "id": id,
+                    "addr": node.addr,
+                    "voter": voters.contains(id),
+                    "role": role,
+                    "matched_index": matched,
+                    "lag": matched.map(|i| last_index.saturating_sub(i)),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "id": self.id,
+            "state": format!("{:?}", m.state),
+            "term": m.current_term,
+            "leader": m.current_leader,
+            "last_log_index": m.last_log_index,
+            "applied_index": applied,
+            "state_hash": hash,
+            "snapshot_index": m.snapshot.map(|l| l.index),
+            "purged_index": m.purged.map(|l| l.index),
+            "millis_since_quorum_ack": m.millis_since_quorum_ack,
+            "uptime_s": self.started.elapsed().as_secs(),
+            "members": members,
+        })
+    }
+
+    /// Carries out an operator call.
+    pub async fn admin(&self, request: AdminRequest) -> Result<serde_json::Value, String> {
+        match request {
+            AdminRequest::Init { members } => {
+                let nodes: BTreeMap<u64, BasicNode> =
+                    members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+                self.raft.initialize(nodes).await.map(|()| serde_json::json!({ "ok": true })).map_err(|e| e.to_string())
+            }
+            AdminRequest::AddLearner { id, addr } => self
+                .raft
+                .add_learner(id, BasicNode { addr }, true)
+                .await
+                .map(|r| serde_json::json!({ "ok": true, "log_index": r.log_id.index }))
+                .map_err(|e| e.to_string()),
+            AdminRequest::Promote { id } => self
+                .raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                .await
+                .map(|r| serde_json::json!({ "ok": true, "log_index": r.log_id.index }))
+                .map_err(|e| e.to_string()),
+            AdminRequest::Remove { id } => {
+                let m = self.raft.metrics().borrow().membership_config.clone();
+                let change = if m.membership().voter_ids().any(|v| v == id) {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+                } else {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+                };
+                self.raft
+                    .change_membership(change, false)
+                    .await
+                    .map(|r| serde_json::json!({ "ok": true, "log_index": r.log_id.index }))
+                    .map_err(|e| e.to_string())
+            }
+            AdminRequest::Status => Ok(self.status()),
+        }
+    }
+
+    /// Stops Raft and the Raft listener.
+    pub async fn shutdown(&self) {
+        if let Some(stop) = self.stop.lock().take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.raft.shutdown()).await;
+    }
+}
+
+/// Sends an operator call to the member whose Raft listener is at `addr`.
+pub async fn admin_call(addr: &str, secret: &str, request: &AdminRequest) -> Result<serde_json::Value, String> {
+    let mut client = network::transport_client(addr, secret, Duration::from_secs(3))?;
+    let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+    let mut req = tonic::Request::new(crate::proto::raft::v1::RaftPayload { body });
+    req.set_timeout(Duration::from_secs(30));
+    let answer = client.admin(req).await.map_err(|s| format!("{}: {}", s.code(), s.message()))?;
+    let result: Result<serde_json::Value, String> =
+        serde_json::from_slice(&answer.into_inner().body).map_err(|e| e.to_string())?;
+    result
+}

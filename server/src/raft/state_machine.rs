@@ -1,0 +1,319 @@
+//! The replicated state machine: applies committed Raft entries to the one
+//! [`ServiceState`] through [`ServiceState::apply`], with the time the leader
+//! stamped into each command clamped so it never runs backwards after a
+//! change of leader, answers retries of a remembered request id with their
+//! first result, and keeps a running hash of the applied entries (equal on
+//! every replica at the same applied index, since the engine is deterministic).
+//!
+//! Snapshots are the service's snapshot format (see `snapshot.rs`) behind a
+//! small header with openraft's metadata, the hash and the clamp time; the
+//! current one is kept in `<data>/raft/snapshot` and loaded at start-up, after
+//! which openraft re-applies the committed entries that follow it.
+
+use super::{ClusterCommand, ClusterResponse, TypeConfig};
+use crate::convert::wal::{command_fingerprint, decode};
+use crate::events::EventHub;
+use crate::host::SubmitError;
+use crate::snapshot::{decode_snapshot, write_snapshot};
+use crate::state::{RequestLookup, ServiceState};
+use linggong_engine::{EngineConfig, Timestamp};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
+};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+type NodeId = u64;
+type Node = openraft::BasicNode;
+type Result<T> = std::result::Result<T, StorageError<NodeId>>;
+
+/// What the state machine holds.
+pub struct MachineState {
+    /// The service state, committed entries only.
+    pub state: ServiceState,
+    /// Last applied log id.
+    pub last_applied: Option<LogId<NodeId>>,
+    /// Membership as of the last applied entry.
+    pub membership: StoredMembership<NodeId, Node>,
+    /// Running hash of the applied entries.
+    pub hash: [u8; 32],
+    /// Latest `now` applied: later commands apply at or after it.
+    pub last_now: Timestamp,
+}
+
+/// The state machine shared by openraft and the node's readers.
+pub struct Shared {
+    /// The applied state; writers are openraft's apply and snapshot install only.
+    pub applied: RwLock<MachineState>,
+    /// Events of applied commands, for watchers.
+    pub hub: Arc<EventHub>,
+    /// Last applied log index, for waiting readers.
+    pub applied_index: watch::Sender<u64>,
+    engine: EngineConfig,
+    dedupe_capacity: usize,
+    dir: PathBuf,
+    current: parking_lot::Mutex<Option<(SnapshotMeta<NodeId, Node>, Vec<u8>)>>,
+}
+
+/// openraft's handle on the state machine.
+#[derive(Clone)]
+pub struct StateMachine {
+    /// The shared state.
+    pub shared: Arc<Shared>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotHeader {
+    meta: SnapshotMeta<NodeId, Node>,
+    hash: String,
+    last_now: i64,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageError::IO { source: StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())) }
+}
+
+fn snap_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageError::IO { source: StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())) }
+}
+
+/// The running hash after applying entry `index` with `payload`.
+pub fn chain_hash(prev: &[u8; 32], index: u64, payload: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(index.to_le_bytes());
+    h.update(payload);
+    h.finalize().into()
+}
+
+/// Splits snapshot bytes into header and service snapshot.
+fn parse_snapshot(bytes: &[u8]) -> std::result::Result<(SnapshotHeader, &[u8]), String> {
+    let len = bytes.get(0..4).ok_or("short snapshot")?;
+    let len = u32::from_le_bytes(len.try_into().map_err(|_| "short snapshot")?) as usize;
+    let head = bytes.get(4..4 + len).ok_or("short snapshot header")?;
+    let header: SnapshotHeader = serde_json::from_slice(head).map_err(|e| e.to_string())?;
+    Ok((header, &bytes[4 + len..]))
+}
+
+fn parse_hash(hex_hash: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if let Ok(bytes) = hex::decode(hex_hash) {
+        if bytes.len() == 32 {
+            out.copy_from_slice(&bytes);
+        }
+    }
+    out
+}
+
+impl StateMachine {
+    /// The state machine over `dir` (`<data>/raft`), from its snapshot if any.
+    pub fn open(
+        dir: &Path,
+        fresh: ServiceState,
+        engine: EngineConfig,
+        dedupe_capacity: usize,
+        event_history: usize,
+    ) -> std::result::Result<StateMachine, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let path = dir.join("snapshot");
+        let mut applied = MachineState {
+            state: fresh,
+            last_applied: None,
+            membership: StoredMembership::default(),
+            hash: [0; 32],
+            last_now: Timestamp(i64::MIN),
+        };
+        let mut current = None;
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let (header, body) = parse_snapshot(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                let (_, snap) = decode_snapshot(body).map_err(|e| format!("{}: {e}", path.display()))?;
+                applied.state = ServiceState::restore(engine.clone(), snap, dedupe_capacity)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                applied.last_applied = header.meta.last_log_id;
+                applied.membership = header.meta.last_membership.clone();
+                applied.hash = parse_hash(&header.hash);
+                applied.last_now = Timestamp(header.last_now);
+                current = Some((header.meta, bytes));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("read {}: {e}", path.display())),
+        }
+        let hub = Arc::new(EventHub::new(event_history, applied.state.next_event_seq()));
+        let (applied_index, _) = watch::channel(applied.last_applied.map_or(0, |l| l.index));
+        Ok(StateMachine {
+            shared: Arc::new(Shared {
+                applied: RwLock::new(applied),
+                hub,
+                applied_index,
+                engine,
+                dedupe_capacity,
+                dir: dir.to_path_buf(),
+                current: parking_lot::Mutex::new(current),
+            }),
+        })
+    }
+}
+
+impl Shared {
+    fn apply_one(
+        &self,
+        a: &mut MachineState,
+        entry: &Entry<TypeConfig>,
+        events: &mut Vec<crate::state::SequencedEvent>,
+    ) -> ClusterResponse {
+        a.last_applied = Some(entry.log_id);
+        match &entry.payload {
+            EntryPayload::Blank => {
+                a.hash = chain_hash(&a.hash, entry.log_id.index, &[]);
+                ClusterResponse::default()
+            }
+            EntryPayload::Membership(m) => {
+                a.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                a.hash = chain_hash(&a.hash, entry.log_id.index, &[]);
+                ClusterResponse::default()
+            }
+            EntryPayload::Normal(ClusterCommand { payload }) => {
+                a.hash = chain_hash(&a.hash, entry.log_id.index, payload);
+                let mut logged = match decode(payload) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(index = entry.log_id.index, error = %e, "undecodable replicated command: skipped on every replica");
+                        return ClusterResponse::refused(SubmitError::Unavailable(format!("undecodable command: {e}")));
+                    }
+                };
+                logged.now = logged.now.max(a.last_now);
+                a.last_now = logged.now;
+                if let Some(key) = logged.request_key.as_deref() {
+                    match a.state.lookup_request(key, command_fingerprint(&logged.command)) {
+                        RequestLookup::New => {}
+                        RequestLookup::Repeat(first) => return ClusterResponse::applied(first.clone()),
+                        RequestLookup::Reused => return ClusterResponse::refused(SubmitError::RequestIdReused),
+                    }
+                }
+                match a.state.apply(&logged, events) {
+                    Ok((applied, _)) => ClusterResponse::applied(applied),
+                    Err(e) => ClusterResponse::refused(SubmitError::Engine(e)),
+                }
+            }
+        }
+    }
+
+    /// The running hash, hex.
+    pub fn hash_hex(&self) -> (u64, String) {
+        let a = self.applied.read();
+        (a.last_applied.map_or(0, |l| l.index), hex::encode(a.hash))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
+        let (state, last_applied, membership, hash, last_now) = {
+            let a = self.shared.applied.read();
+            (a.state.clone(), a.last_applied, a.membership.clone(), a.hash, a.last_now)
+        };
+        let work = self.shared.dir.join("snapshots");
+        let path = write_snapshot(&work, &state).map_err(snap_err)?;
+        let body = std::fs::read(&path).map_err(snap_err)?;
+        let _ = std::fs::remove_file(&path);
+        let id = format!("{}-{}", last_applied.map_or(0, |l| l.index), last_applied.map_or(0, |l| l.leader_id.term));
+        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id: id };
+        let header = SnapshotHeader { meta: meta.clone(), hash: hex::encode(hash), last_now: last_now.0 };
+        let head = serde_json::to_vec(&header).map_err(snap_err)?;
+        let mut bytes = Vec::with_capacity(4 + head.len() + body.len());
+        bytes.extend_from_slice(&(head.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&head);
+        bytes.extend_from_slice(&body);
+        self.shared.persist(&bytes).map_err(snap_err)?;
+        *self.shared.current.lock() = Some((meta.clone(), bytes.clone()));
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+    }
+}
+
+impl Shared {
+    fn persist(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let tmp = self.dir.join("snapshot.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, self.dir.join("snapshot"))?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, Node>)> {
+        let a = self.shared.applied.read();
+        Ok((a.last_applied, a.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ClusterResponse>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut responses = Vec::new();
+        let mut events = Vec::new();
+        let last = {
+            let mut a = self.shared.applied.write();
+            for entry in entries {
+                responses.push(self.shared.apply_one(&mut a, &entry, &mut events));
+            }
+            a.last_applied.map_or(0, |l| l.index)
+        };
+        self.shared.hub.publish(events);
+        self.shared.applied_index.send_replace(last);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, Node>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<()> {
+        let bytes = snapshot.into_inner();
+        let (header, body) = parse_snapshot(&bytes).map_err(sm_err)?;
+        let (_, snap) = decode_snapshot(body).map_err(sm_err)?;
+        let state =
+            ServiceState::restore(self.shared.engine.clone(), snap, self.shared.dedupe_capacity).map_err(sm_err)?;
+        self.shared.persist(&bytes).map_err(sm_err)?;
+        {
+            let mut a = self.shared.applied.write();
+            a.state = state;
+            a.last_applied = meta.last_log_id;
+            a.membership = meta.last_membership.clone();
+            a.hash = parse_hash(&header.hash);
+            a.last_now = Timestamp(header.last_now);
+        }
+        self.shared.applied_index.send_replace(meta.last_log_id.map_or(0, |l| l.index));
+        *self.shared.current.lock() = Some((meta.clone(), bytes));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
+        Ok(self
+            .shared
+            .current
+            .lock()
+            .as_ref()
+            .map(|(meta, bytes)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(bytes.clone())) }))
+    }
+}

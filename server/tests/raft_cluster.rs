@@ -1,0 +1,273 @@
+//! Replication on openraft, in one process over loopback gRPC with ephemeral
+//! ports: openraft's storage conformance suite against the Raft log and state
+//! machine; a truncated suffix never reappears after a restart; a torn tail is
+//! cut; three members replicate, fail over when the leader stops, keep request
+//! ids idempotent across the change of leader and agree on the state hash; a
+//! follower answers NOT_LEADER with the leader's address; a lone member
+//! initialises itself on a fresh data directory and recovers after a restart;
+//! Raft calls without the cluster secret are refused.
+
+use linggong_engine::population::{Population, PopulationConfig};
+use linggong_engine::{Command, LatLon, Timestamp};
+use linggong_server::host::{HostConfig, SubmitError};
+use linggong_server::raft::{
+    admin_call, open_storage, AdminRequest, ClusterCommand, ClusterNode, RaftOptions, TypeConfig,
+};
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::RaftLogReader;
+use openraft::{Entry, EntryPayload, LogId, StorageError};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const T0: i64 = 1_700_000_000_000;
+const SECRET: &str = "test-cluster-secret";
+
+fn host_config(dir: &Path) -> HostConfig {
+    let mut c = HostConfig::new(dir);
+    let clock = Arc::new(AtomicI64::new(T0));
+    c.clock = Arc::new(move || Timestamp(clock.fetch_add(1_000, Ordering::Relaxed)));
+    c
+}
+
+struct Builder;
+
+impl
+    StoreBuilder<
+        TypeConfig,
+        linggong_server::raft::log_store::LogStore,
+        linggong_server::raft::state_machine::StateMachine,
+        tempfile::TempDir,
+    > for Builder
+{
+    async fn build(
+        &self,
+    ) -> Result<
+        (
+            tempfile::TempDir,
+            linggong_server::raft::log_store::LogStore,
+            linggong_server::raft::state_machine::StateMachine,
+        ),
+        StorageError<u64>,
+    > {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (log, sm) = open_storage(&host_config(dir.path())).expect("storage opens");
+        Ok((dir, log, sm))
+    }
+}
+
+#[test]
+fn raft_storage_passes_openraft_conformance_suite() {
+    Suite::test_all(Builder).expect("openraft storage suite");
+}
+
+fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
+    Entry {
+        log_id: LogId::new(openraft::CommittedLeaderId::new(term, 1), index),
+        payload: EntryPayload::Normal(ClusterCommand { payload: vec![index as u8; 3] }),
+    }
+}
+
+#[tokio::test]
+async fn truncated_suffix_never_reappears_after_restart_and_torn_tail_is_cut() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let (mut log, _) = open_storage(&host_config(dir.path())).expect("opens");
+        log.blocking_append((1..=5).map(|i| entry(1, i))).await.expect("append");
+        log.truncate(LogId::new(openraft::CommittedLeaderId::new(1, 1), 3)).await.expect("truncate");
+        log.blocking_append([entry(2, 3)]).await.expect("append after truncation");
+        log.save_vote(&openraft::Vote::new(2, 1)).await.expect("vote");
+    }
+    let (mut log, _) = open_storage(&host_config(dir.path())).expect("reopens");
+    let entries = log.try_get_log_entries(0..100).await.expect("read");
+    let ids: Vec<(u64, u64)> = entries.iter().map(|e| (e.log_id.leader_id.term, e.log_id.index)).collect();
+    assert_eq!(ids, vec![(1, 1), (1, 2), (2, 3)], "entries 4 and 5 were truncated and must stay gone");
+    assert_eq!(log.read_vote().await.expect("vote"), Some(openraft::Vote::new(2, 1)));
+    drop(log);
+
+    // A record torn in the middle of its body at the end of the log is cut off.
+    let path = dir.path().join("raft").join("log");
+    let len = std::fs::metadata(&path).expect("log").len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
+    f.set_len(len - 2).expect("tear");
+    drop(f);
+    let (mut log, _) = open_storage(&host_config(dir.path())).expect("reopens after a torn tail");
+    let n = log.try_get_log_entries(0..100).await.expect("read").len();
+    assert_eq!(n, 2, "the torn last entry is cut, the rest kept");
+    log.blocking_append([entry(2, 3)]).await.expect("appends after the cut");
+    drop(log);
+    let (mut log, _) = open_storage(&host_config(dir.path())).expect("reopens");
+    assert_eq!(log.try_get_log_entries(0..100).await.expect("read").len(), 3);
+
+    // Damage before the end refuses to start.
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[10] ^= 0xff;
+    std::fs::write(&path, bytes).expect("write");
+    assert!(open_storage(&host_config(dir.path())).is_err(), "a damaged record before the end refuses to start");
+}
+
+struct Member {
+    node: Arc<ClusterNode>,
+    addr: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn start_member(id: u64, dir: &Path) -> (Arc<ClusterNode>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let mut options = RaftOptions::new(id, addr.clone(), SECRET);
+    options.snapshot_every = 20;
+    let node = ClusterNode::start(&host_config(dir), options, listener).await.expect("member starts");
+    (node, addr)
+}
+
+async fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn commands() -> Vec<Command> {
+    let mut pop = Population::linfen(PopulationConfig { spread_m: 1_500.0, ..PopulationConfig::default() });
+    let mut employer = pop.employer(1);
+    employer.verified = true;
+    let mut cmds = vec![Command::UpsertEmployer(employer)];
+    let mut p = pop.posting(0, "e1", Timestamp(T0));
+    p.county = 141002;
+    p.position = LatLon { lat: 36.08, lon: 111.52 };
+    p.trade = "porter".into();
+    p.headcount = 3;
+    p.daily_wage = 300;
+    let posting = p.id.clone();
+    cmds.push(Command::SubmitPosting(p));
+    for i in 0..30 {
+        let mut w = pop.worker(i);
+        w.county = 141002;
+        w.position = LatLon { lat: 36.08 + i as f64 * 0.0005, lon: 111.52 };
+        w.trades = smallvec::smallvec![linggong_engine::TradeSkillSpec { trade: "porter".into(), level: 3 }];
+        w.min_daily_wage = 100;
+        cmds.push(Command::UpsertWorker(w));
+    }
+    cmds.push(Command::InstantMatch { posting, max_offers: 0 });
+    cmds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_replicate_fail_over_and_agree() {
+    let mut members = Vec::new();
+    for id in 1..=3 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (node, addr) = start_member(id, dir.path()).await;
+        members.push(Member { node, addr, _dir: Some(dir) });
+    }
+    let voters: BTreeMap<u64, String> = members.iter().map(|m| (m.node.id, m.addr.clone())).collect();
+    admin_call(&members[0].addr, SECRET, &AdminRequest::Init { members: voters }).await.expect("init");
+    let leader =
+        wait_for("a leader", Duration::from_secs(10), || members.iter().position(|m| m.node.is_leader())).await;
+
+    let cmds = commands();
+    let (first, rest) = cmds.split_at(20);
+    for (i, c) in first.iter().enumerate() {
+        members[leader].node.submit(None, Some(format!("r{i}")), c.clone()).await.expect("write on the leader");
+    }
+    // A follower refuses writes with the leader's address.
+    let follower = (leader + 1) % 3;
+    match members[follower].node.submit(None, None, first[0].clone()).await {
+        Err(SubmitError::NotLeader { leader_id, leader_addr }) => {
+            assert_eq!(leader_id, Some(members[leader].node.id));
+            assert_eq!(leader_addr.as_deref(), Some(members[leader].addr.as_str()));
+        }
+        other => panic!("a follower must answer NotLeader, got {other:?}"),
+    }
+    let workers = members[leader].node.read_linearizable(|e| e.worker_count()).await.expect("linearizable read");
+    assert_eq!(workers, 18, "a linearizable read sees every acknowledged write");
+    assert!(matches!(
+        members[follower].node.read_linearizable(|e| e.worker_count()).await,
+        Err(SubmitError::NotLeader { .. })
+    ));
+
+    // Stop the leader; the two others elect a new one and keep going.
+    let old = members.remove(leader);
+    old.node.shutdown().await;
+    let started = Instant::now();
+    let leader =
+        wait_for("a new leader", Duration::from_secs(10), || members.iter().position(|m| m.node.is_leader())).await;
+    let failover = started.elapsed();
+    assert!(failover < Duration::from_secs(5), "new leader after {failover:?}");
+    // A retry of an acknowledged request after the change of leader answers the first result.
+    let again = members[leader].node.submit(None, Some("r5".into()), first[5].clone()).await.expect("retry");
+    let originally = members[leader]
+        .node
+        .read_local(|s| match s.lookup_request("r5", linggong_server::convert::wal::command_fingerprint(&first[5])) {
+            linggong_server::state::RequestLookup::Repeat(a) => Some(a.clone()),
+            _ => None,
+        })
+        .expect("r5 is remembered on the new leader");
+    assert_eq!(again, originally, "a retry is answered with the first result, not applied again");
+    for (i, c) in rest.iter().enumerate() {
+        members[leader].node.submit(None, Some(format!("s{i}")), c.clone()).await.expect("write on the new leader");
+    }
+    let target = members[leader].node.state_hash().0;
+    let hashes = wait_for("both members at the same applied index", Duration::from_secs(10), || {
+        let h: Vec<_> = members.iter().map(|m| m.node.state_hash()).collect();
+        h.iter().all(|(i, _)| *i >= target).then_some(h)
+    })
+    .await;
+    assert_eq!(hashes[0], hashes[1], "the same state hash at the same applied index");
+    let counts: Vec<usize> = members.iter().map(|m| m.node.read_local(|s| s.engine().worker_count())).collect();
+    assert_eq!(counts, vec![30, 30]);
+    let status = members[leader].node.status();
+    assert_eq!(status["members"].as_array().map(|m| m.len()), Some(3));
+    for m in &members {
+        m.node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_member_initialises_itself_and_recovers_after_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (node, _) = start_member(1, dir.path()).await;
+    assert!(node.initialize_if_fresh().await.expect("init"), "a fresh data directory initialises");
+    wait_for("leadership", Duration::from_secs(10), || node.is_leader().then_some(())).await;
+    for c in commands() {
+        node.submit(None, None, c).await.expect("write");
+    }
+    let before = node.state_hash();
+    let workers = node.read_linearizable(|e| e.worker_count()).await.expect("read");
+    node.shutdown().await;
+    drop(node);
+
+    let (node, _) = start_member(1, dir.path()).await;
+    assert!(!node.initialize_if_fresh().await.expect("init"), "an initialised member does not initialise again");
+    wait_for("leadership after restart", Duration::from_secs(10), || node.is_leader().then_some(())).await;
+    let after = wait_for("replay up to where it was", Duration::from_secs(10), || {
+        let h = node.state_hash();
+        (h.0 >= before.0).then_some(h)
+    })
+    .await;
+    // The new term's blank entry may follow; the state itself is the same.
+    assert_eq!(node.read_linearizable(|e| e.worker_count()).await.expect("read"), workers);
+    assert!(after.0 >= before.0);
+    let status = node.status();
+    assert!(status["snapshot_index"].as_u64().is_some(), "33 entries with snapshots every 20 built one: {status}");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_calls_without_the_cluster_secret_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (node, addr) = start_member(1, dir.path()).await;
+    let refused = admin_call(&addr, "a-client-token", &AdminRequest::Status).await.expect_err("wrong secret");
+    assert!(refused.contains("need the cluster secret"), "{refused}");
+    let status = admin_call(&addr, SECRET, &AdminRequest::Status).await.expect("right secret");
+    assert_eq!(status["id"], 1);
+    node.shutdown().await;
+}
