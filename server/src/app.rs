@@ -114,6 +114,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     for (path, reason) in &report.skipped_snapshots {
         tracing::warn!(snapshot = %path.display(), %reason, "skipped an unreadable snapshot");
     }
+    let raft_addr = match &config.cluster {
+        Some(cluster) => Some(crate::raft::start_for_host(&host, &config, cluster).await?),
+        None => None,
+    };
 
     if let Some(demo) = &config.demo {
         let demo_config = DemoConfig::with_workers(demo.workers);
@@ -247,7 +251,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         "serving"
     );
     if let Some(path) = &config.ready_file {
-        write_ready_file(path, addr, http_addr, metrics_addr)?;
+        write_ready_file(path, addr, http_addr, metrics_addr, raft_addr)?;
     }
     Ok(RunningServer {
         addr,
@@ -302,6 +306,9 @@ impl RunningServer {
             if tokio::time::timeout(left, &mut task).await.is_err() {
                 task.abort();
             }
+        }
+        if let Some(node) = self.host.cluster() {
+            node.shutdown().await;
         }
         let host = self.host.clone();
         tokio::task::spawn_blocking(move || host.shutdown()).await.context("host shutdown task")?;
@@ -408,8 +415,12 @@ fn write_ready_file(
     grpc: SocketAddr,
     http: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
+    raft: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let mut text = format!("grpc={grpc}\n");
+    if let Some(r) = raft {
+        text.push_str(&format!("raft={r}\n"));
+    }
     if let Some(h) = http {
         text.push_str(&format!("http={h}\n"));
     }

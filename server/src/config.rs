@@ -69,6 +69,12 @@ pub enum CliCommand {
     },
     /// Policy lab: replay logged days under other ranking policies and compare who gets work (nothing is written to the data directory).
     Replay(ReplayArgs),
+    /// Cluster operations on running members: init, add-learner, promote, remove, status.
+    Cluster {
+        /// The operation.
+        #[command(subcommand)]
+        command: crate::raft::cli::ClusterCli,
+    },
 }
 
 /// Output formats of `replay`.
@@ -535,6 +541,9 @@ pub struct ServeArgs {
     /// Once serving, write the bound addresses to this file (`grpc=HOST:PORT` and `metrics=HOST:PORT` lines), for supervisors and tests.
     #[arg(long, env = "LINGGONG_READY_FILE")]
     pub ready_file: Option<PathBuf>,
+    /// Cluster mode (replication on Raft).
+    #[command(flatten)]
+    pub cluster: crate::raft::cli::ClusterArgs,
 }
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
@@ -587,6 +596,9 @@ pub struct CountyWage {
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Cluster mode is misconfigured.
+    #[error("{0}")]
+    Cluster(String),
     /// A file could not be read.
     #[error("reading {path}: {source}")]
     Read {
@@ -691,6 +703,8 @@ pub struct ServerConfig {
     pub token_reload_interval: Duration,
     /// File layer the write-ahead log writes through (a fault-injecting one in tests).
     pub wal_storage: Arc<dyn Storage>,
+    /// Cluster mode, when on.
+    pub cluster: Option<crate::raft::cli::ClusterSettings>,
 }
 
 impl ServerConfig {
@@ -723,6 +737,7 @@ impl ServerConfig {
             ready_file: None,
             token_reload_interval: Duration::from_secs(2),
             wal_storage: Arc::new(StdStorage),
+            cluster: None,
         }
     }
 }
@@ -751,6 +766,7 @@ impl ServeArgs {
         config.demo = self.demo.then_some(DemoSettings { workers: self.demo_workers });
         config.ready_file = self.ready_file.clone();
         config.token_reload_interval = Duration::from_millis(self.token_reload_ms.max(10));
+        config.cluster = self.cluster.resolve().map_err(ConfigError::Cluster)?;
         if let Some(path) = &self.config {
             apply_file(&mut config, path)?;
         }

@@ -239,6 +239,8 @@ pub struct Host {
     threads: Mutex<Vec<JoinHandle<()>>>,
     recovery: RecoveryReport,
     wal_dir: PathBuf,
+    /// The cluster member this host serves through, in cluster mode.
+    cluster: std::sync::OnceLock<Arc<crate::raft::ClusterNode>>,
 }
 
 impl Host {
@@ -301,6 +303,7 @@ impl Host {
             threads: Mutex::new(Vec::new()),
             recovery: report,
             wal_dir: config.wal_dir(),
+            cluster: std::sync::OnceLock::new(),
         });
         let writer = {
             let (metrics, hub) = (metrics.clone(), hub.clone());
@@ -318,6 +321,19 @@ impl Host {
         };
         host.threads.lock().extend([writer, snapshotter]);
         Ok(host)
+    }
+
+    /// Serves through a cluster member from now on (cluster mode): writes go
+    /// through Raft ([`crate::raft::ClusterNode::submit`]), answers read the
+    /// member's committed state (linearizable on the leader), events come
+    /// from its state machine. This host's own log then stays unused.
+    pub fn attach_cluster(&self, node: Arc<crate::raft::ClusterNode>) {
+        let _ = self.cluster.set(node);
+    }
+
+    /// The cluster member, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<crate::raft::ClusterNode>> {
+        self.cluster.get()
     }
 
     /// The log's directory (read by the history tools).
@@ -343,6 +359,9 @@ impl Host {
         request_key: Option<String>,
         command: Command,
     ) -> Result<Applied, SubmitError> {
+        if let Some(node) = self.cluster.get() {
+            return node.submit(actor, request_key, command).await;
+        }
         let (answer, shows) = self.apply_and_queue(actor, request_key, command);
         if let Some(seq) = shows {
             self.wait_durable(seq).await?;
@@ -428,11 +447,17 @@ impl Host {
     /// yet durable: for checks before a write and for inspection, never for
     /// an answer (use [`Host::read_durable`]). Keep `f` short: writers wait for it.
     pub fn read<R>(&self, f: impl FnOnce(&ServiceState) -> R) -> R {
+        if let Some(node) = self.cluster.get() {
+            return node.read_local(f);
+        }
         f(&self.core.read().state)
     }
 
     /// Reads the current engine under a shared lock (see [`Host::read`]).
     pub fn read_engine<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
+        if let Some(node) = self.cluster.get() {
+            return node.read_local(|s| f(s.engine()));
+        }
         f(self.core.read().state.engine())
     }
 
@@ -440,6 +465,9 @@ impl Host {
     /// result is returned once the durable sequence reaches the last sequence
     /// applied at the time of the read, so it shows nothing a crash could erase.
     pub async fn read_durable<R>(&self, f: impl FnOnce(&Engine) -> R) -> Result<R, SubmitError> {
+        if let Some(node) = self.cluster.get() {
+            return node.read_linearizable(f).await;
+        }
         let (result, shows) = {
             let core = self.core.read();
             (f(core.state.engine()), core.state.last_seq())
@@ -450,11 +478,17 @@ impl Host {
 
     /// Subscribes to durable events after `after` (the last event the watcher saw).
     pub fn subscribe(&self, after: u64) -> Result<Subscription, TooFarBehind> {
+        if let Some(node) = self.cluster.get() {
+            return node.subscribe(after);
+        }
         self.hub.subscribe(after)
     }
 
     /// Number the next event will get.
     pub fn next_event_seq(&self) -> u64 {
+        if let Some(node) = self.cluster.get() {
+            return node.shared.hub.next_seq();
+        }
         self.hub.next_seq()
     }
 
@@ -490,6 +524,17 @@ impl Host {
             loop {
                 interval.tick().await;
                 let Some(host) = weak.upgrade() else { return };
+                if let Some(node) = host.cluster.get() {
+                    let due = node.is_leader()
+                        && node.read_local(|s| s.engine().next_deadline()).is_some_and(|at| at <= (host.clock)());
+                    if due {
+                        match node.submit(None, None, Command::Tick).await {
+                            Ok(_) | Err(SubmitError::NotLeader { .. } | SubmitError::Unavailable(_)) => {}
+                            Err(e) => tracing::error!(error = %e, "tick failed"),
+                        }
+                    }
+                    continue;
+                }
                 let due = {
                     let core = host.core.read();
                     let now = (host.clock)().max(core.last_now);

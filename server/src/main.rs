@@ -37,6 +37,35 @@ fn main() -> ExitCode {
         Some(CliCommand::Token { command: TokenCommand::List(args) }) => token_list(&args),
         Some(CliCommand::Token { command: TokenCommand::Revoke(args) }) => token_revoke(&args),
         Some(CliCommand::Replay(args)) => replay(&args),
+        Some(CliCommand::Cluster { command }) => cluster(&command),
+    }
+}
+
+/// `cluster …`: one operator call to a running member, its answer printed as JSON.
+fn cluster(command: &linggong_server::raft::cli::ClusterCli) -> ExitCode {
+    let (target, request) = match command.request() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(linggong_server::raft::admin_call(&target.at, &target.cluster_secret, &request)) {
+        Ok(answer) => {
+            println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", target.at);
+            ExitCode::FAILURE
+        }
     }
 }
 

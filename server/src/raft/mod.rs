@@ -19,6 +19,7 @@
 //! [`ClusterNode::read_local`] reads a member's applied state without that
 //! round (stale by the replication lag, never uncommitted).
 
+pub mod cli;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -404,6 +405,41 @@ impl ClusterNode {
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.raft.shutdown()).await;
     }
+}
+
+/// Starts cluster mode for a server: binds the Raft listener, starts the
+/// member on the data directory, initialises a lone member when asked and the
+/// directory is fresh, and attaches the member to the host. Returns the bound
+/// Raft address.
+pub async fn start_for_host(
+    host: &Arc<crate::host::Host>,
+    config: &crate::config::ServerConfig,
+    cluster: &cli::ClusterSettings,
+) -> Result<std::net::SocketAddr, ClusterError> {
+    let listener = tokio::net::TcpListener::bind(cluster.raft_listen)
+        .await
+        .map_err(|e| ClusterError::Raft(format!("binding the Raft address {}: {e}", cluster.raft_listen)))?;
+    let bound = listener.local_addr().map_err(|e| ClusterError::Raft(e.to_string()))?;
+    let advertise = cluster.advertise.clone().unwrap_or_else(|| bound.to_string());
+    let mut options = RaftOptions::new(cluster.node_id, advertise.clone(), cluster.secret.clone());
+    options.heartbeat_ms = cluster.heartbeat_ms;
+    options.election_min_ms = cluster.election_ms;
+    options.election_max_ms = cluster.election_ms * 2;
+    options.snapshot_every = cluster.snapshot_every;
+    let host_config = HostConfig {
+        engine: config.engine.clone(),
+        regions: config.regions.clone(),
+        trades: config.trades.clone(),
+        ..HostConfig::new(&config.data_dir)
+    };
+    let node = ClusterNode::start(&host_config, options, listener).await?;
+    if cluster.bootstrap && node.initialize_if_fresh().await.map_err(ClusterError::Raft)? {
+        tracing::info!(id = cluster.node_id, "initialised a one-member cluster on a fresh data directory");
+    }
+    host.attach_cluster(node);
+    tracing::info!(raft = %bound, advertise = %advertise, id = cluster.node_id, "Raft listening");
+    println!("raft listening on {bound} (member {})", cluster.node_id);
+    Ok(bound)
 }
 
 /// Sends an operator call to the member whose Raft listener is at `addr`.
