@@ -58,9 +58,11 @@ impl ClusterArgs {
     /// The settings, when cluster mode is on; an error when the secret is missing.
     pub fn resolve(&self) -> Result<Option<ClusterSettings>, String> {
         let Some(raft_listen) = self.raft_listen else { return Ok(None) };
-        let secret = self.cluster_secret.clone().filter(|s| !s.is_empty()).ok_or(
-            "cluster mode (--raft-listen) needs --cluster-secret or LINGGONG_CLUSTER_SECRET".to_string(),
-        )?;
+        let secret = self
+            .cluster_secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or("cluster mode (--raft-listen) needs --cluster-secret or LINGGONG_CLUSTER_SECRET".to_string())?;
         Ok(Some(ClusterSettings {
             raft_listen,
             advertise: self.raft_advertise.clone(),
@@ -127,6 +129,12 @@ pub enum ClusterCli {
         #[arg(long)]
         id: u64,
     },
+    /// One member's applied index, state hash and invariant check (walks the whole state).
+    Check {
+        /// Target member.
+        #[command(flatten)]
+        target: ClusterTarget,
+    },
     /// Members with their roles, the term, applied index, state hash and replication lag (JSON).
     Status {
         /// Target member.
@@ -155,6 +163,7 @@ impl ClusterCli {
             ClusterCli::Promote { target, id } => (target, AdminRequest::Promote { id: *id }),
             ClusterCli::Remove { target, id } => (target, AdminRequest::Remove { id: *id }),
             ClusterCli::Status { target } => (target, AdminRequest::Status),
+            ClusterCli::Check { target } => (target, AdminRequest::Check),
         })
     }
 }

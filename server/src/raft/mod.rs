@@ -100,6 +100,10 @@ pub enum AdminRequest {
     },
     /// Members, roles, term, indexes and lag.
     Status,
+    /// The applied index, state hash, service sequence and the engine's
+    /// invariant check (no worker with two live offers, headcounts kept…);
+    /// walks the whole state: for tests and audits, not for dashboards.
+    Check,
 }
 
 /// Raft settings of a member.
@@ -395,6 +399,20 @@ impl ClusterNode {
                     .map_err(|e| e.to_string())
             }
             AdminRequest::Status => Ok(self.status()),
+            AdminRequest::Check => {
+                let a = self.shared.applied.read();
+                let invariants = match a.state.engine().check_invariants() {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => format!("{e:?}"),
+                };
+                Ok(serde_json::json!({
+                    "applied_index": a.last_applied.map_or(0, |l| l.index),
+                    "state_hash": hex::encode(a.hash),
+                    "service_seq": a.state.last_seq(),
+                    "workers": a.state.engine().worker_count(),
+                    "invariants": invariants,
+                }))
+            }
         }
     }
 
