@@ -227,5 +227,8 @@ pub fn render_all(host: &crate::host::Host, rpc: &RpcMetrics, server: &ServerMet
     let _ = writeln!(out, "linggong_inflight_requests {}", server.inflight_requests());
     gauge(&mut out, "linggong_wal_failed", "1 once the write-ahead log has failed (the server then stops).", "gauge");
     let _ = writeln!(out, "linggong_wal_failed {}", u8::from(host.failure().is_some()));
+    if let Some(node) = host.cluster() {
+        node.render_metrics(&mut out);
+    }
     out
 }

@@ -120,6 +120,7 @@ async fn start_member(id: u64, dir: &Path) -> (Arc<ClusterNode>, String) {
     let addr = listener.local_addr().expect("addr").to_string();
     let mut options = RaftOptions::new(id, addr.clone(), SECRET);
     options.snapshot_every = 20;
+    options.kept_after_snapshot = 0;
     let node = ClusterNode::start(&host_config(dir), options, listener).await.expect("member starts");
     (node, addr)
 }
@@ -226,6 +227,36 @@ async fn three_members_replicate_fail_over_and_agree() {
     assert_eq!(counts, vec![30, 30]);
     let status = members[leader].node.status();
     assert_eq!(status["members"].as_array().map(|m| m.len()), Some(3));
+
+    // Replace the stopped member by a wiped node under a new id: learner, promote, remove the old one.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (node, addr) = start_member(4, dir.path()).await;
+    let at = members[leader].addr.clone();
+    admin_call(&at, SECRET, &AdminRequest::AddLearner { id: 4, addr: addr.clone() }).await.expect("add learner");
+    admin_call(&at, SECRET, &AdminRequest::Promote { id: 4 }).await.expect("promote");
+    admin_call(&at, SECRET, &AdminRequest::Remove { id: old.node.id }).await.expect("remove the old member");
+    members.push(Member { node, addr, _dir: Some(dir) });
+    members[leader]
+        .node
+        .submit(None, Some("after-replace".into()), Command::Tick)
+        .await
+        .expect("write after replacing");
+    let target = members[leader].node.state_hash().0;
+    let hashes = wait_for("the new member caught up", Duration::from_secs(10), || {
+        let h: Vec<_> = members.iter().map(|m| m.node.state_hash()).collect();
+        h.iter().all(|(i, _)| *i >= target).then_some(h)
+    })
+    .await;
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "all three agree: {hashes:?}");
+    let status = members[leader].node.status();
+    let ids: Vec<u64> =
+        status["members"].as_array().expect("members").iter().filter_map(|m| m["id"].as_u64()).collect();
+    assert!(!ids.contains(&old.node.id) && ids.contains(&4), "{status}");
+    assert_eq!(members[2].node.read_local(|s| s.engine().worker_count()), 30, "the new member has the whole state");
+    assert!(
+        members[leader].node.status()["purged_index"].as_u64().is_some(),
+        "the leader purged its log after a snapshot, so the new member was sent the snapshot"
+    );
     for m in &members {
         m.node.shutdown().await;
     }

@@ -22,7 +22,7 @@ pub struct ClusterArgs {
     /// Leader heartbeat, milliseconds.
     #[arg(long, env = "LINGGONG_RAFT_HEARTBEAT_MS", default_value_t = 50)]
     pub raft_heartbeat_ms: u64,
-    /// Election timeout (lower bound; the upper is twice it), milliseconds.
+    /// Election timeout (lower bound; the upper is 1.5 times it), milliseconds.
     #[arg(long, env = "LINGGONG_RAFT_ELECTION_MS", default_value_t = 300)]
     pub raft_election_ms: u64,
     /// Snapshot the state machine after this many applied Raft entries.

@@ -123,10 +123,13 @@ pub struct RaftOptions {
     pub election_max_ms: u64,
     /// Snapshot after this many applied entries.
     pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot (for followers slightly behind);
+    /// older ones are purged, and a member further behind gets the snapshot.
+    pub kept_after_snapshot: u64,
 }
 
 impl RaftOptions {
-    /// Defaults: heartbeat 50 ms, election timeout 300–600 ms, snapshot every 100,000 entries.
+    /// Defaults: heartbeat 50 ms, election timeout 300–450 ms, snapshot every 100,000 entries.
     pub fn new(id: u64, advertise: impl Into<String>, secret: impl Into<String>) -> Self {
         Self {
             id,
@@ -134,8 +137,9 @@ impl RaftOptions {
             secret: secret.into(),
             heartbeat_ms: 50,
             election_min_ms: 300,
-            election_max_ms: 600,
+            election_max_ms: 450,
             snapshot_every: 100_000,
+            kept_after_snapshot: 1000,
         }
     }
 }
@@ -199,13 +203,14 @@ impl ClusterNode {
             election_timeout_min: options.election_min_ms,
             election_timeout_max: options.election_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(options.snapshot_every),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: options.kept_after_snapshot,
+            purge_batch_size: 1,
             ..Default::default()
         }
         .validate()
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let secret: Arc<str> = options.secret.clone().into();
-        let network = network::Network { secret: secret.clone() };
+        let network = network::Network::new(secret.clone());
         let raft = Raft::new(options.id, Arc::new(config), network, log, sm)
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
@@ -218,6 +223,20 @@ impl ClusterNode {
             clock: host.clock.clone(),
             started: Instant::now(),
             stop: parking_lot::Mutex::new(Some(stop_tx)),
+        });
+        let watched = Arc::downgrade(&node);
+        tokio::spawn(async move {
+            let Some(mut rx) = watched.upgrade().map(|n| n.raft.metrics()) else { return };
+            let mut leader = rx.borrow().current_leader;
+            while rx.changed().await.is_ok() {
+                let now = rx.borrow().current_leader;
+                if now != leader {
+                    leader = now;
+                    let Some(node) = watched.upgrade() else { return };
+                    node.shared.metrics.leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(leader = ?now, "leader changed");
+                }
+            }
         });
         let service = network::authenticated_service(network::TransportService { node: Arc::downgrade(&node) }, secret);
         tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
@@ -269,9 +288,13 @@ impl ClusterNode {
         let logged = LoggedCommand { now, request_key, command, actor, effect: None };
         let mut payload = Vec::with_capacity(128);
         encode(&logged, &mut payload);
+        let started = Instant::now();
         match self.raft.client_write(ClusterCommand { payload }).await {
             Ok(response) => match response.data {
-                ClusterResponse { applied: Some(applied), .. } => Ok(applied),
+                ClusterResponse { applied: Some(applied), .. } => {
+                    self.shared.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    Ok(applied)
+                }
                 ClusterResponse { refused: Some(e), .. } => Err(e),
                 _ => Err(SubmitError::Unavailable("the entry applied without a result".into())),
             },
@@ -282,13 +305,20 @@ impl ClusterNode {
 
     /// Reads the applied state on the leader after a ReadIndex round: the
     /// answer includes every write acknowledged before the call.
+    /// A leadership check that misses its quorum (a follower slow to answer
+    /// within the heartbeat interval) is tried again, three times at most.
     pub async fn read_linearizable<R>(&self, f: impl FnOnce(&Engine) -> R) -> Result<R, SubmitError> {
-        match self.raft.ensure_linearizable().await {
-            Ok(_) => Ok(f(self.shared.applied.read().state.engine())),
-            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(fw))) => {
-                Err(self.not_leader(fw.leader_id))
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.raft.ensure_linearizable().await {
+                Ok(_) => return Ok(f(self.shared.applied.read().state.engine())),
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(fw))) => {
+                    return Err(self.not_leader(fw.leader_id))
+                }
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::QuorumNotEnough(_))) if attempts < 3 => {}
+                Err(e) => return Err(SubmitError::Unavailable(e.to_string())),
             }
-            Err(e) => Err(SubmitError::Unavailable(e.to_string())),
         }
     }
 
@@ -363,6 +393,53 @@ impl ClusterNode {
             "uptime_s": self.started.elapsed().as_secs(),
             "members": members,
         })
+    }
+
+    /// Writes the member's metrics in Prometheus text format: term, leader,
+    /// leader changes, indexes, replication lag per follower (on the leader),
+    /// commit latency, snapshot duration and size.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = self.raft.metrics().borrow().clone();
+        let c = &self.shared.metrics;
+        let (applied, _) = self.state_hash();
+        let last = m.last_log_index.unwrap_or(0);
+        let head = |out: &mut String, name: &str, help: &str, kind: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        for (name, help, kind, value) in [
+            ("linggong_raft_term", "Current Raft term.", "gauge", m.current_term),
+            ("linggong_raft_is_leader", "1 on the leader.", "gauge", u64::from(m.state == ServerState::Leader)),
+            (
+                "linggong_raft_leader_changes_total",
+                "Changes of leader seen.",
+                "counter",
+                c.leader_changes.load(Relaxed),
+            ),
+            ("linggong_raft_last_log_index", "Index of the last Raft log entry.", "gauge", last),
+            ("linggong_raft_applied_index", "Index of the last applied entry.", "gauge", applied),
+            ("linggong_raft_snapshot_bytes", "Size of the last snapshot.", "gauge", c.snapshot_bytes.load(Relaxed)),
+        ] {
+            head(out, name, help, kind);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        head(
+            out,
+            "linggong_raft_replication_lag",
+            "Entries a follower is behind the leader's log (leader only).",
+            "gauge",
+        );
+        if let Some(replication) = &m.replication {
+            for (id, matched) in replication {
+                let lag = last.saturating_sub(matched.map_or(0, |l| l.index));
+                let _ = writeln!(out, "linggong_raft_replication_lag{{follower=\"{id}\"}} {lag}");
+            }
+        }
+        head(out, "linggong_raft_commit_seconds", "Write proposed to applied result on the leader.", "histogram");
+        c.commit_seconds.render(out, "linggong_raft_commit_seconds", "");
+        head(out, "linggong_raft_snapshot_seconds", "Time to build one snapshot.", "histogram");
+        c.snapshot_seconds.render(out, "linggong_raft_snapshot_seconds", "");
     }
 
     /// Carries out an operator call.
@@ -442,7 +519,10 @@ pub async fn start_for_host(
     let mut options = RaftOptions::new(cluster.node_id, advertise.clone(), cluster.secret.clone());
     options.heartbeat_ms = cluster.heartbeat_ms;
     options.election_min_ms = cluster.election_ms;
-    options.election_max_ms = cluster.election_ms * 2;
+    // openraft's followers refuse votes until `election_timeout_max` has
+    // passed since their last heartbeat (leader lease), so a candidate's first
+    // try is always refused; with max < 2 × min its second one is granted.
+    options.election_max_ms = cluster.election_ms + cluster.election_ms / 2;
     options.snapshot_every = cluster.snapshot_every;
     let host_config = HostConfig {
         engine: config.engine.clone(),

@@ -30,10 +30,20 @@ type NodeId = u64;
 /// Header carrying the cluster secret.
 pub const SECRET_HEADER: &str = "x-linggong-cluster-secret";
 
-/// A client of one member's Raft listener, with the cluster secret attached.
-pub type TransportClient = RaftTransportClient<
-    InterceptedService<Channel, Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send + Sync>>,
->;
+/// Adds the cluster secret to every call.
+#[derive(Clone)]
+pub struct AddSecret(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for AddSecret {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        req.metadata_mut().insert(SECRET_HEADER, self.0.clone());
+        Ok(req)
+    }
+}
+
+/// A client of one member's Raft listener, with the cluster secret attached
+/// (cheap to clone: clones share one HTTP/2 connection).
+pub type TransportClient = RaftTransportClient<InterceptedService<Channel, AddSecret>>;
 
 /// A client for the Raft listener at `addr` (`host:port`).
 pub fn transport_client(addr: &str, secret: &str, timeout: Duration) -> Result<TransportClient, String> {
@@ -44,17 +54,25 @@ pub fn transport_client(addr: &str, secret: &str, timeout: Duration) -> Result<T
     let channel = endpoint.connect_lazy();
     let value: MetadataValue<_> =
         secret.parse().map_err(|_| "the cluster secret is not a valid header value".to_string())?;
-    let add: Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send + Sync> = Box::new(move |mut req| {
-        req.metadata_mut().insert(SECRET_HEADER, value.clone());
-        Ok(req)
-    });
-    Ok(RaftTransportClient::with_interceptor(channel, add))
+    Ok(RaftTransportClient::with_interceptor(channel, AddSecret(value)))
 }
 
-/// Builds connections to the other members.
+/// Builds connections to the other members. openraft asks for a new client
+/// for every election and every leadership check, so clients are kept per
+/// member and address: each call then reuses an open HTTP/2 connection
+/// instead of paying a TCP and HTTP/2 handshake inside a 50 ms deadline.
 pub struct Network {
     /// The cluster secret.
     pub secret: Arc<str>,
+    /// Open clients by member id and address.
+    pub clients: parking_lot::Mutex<std::collections::HashMap<(NodeId, String), TransportClient>>,
+}
+
+impl Network {
+    /// A factory for the cluster with this secret.
+    pub fn new(secret: Arc<str>) -> Self {
+        Self { secret, clients: parking_lot::Mutex::new(std::collections::HashMap::new()) }
+    }
 }
 
 /// A connection to one member.
@@ -68,8 +86,15 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
+        let key = (target, node.addr.clone());
+        if let Some(client) = self.clients.lock().get(&key) {
+            return Connection { target, client: Some(client.clone()), error: None };
+        }
         match transport_client(&node.addr, &self.secret, Duration::from_millis(500)) {
-            Ok(client) => Connection { target, client: Some(client), error: None },
+            Ok(client) => {
+                self.clients.lock().insert(key, client.clone());
+                Connection { target, client: Some(client), error: None }
+            }
             Err(e) => Connection { target, client: None, error: Some(e) },
         }
     }

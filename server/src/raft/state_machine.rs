@@ -56,10 +56,35 @@ pub struct Shared {
     pub hub: Arc<EventHub>,
     /// Last applied log index, for waiting readers.
     pub applied_index: watch::Sender<u64>,
+    /// Counters of this member, for metrics.
+    pub metrics: ClusterMetrics,
     engine: EngineConfig,
     dedupe_capacity: usize,
     dir: PathBuf,
     current: parking_lot::Mutex<Option<(SnapshotMeta<NodeId, Node>, Vec<u8>)>>,
+}
+
+/// Counters of a cluster member.
+pub struct ClusterMetrics {
+    /// Time from proposing a write to its applied result on the leader, seconds.
+    pub commit_seconds: crate::histogram::AtomicHistogram,
+    /// Time to build one snapshot, seconds.
+    pub snapshot_seconds: crate::histogram::AtomicHistogram,
+    /// Size of the last snapshot built or installed, bytes.
+    pub snapshot_bytes: std::sync::atomic::AtomicU64,
+    /// Changes of leader seen by this member.
+    pub leader_changes: std::sync::atomic::AtomicU64,
+}
+
+impl Default for ClusterMetrics {
+    fn default() -> Self {
+        Self {
+            commit_seconds: crate::histogram::AtomicHistogram::new(crate::histogram::LATENCY_BUCKETS),
+            snapshot_seconds: crate::histogram::AtomicHistogram::new(crate::histogram::LATENCY_BUCKETS),
+            snapshot_bytes: std::sync::atomic::AtomicU64::new(0),
+            leader_changes: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
 }
 
 /// openraft's handle on the state machine.
@@ -153,6 +178,7 @@ impl StateMachine {
                 applied: RwLock::new(applied),
                 hub,
                 applied_index,
+                metrics: ClusterMetrics::default(),
                 engine,
                 dedupe_capacity,
                 dir: dir.to_path_buf(),
@@ -215,6 +241,7 @@ impl Shared {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
+        let started = std::time::Instant::now();
         let (state, last_applied, membership, hash, last_now) = {
             let a = self.shared.applied.read();
             (a.state.clone(), a.last_applied, a.membership.clone(), a.hash, a.last_now)
@@ -232,6 +259,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         bytes.extend_from_slice(&head);
         bytes.extend_from_slice(&body);
         self.shared.persist(&bytes).map_err(snap_err)?;
+        self.shared.metrics.snapshot_seconds.observe(started.elapsed().as_secs_f64());
+        self.shared.metrics.snapshot_bytes.store(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         *self.shared.current.lock() = Some((meta.clone(), bytes.clone()));
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
     }
