@@ -7,6 +7,7 @@
 use crate::api::{routes, ApiContext};
 use crate::auth::Auth;
 use crate::config::ServerConfig;
+use crate::conn::{ConnStats, GuardedListener};
 use crate::demo::{DemoConfig, DemoOutcome};
 use crate::host::{Host, HostConfig};
 use crate::metrics::{render_all, RpcMetrics, ServerMetrics};
@@ -25,7 +26,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::body::Body as BoxBody;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
@@ -51,6 +51,10 @@ pub struct RunningServer {
     pub rpc_metrics: Arc<RpcMetrics>,
     /// Application metrics.
     pub server_metrics: Arc<ServerMetrics>,
+    /// Connection counters of the gRPC listener.
+    pub grpc_connections: Arc<ConnStats>,
+    /// Connection counters of the HTTP listener, if enabled.
+    pub http_connections: Option<Arc<ConnStats>>,
     stop: watch::Sender<bool>,
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
     metrics_task: Option<JoinHandle<()>>,
@@ -164,8 +168,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .concurrency_limit_per_connection(config.max_streams_per_connection as usize)
         .max_concurrent_streams(config.max_streams_per_connection)
         .timeout(config.request_timeout)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+        .http2_keepalive_interval(Some(config.connections.keepalive_interval()))
+        .http2_keepalive_timeout(Some(config.connections.keepalive_timeout()));
     if let Some(tls) = &config.tls {
         let cert = std::fs::read(&tls.cert).with_context(|| format!("reading {}", tls.cert.display()))?;
         let key = std::fs::read(&tls.key).with_context(|| format!("reading {}", tls.key.display()))?;
@@ -196,8 +200,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
 
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("binding gRPC address {}", config.listen))?;
+    let listener = GuardedListener::new(listener, config.connections);
     let addr = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let grpc_connections = listener.stats();
+    let incoming = listener.into_incoming();
     let mut stop_signal = stop_rx.clone();
     let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stop_signal.wait_for(|stopping| *stopping).await;
@@ -219,23 +225,24 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         }
         None => (None, None),
     };
-    let (http_addr, http_task) = match (config.http_listen, web_grpc) {
+    let (http_addr, http_task, http_connections) = match (config.http_listen, web_grpc) {
         (Some(listen), Some(grpc)) => {
             let listener = TcpListener::bind(listen).await.with_context(|| format!("binding HTTP address {listen}"))?;
+            let listener = GuardedListener::new(listener, config.connections);
             let bound = listener.local_addr()?;
+            let stats = listener.stats();
             let app = crate::web::router(host.clone(), config.web.clone(), grpc);
             let mut stop_signal = stop_rx.clone();
+            let limits = config.connections;
             let task = tokio::spawn(async move {
                 let shutdown = async move {
                     let _ = stop_signal.wait_for(|stopping| *stopping).await;
                 };
-                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-                    tracing::warn!(error = %e, "the HTTP listener ended with an error");
-                }
+                crate::conn::serve_http(listener, app, limits, shutdown).await;
             });
-            (Some(bound), Some(task))
+            (Some(bound), Some(task), Some(stats))
         }
-        _ => (None, None),
+        _ => (None, None, None),
     };
     tracing::info!(
         grpc = %addr,
@@ -257,6 +264,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         host,
         rpc_metrics,
         server_metrics,
+        grpc_connections,
+        http_connections,
         stop,
         serve,
         metrics_task,

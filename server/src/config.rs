@@ -4,6 +4,7 @@
 //! [`ServerConfig`] the application starts from.
 
 use crate::auth::TokenConfig;
+use crate::conn::ConnLimits;
 use crate::host::HostConfig;
 use crate::wal::{Durability, StdStorage, Storage};
 use crate::web::WebSettings;
@@ -532,6 +533,24 @@ pub struct ServeArgs {
     /// How often the data directory's `tokens.toml` is re-read for changes, milliseconds (SIGHUP re-reads at once).
     #[arg(long, env = "LINGGONG_TOKEN_RELOAD_MS", default_value_t = 2_000)]
     pub token_reload_ms: u64,
+    /// A connection must send its first bytes (and HTTP/1 its request headers) within this many milliseconds [default 10000].
+    #[arg(long, env = "LINGGONG_HANDSHAKE_TIMEOUT_MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    /// A connection with no traffic either way for this many milliseconds is closed [default 300000].
+    #[arg(long, env = "LINGGONG_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// HTTP/2 keep-alive ping interval, milliseconds [default 30000].
+    #[arg(long, env = "LINGGONG_KEEPALIVE_INTERVAL_MS")]
+    pub keepalive_interval_ms: Option<u64>,
+    /// A keep-alive ping unanswered this many milliseconds closes the connection [default 10000].
+    #[arg(long, env = "LINGGONG_KEEPALIVE_TIMEOUT_MS")]
+    pub keepalive_timeout_ms: Option<u64>,
+    /// Most open connections per listener [default 4096].
+    #[arg(long, env = "LINGGONG_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most open connections per listener from one source address [default 512].
+    #[arg(long, env = "LINGGONG_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
     /// Once serving, write the bound addresses to this file (`grpc=HOST:PORT` and `metrics=HOST:PORT` lines), for supervisors and tests.
     #[arg(long, env = "LINGGONG_READY_FILE")]
     pub ready_file: Option<PathBuf>,
@@ -572,6 +591,8 @@ pub struct FileConfig {
     pub county_min_daily_wage: Vec<CountyWage>,
     /// The browser side: CORS origins for gRPC-Web, the console's map tiles.
     pub web: Option<WebSettings>,
+    /// Connection limits of both listeners.
+    pub connections: Option<ConnLimits>,
 }
 
 /// A county's minimum daily wage.
@@ -691,6 +712,8 @@ pub struct ServerConfig {
     pub token_reload_interval: Duration,
     /// File layer the write-ahead log writes through (a fault-injecting one in tests).
     pub wal_storage: Arc<dyn Storage>,
+    /// Connection limits of each listener.
+    pub connections: ConnLimits,
 }
 
 impl ServerConfig {
@@ -723,6 +746,7 @@ impl ServerConfig {
             ready_file: None,
             token_reload_interval: Duration::from_secs(2),
             wal_storage: Arc::new(StdStorage),
+            connections: ConnLimits::default(),
         }
     }
 }
@@ -754,7 +778,27 @@ impl ServeArgs {
         if let Some(path) = &self.config {
             apply_file(&mut config, path)?;
         }
+        self.apply_connection_flags(&mut config.connections);
         Ok(config)
+    }
+
+    /// Connection limits given as flags or environment variables override the file's.
+    fn apply_connection_flags(&self, limits: &mut ConnLimits) {
+        let set = |target: &mut u64, value: Option<u64>| {
+            if let Some(v) = value {
+                *target = v.max(1);
+            }
+        };
+        set(&mut limits.handshake_timeout_ms, self.handshake_timeout_ms);
+        set(&mut limits.idle_timeout_ms, self.idle_timeout_ms);
+        set(&mut limits.keepalive_interval_ms, self.keepalive_interval_ms);
+        set(&mut limits.keepalive_timeout_ms, self.keepalive_timeout_ms);
+        if let Some(v) = self.max_connections {
+            limits.max_connections = v.max(1);
+        }
+        if let Some(v) = self.max_connections_per_ip {
+            limits.max_connections_per_ip = v.max(1);
+        }
     }
 }
 
@@ -790,6 +834,9 @@ pub fn apply_file(config: &mut ServerConfig, path: &Path) -> Result<(), ConfigEr
     if let Some(web) = file.web {
         web.validate().map_err(|source| ConfigError::Web { path: path.into(), source })?;
         config.web = web;
+    }
+    if let Some(limits) = file.connections {
+        config.connections = limits;
     }
     Ok(())
 }
@@ -936,6 +983,24 @@ mod tests {
 
         std::fs::write(&path, "tokenz = []\n").unwrap();
         assert!(matches!(apply_file(&mut config, &path), Err(ConfigError::Toml { .. })));
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_file_and_flags_override_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("linggong.toml");
+        std::fs::write(&path, "[connections]\nhandshake_timeout_ms = 2000\nmax_connections_per_ip = 8\n").unwrap();
+        let config_arg = path.to_string_lossy().into_owned();
+        let cli = Cli::try_parse_from(["linggong-server", "--config", &config_arg]).unwrap();
+        let limits = cli.serve.resolve().unwrap().connections;
+        assert_eq!((limits.handshake_timeout_ms, limits.max_connections_per_ip), (2000, 8));
+        assert_eq!(limits.max_connections, ConnLimits::default().max_connections);
+        let cli =
+            Cli::try_parse_from(["linggong-server", "--config", &config_arg, "--max-connections-per-ip", "3"]).unwrap();
+        let limits = cli.serve.resolve().unwrap().connections;
+        assert_eq!((limits.handshake_timeout_ms, limits.max_connections_per_ip), (2000, 3));
+        std::fs::write(&path, "[connections]\nhandshake_timeout = 2\n").unwrap();
+        assert!(matches!(apply_file(&mut ServerConfig::new(dir.path()), &path), Err(ConfigError::Toml { .. })));
     }
 
     #[test]
