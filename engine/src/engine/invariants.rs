@@ -2,6 +2,7 @@
 //! posting headcounts and states, directory, ledger), then each derived part's
 //! `check` ([`WorkerIndex`](super::worker_index::WorkerIndex),
 //! [`PostingIndex`](super::posting_index::PostingIndex),
+//! [`PhoneIndex`](super::phone_index::PhoneIndex),
 //! [`OfferBook`](super::offers::OfferBook)).
 
 use super::Engine;
@@ -17,6 +18,7 @@ impl Engine {
         self.offers.check(&self.workers, &self.postings)?;
         self.worker_index.check(&self.config.policy, &self.workers)?;
         self.posting_index.check(&self.employers, &self.postings)?;
+        self.phone_index.check(&self.workers)?;
         Ok(())
     }
 

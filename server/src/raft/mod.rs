@@ -544,7 +544,7 @@ pub async fn start_for_host(
 pub async fn admin_call(addr: &str, secret: &str, request: &AdminRequest) -> Result<serde_json::Value, String> {
     let mut client = network::transport_client(addr, secret, Duration::from_secs(3))?;
     let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
-    let mut req = tonic::Request::new(crate::proto::raft::v1::RaftPayload { body });
+    let mut req = tonic::Request::new(crate::proto::raft::v1::AdminRequest { body });
     req.set_timeout(Duration::from_secs(30));
     let answer = client.admin(req).await.map_err(|s| format!("{}: {}", s.code(), s.message()))?;
     let result: Result<serde_json::Value, String> =

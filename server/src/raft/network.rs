@@ -6,9 +6,7 @@
 //! only ever accepted on the client listener — can never reach Raft.
 
 use super::{AdminRequest, ClusterNode, TypeConfig};
-use crate::proto::raft::v1::raft_transport_client::RaftTransportClient;
-use crate::proto::raft::v1::raft_transport_server::{RaftTransport, RaftTransportServer};
-use crate::proto::raft::v1::RaftPayload;
+use crate::proto::raft::v1 as pb;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -16,6 +14,10 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::BasicNode;
+use pb::raft_transport_service_client::RaftTransportServiceClient as RaftTransportClient;
+use pb::raft_transport_service_server::{
+    RaftTransportService as RaftTransport, RaftTransportServiceServer as RaftTransportServer,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::{Arc, Weak};
@@ -121,12 +123,21 @@ impl Connection {
             return Err(RPCError::Unreachable(Unreachable::new(&e)));
         };
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut request = Request::new(RaftPayload { body });
-        request.set_timeout(option.hard_ttl());
+        fn timed<T>(message: T, ttl: Duration) -> Request<T> {
+            let mut request = Request::new(message);
+            request.set_timeout(ttl);
+            request
+        }
+        let ttl = option.hard_ttl();
         let answer = match which {
-            Rpc::Append => client.append_entries(request).await,
-            Rpc::Vote => client.vote(request).await,
-            Rpc::Snapshot => client.install_snapshot(request).await,
+            Rpc::Append => {
+                client.append_entries(timed(pb::AppendEntriesRequest { body }, ttl)).await.map(|r| r.into_inner().body)
+            }
+            Rpc::Vote => client.vote(timed(pb::VoteRequest { body }, ttl)).await.map(|r| r.into_inner().body),
+            Rpc::Snapshot => client
+                .install_snapshot(timed(pb::InstallSnapshotRequest { body }, ttl))
+                .await
+                .map(|r| r.into_inner().body),
         };
         let answer = answer.map_err(|s| {
             let e = Failure(format!("{}: {}", s.code(), s.message()));
@@ -137,7 +148,7 @@ impl Connection {
             }
         })?;
         let result: Result<Resp, RaftError<NodeId, E>> =
-            serde_json::from_slice(&answer.into_inner().body).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            serde_json::from_slice(&answer).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -181,15 +192,13 @@ pub struct TransportService {
     pub node: Weak<ClusterNode>,
 }
 
-fn decode<T: DeserializeOwned>(req: Request<RaftPayload>) -> Result<T, Status> {
-    serde_json::from_slice(&req.into_inner().body)
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Status> {
+    serde_json::from_slice(body)
         .map_err(|e| Status::invalid_argument(format!("could not decode the Raft message: {e}")))
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Response<RaftPayload>, Status> {
-    serde_json::to_vec(value)
-        .map(|body| Response::new(RaftPayload { body }))
-        .map_err(|e| Status::internal(format!("could not encode the Raft answer: {e}")))
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Status> {
+    serde_json::to_vec(value).map_err(|e| Status::internal(format!("could not encode the Raft answer: {e}")))
 }
 
 impl TransportService {
@@ -200,28 +209,34 @@ impl TransportService {
 
 #[tonic::async_trait]
 impl RaftTransport for TransportService {
-    async fn append_entries(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let rpc: AppendEntriesRequest<TypeConfig> = decode(req)?;
+    async fn append_entries(
+        &self,
+        req: Request<pb::AppendEntriesRequest>,
+    ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.into_inner().body)?;
         let node = self.node()?;
-        encode(&node.raft.append_entries(rpc).await)
+        Ok(Response::new(pb::AppendEntriesResponse { body: encode(&node.raft.append_entries(rpc).await)? }))
     }
 
-    async fn vote(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let rpc: VoteRequest<NodeId> = decode(req)?;
+    async fn vote(&self, req: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
+        let rpc: VoteRequest<NodeId> = decode(&req.into_inner().body)?;
         let node = self.node()?;
-        encode(&node.raft.vote(rpc).await)
+        Ok(Response::new(pb::VoteResponse { body: encode(&node.raft.vote(rpc).await)? }))
     }
 
-    async fn install_snapshot(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let rpc: InstallSnapshotRequest<TypeConfig> = decode(req)?;
+    async fn install_snapshot(
+        &self,
+        req: Request<pb::InstallSnapshotRequest>,
+    ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode(&req.into_inner().body)?;
         let node = self.node()?;
-        encode(&node.raft.install_snapshot(rpc).await)
+        Ok(Response::new(pb::InstallSnapshotResponse { body: encode(&node.raft.install_snapshot(rpc).await)? }))
     }
 
-    async fn admin(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let rpc: AdminRequest = decode(req)?;
+    async fn admin(&self, req: Request<pb::AdminRequest>) -> Result<Response<pb::AdminResponse>, Status> {
+        let rpc: AdminRequest = decode(&req.into_inner().body)?;
         let node = self.node()?;
-        encode(&node.admin(rpc).await)
+        Ok(Response::new(pb::AdminResponse { body: encode(&node.admin(rpc).await)? }))
     }
 }
 
