@@ -18,6 +18,7 @@ mod queries;
 mod snapshot;
 pub mod validate;
 mod worker_index;
+mod worker_tree;
 mod workers;
 
 pub use snapshot::{EngineSnapshot, EngineSnapshotRef};

@@ -1,4 +1,5 @@
-//! `WorkerIndex`: the worker id table, the per-(trade, hardship) R-trees, which
+//! `WorkerIndex`: the worker id table, the per-(trade, hardship) R-trees
+//! ([`WorkerTree`]), which
 //! workers are in them, and the waiting counts, kept in step with the worker
 //! records by [`WorkerIndex::sync`] and checked by [`WorkerIndex::check`].
 
@@ -8,7 +9,7 @@ use crate::error::InvariantViolation;
 use crate::index::IndexEntry;
 use crate::model::{Worker, WorkerKey, WorkerStatus};
 use hashbrown::HashTable;
-use rstar::RTree;
+use super::worker_tree::{WorkerTree, REMOVED};
 use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 use std::hash::BuildHasher;
@@ -109,7 +110,7 @@ fn belongs_in_index(status: WorkerStatus, indexed: bool) -> bool {
 pub(super) struct WorkerIndex {
     ids: WorkerIds,
     /// One tree per (trade, hardship class): see [`WorkerIndex::tree_slot`].
-    trees: Vec<RTree<IndexEntry>>,
+    trees: Vec<WorkerTree>,
     indexed: Vec<bool>,
     /// Waiting workers per county and trade, `county * trades + trade`.
     waiting_counts: Vec<u32>,
@@ -122,7 +123,7 @@ impl WorkerIndex {
     pub(super) fn new(counties: usize, trades: usize) -> Self {
         Self {
             ids: WorkerIds::default(),
-            trees: (0..trades * 2).map(|_| RTree::new()).collect(),
+            trees: (0..trades * 2).map(|_| WorkerTree::default()).collect(),
             indexed: Vec::new(),
             waiting_counts: vec![0; counties * trades],
             waiting: 0,
@@ -138,7 +139,7 @@ impl WorkerIndex {
     }
 
     /// The tree of a trade's workers of one hardship class.
-    pub(super) fn tree(&self, trade: TradeIdx, hardship: bool) -> &RTree<IndexEntry> {
+    pub(super) fn tree(&self, trade: TradeIdx, hardship: bool) -> &WorkerTree {
         &self.trees[Self::tree_slot(trade, hardship)]
     }
 
@@ -151,6 +152,7 @@ impl WorkerIndex {
     /// yet indexed; the caller then syncs them with `old = None`.
     pub(super) fn add(&mut self, workers: &[Worker], key: WorkerKey) {
         debug_assert_eq!(key as usize, self.indexed.len());
+        debug_assert_ne!(key, REMOVED, "worker key space exhausted");
         let fresh = self.ids.insert(workers, key);
         debug_assert!(fresh, "worker id registered twice");
         self.indexed.push(false);
@@ -242,7 +244,7 @@ impl WorkerIndex {
             let entry = old.entry(key);
             for &t in &old.trades {
                 let removed = self.trees[Self::tree_slot(t, old.hardship)].remove(&entry);
-                debug_assert!(removed.is_some(), "index out of sync");
+                debug_assert!(removed, "index out of sync");
             }
         }
         self.indexed[key as usize] = false;
@@ -302,7 +304,7 @@ impl WorkerIndex {
                 index.indexed[k] = true;
             }
         }
-        index.trees = per_tree.into_iter().map(RTree::bulk_load).collect();
+        index.trees = per_tree.into_iter().map(WorkerTree::bulk_load).collect();
         Ok(index)
     }
 
@@ -337,12 +339,10 @@ impl WorkerIndex {
                     let slot = Self::tree_slot(t.trade, w.hardship.is_hardship());
                     expected_tree_sizes[slot] += 1;
                     let mut found = 0;
-                    for e in self.trees[slot].locate_all_at_point(q) {
-                        if e.key == k as WorkerKey {
-                            found += 1;
-                            if e.static_bonus_m != bonus || e.waiting_since_ms != w.waiting_since.0 {
-                                return bad(format!("worker {} indexed with stale ranking inputs", w.id));
-                            }
+                    for e in self.trees[slot].entries_at(q, k as WorkerKey) {
+                        found += 1;
+                        if e.static_bonus_m != bonus || e.waiting_since_ms != w.waiting_since.0 {
+                            return bad(format!("worker {} indexed with stale ranking inputs", w.id));
                         }
                     }
                     if found != 1 {
