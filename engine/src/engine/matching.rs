@@ -162,7 +162,7 @@ impl Engine {
             let hours = now.0.saturating_sub(e.waiting_since_ms).max(0) as f64 / 3_600_000.0;
             d - INDEX_SLACK_M - e.static_bonus_m as f64 - (hours * waiting_rate).min(waiting_cap)
         };
-        // A worker entry's bound, if it can still make the selection; its record is prefetched.
+        // A worker entry's bound, if it can still make the selection.
         let entry_item = |e: &'a IndexEntry, worst: f64| -> Option<ScanItem<'a>> {
             let d = near(e.distance_2(&q));
             if d > limit {
@@ -171,9 +171,6 @@ impl Engine {
             let bound = entry_bound(e, d);
             if bound > worst {
                 return None;
-            }
-            if let Some(w) = self.workers.get(e.key as usize) {
-                prefetch(std::slice::from_ref(w));
             }
             Some(ScanItem { bound, node: ScanNode::Leaf(e) })
         };
@@ -195,7 +192,10 @@ impl Engine {
             if recent.size() > 0 {
                 let d = near(recent.root().envelope().distance_2(&q));
                 if d <= limit {
-                    queue.push(ScanItem { bound: d - INDEX_SLACK_M - bonus, node: ScanNode::Parent(recent.root(), bonus) });
+                    queue.push(ScanItem {
+                        bound: d - INDEX_SLACK_M - bonus,
+                        node: ScanNode::Parent(recent.root(), bonus),
+                    });
                 }
             }
         }
@@ -203,6 +203,22 @@ impl Engine {
             let worst = if best.len() == k { best[k - 1].score } else { f64::INFINITY };
             if item.bound > worst {
                 break;
+            }
+            // Start loading what the next item will read while this one is handled: most
+            // queued items are never reached, so they are not prefetched when queued.
+            if let Some(next) = queue.peek() {
+                match next.node {
+                    ScanNode::Parent(node, _) => prefetch(node.children()),
+                    ScanNode::Packed(tree, level, index, _) => {
+                        let (ptr, len) = tree.children_bytes(level as usize, index as usize);
+                        prefetch_bytes(ptr, len);
+                    }
+                    ScanNode::Leaf(e) => {
+                        if let Some(w) = self.workers.get(e.key as usize) {
+                            prefetch(std::slice::from_ref(w));
+                        }
+                    }
+                }
             }
             let entry = match item.node {
                 ScanNode::Parent(node, bonus) => {
@@ -214,7 +230,6 @@ impl Engine {
                                 if d > limit || bound > worst {
                                     continue;
                                 }
-                                prefetch(child.children());
                                 queue.push(ScanItem { bound, node: ScanNode::Parent(child, bonus) });
                             }
                             RTreeNode::Leaf(e) => queue.extend(entry_item(e, worst)),
@@ -238,8 +253,6 @@ impl Engine {
                             if d > limit || bound > worst {
                                 continue;
                             }
-                            let (ptr, len) = tree.children_bytes(level - 1, first + i);
-                            prefetch_bytes(ptr, len);
                             queue.push(ScanItem {
                                 bound,
                                 node: ScanNode::Packed(tree, (level - 1) as u32, (first + i) as u32, bonus),

@@ -172,7 +172,7 @@ impl Engine {
             posting_index,
             scratch: Vec::new(),
         };
-        e.check_invariants()?;
+        e.check_restored()?;
         Ok(e)
     }
 }

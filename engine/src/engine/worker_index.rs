@@ -3,13 +3,13 @@
 //! workers are in them, and the waiting counts, kept in step with the worker
 //! records by [`WorkerIndex::sync`] and checked by [`WorkerIndex::check`].
 
+use super::worker_tree::{WorkerTree, REMOVED};
 use crate::catalog::{CountyIdx, TradeIdx};
 use crate::config::RankingPolicy;
 use crate::error::InvariantViolation;
 use crate::index::IndexEntry;
 use crate::model::{Worker, WorkerKey, WorkerStatus};
 use hashbrown::HashTable;
-use super::worker_tree::{WorkerTree, REMOVED};
 use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 use std::hash::BuildHasher;
@@ -55,6 +55,44 @@ impl WorkerIds {
     fn len(&self) -> usize {
         self.table.len()
     }
+}
+
+/// Builds the trees of these entry lists, on up to two threads (the lists are
+/// independent; the result does not depend on the thread count).
+fn bulk_load_trees(per_tree: Vec<Vec<IndexEntry>>) -> Vec<WorkerTree> {
+    let total: usize = per_tree.iter().map(Vec::len).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+    if threads < 2 || total < 100_000 {
+        return per_tree.into_iter().map(WorkerTree::bulk_load).collect();
+    }
+    // Every other list (by size) to the helper thread, so both get about half the entries.
+    let mut order: Vec<usize> = (0..per_tree.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(per_tree[i].len()));
+    let mut slots: Vec<Option<Vec<IndexEntry>>> = per_tree.into_iter().map(Some).collect();
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    for (n, &i) in order.iter().enumerate() {
+        let list = slots[i].take().unwrap_or_default();
+        if n % 2 == 0 {
+            mine.push((i, list))
+        } else {
+            theirs.push((i, list))
+        }
+    }
+    let build = |lists: Vec<(usize, Vec<IndexEntry>)>| -> Vec<(usize, WorkerTree)> {
+        lists.into_iter().map(|(i, list)| (i, WorkerTree::bulk_load(list))).collect()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let helper = s.spawn(|| build(theirs));
+        let a = build(mine);
+        let b = helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    });
+    let mut trees: Vec<WorkerTree> = (0..slots.len()).map(|_| WorkerTree::default()).collect();
+    for (i, tree) in a.into_iter().chain(b) {
+        trees[i] = tree;
+    }
+    trees
 }
 
 /// What decides a worker's index entries and waiting counts, captured before
@@ -304,7 +342,7 @@ impl WorkerIndex {
                 index.indexed[k] = true;
             }
         }
-        index.trees = per_tree.into_iter().map(WorkerTree::bulk_load).collect();
+        index.trees = bulk_load_trees(per_tree);
         Ok(index)
     }
 
