@@ -31,9 +31,9 @@ impl Bounds {
     const EMPTY: Bounds = Bounds { min: [f32::INFINITY; 3], max: [f32::NEG_INFINITY; 3] };
 
     fn add_point(&mut self, p: [f32; 3]) {
-        for a in 0..3 {
-            self.min[a] = self.min[a].min(p[a]);
-            self.max[a] = self.max[a].max(p[a]);
+        for (a, v) in p.into_iter().enumerate() {
+            self.min[a] = self.min[a].min(v);
+            self.max[a] = self.max[a].max(v);
         }
     }
 
@@ -53,8 +53,8 @@ impl Bounds {
     #[inline]
     pub(super) fn distance_2(&self, q: &[f32; 3]) -> f32 {
         let mut d2 = 0.0;
-        for a in 0..3 {
-            let d = (self.min[a] - q[a]).max(0.0).max(q[a] - self.max[a]);
+        for (a, &v) in q.iter().enumerate() {
+            let d = (self.min[a] - v).max(0.0).max(v - self.max[a]);
             d2 += d * d;
         }
         d2
