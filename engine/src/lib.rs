@@ -44,7 +44,7 @@ pub use command::*;
 pub use config::{EngineConfig, Limits, PolicyViolation, RankingPolicy};
 pub use crs::Crs;
 pub use directory::{Directory, MarketKind, MarketSpec};
-pub use engine::{validate, Engine, EngineSnapshot, EngineSnapshotRef};
+pub use engine::{normalized_phone, validate, Engine, EngineSnapshot, EngineSnapshotRef};
 pub use error::{EngineError, InvariantViolation, SnapshotError};
 pub use geo::LatLon;
 pub use ledger::{LedgerDay, LedgerReport};

@@ -2,6 +2,7 @@
 //! posting headcounts and states, directory, ledger), then each derived part's
 //! `check` ([`WorkerIndex`](super::worker_index::WorkerIndex),
 //! [`PostingIndex`](super::posting_index::PostingIndex),
+//! [`PhoneIndex`](super::phone_index::PhoneIndex),
 //! [`OfferBook`](super::offers::OfferBook)).
 
 use super::Engine;
@@ -25,6 +26,7 @@ impl Engine {
         self.check_records()?;
         self.offers.check(&self.workers, &self.postings)?;
         self.posting_index.check(&self.employers, &self.postings)?;
+        self.phone_index.check(&self.workers)?;
         Ok(())
     }
 
