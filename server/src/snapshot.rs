@@ -296,6 +296,134 @@ mod tests {
     use super::*;
     use linggong_engine::{Command, Engine, EngineSnapshot, Timestamp};
 
+    /// The state the stored fixtures (`server/tests/fixtures/snapshots/`) hold:
+    /// a verified and an unverified employer, four workers, a posting published
+    /// at once with offers (one accepted), one approved by a reviewer, a filed
+    /// complaint and a resolved one, one request id remembered.
+    fn fixture_state() -> ServiceState {
+        use crate::convert::wal::LoggedCommand;
+        use linggong_engine::{
+            ComplaintCategory, ComplaintResolution, EmployerKind, EmployerSpec, LatLon, OfferResponse, Outcome,
+            PostingSource, ReviewDecision, TradeSkillSpec,
+        };
+        use linggong_engine::population::{Population, PopulationConfig};
+        const T0: i64 = 1_700_000_000_000;
+        let mut state = ServiceState::new(Engine::linfen(EngineConfig::default()), 16);
+        let mut pop = Population::linfen(PopulationConfig { spread_m: 1_500.0, ..PopulationConfig::default() });
+        let mut at = T0;
+        let mut apply = |state: &mut ServiceState, key: Option<&str>, command: Command| {
+            at += 1_000;
+            let logged = LoggedCommand {
+                now: Timestamp(at),
+                request_key: key.map(String::from),
+                command,
+                actor: None,
+                effect: None,
+            };
+            state.apply(&logged, &mut Vec::new()).expect("fixture command applies").0.outcome
+        };
+        for (id, verified) in [("e1", true), ("e2", false)] {
+            let spec = EmployerSpec {
+                id: id.into(),
+                name: format!("用工单位{id}").into(),
+                kind: EmployerKind::Company { credit_code: "91141000MA0000001X".into() },
+                verified,
+            };
+            apply(&mut state, None, Command::UpsertEmployer(spec));
+        }
+        for i in 0..4 {
+            let mut w = pop.worker(i);
+            w.county = 141002;
+            w.position = LatLon { lat: 36.08 + i as f64 * 0.001, lon: 111.52 };
+            w.trades = smallvec::smallvec![TradeSkillSpec { trade: "porter".into(), level: 3 }];
+            w.min_daily_wage = 100;
+            apply(&mut state, Some(&format!("reg-{i}")), Command::UpsertWorker(w));
+        }
+        for (i, employer) in [(1, "e1"), (2, "e2")] {
+            let mut p = pop.posting(i, employer, Timestamp(T0));
+            p.county = 141002;
+            p.position = LatLon { lat: 36.08, lon: 111.52 };
+            p.trade = "porter".into();
+            p.headcount = 2;
+            p.daily_wage = 300;
+            p.source = PostingSource::CountyDesk;
+            apply(&mut state, None, Command::SubmitPosting(p));
+        }
+        apply(&mut state, None, Command::ReviewPosting { posting: "p2".into(), decision: ReviewDecision::Approve });
+        let Outcome::Matched { offers, .. } =
+            apply(&mut state, None, Command::InstantMatch { posting: "p1".into(), max_offers: 0 })
+        else {
+            panic!("p1 matches")
+        };
+        let first = offers.first().expect("an offer");
+        let accept =
+            Command::RespondToOffer { offer: first.offer, worker: first.worker.clone(), response: OfferResponse::Accept };
+        apply(&mut state, None, accept);
+        for category in [ComplaintCategory::WageArrears, ComplaintCategory::Safety] {
+            let file = Command::FileComplaint {
+                employer: "e1".into(),
+                posting: Some("p1".into()),
+                county: 141002,
+                category,
+                detail: "工钱没结".into(),
+            };
+            apply(&mut state, None, file);
+        }
+        let resolve =
+            Command::ResolveComplaint { complaint: 1, resolution: ComplaintResolution::Upheld, note: "已结清".into() };
+        apply(&mut state, None, resolve);
+        state
+    }
+
+    fn fixture_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapshots")
+    }
+
+    /// Writes the stored fixtures of formats 1, 2 and 3 (run once, with the
+    /// bincode writer of those formats; kept for the record):
+    /// `cargo test -p linggong-server --lib write_fixtures -- --ignored`.
+    #[test]
+    #[ignore]
+    fn write_fixtures() {
+        let state = fixture_state();
+        let snap: StateSnapshot = options().deserialize(&options().serialize(&state.snapshot_ref()).unwrap()).unwrap();
+        let seq = snap.last_seq;
+        let write = |version: u32, body: Vec<u8>| {
+            let dir = fixture_dir().join(format!("v{version}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut bytes = versioned_header(version, seq, body.len() as u64, crc32c::crc32c(&body)).to_vec();
+            bytes.extend_from_slice(&body);
+            std::fs::write(dir.join(snapshot_name(seq)), bytes).unwrap();
+        };
+        write(3, options().serialize(&state.snapshot_ref()).unwrap());
+        let dedupe: Vec<(String, Applied)> = snap.dedupe.iter().map(|(k, r)| (k.clone(), r.applied.clone())).collect();
+        let v2 = StateSnapshotV2 {
+            last_seq: snap.last_seq,
+            next_event_seq: snap.next_event_seq,
+            dedupe: dedupe.clone(),
+            engine: snap.engine.clone(),
+        };
+        write(2, options().serialize(&v2).unwrap());
+        let e = snap.engine;
+        let v1 = StateSnapshotV1 {
+            last_seq: snap.last_seq,
+            next_event_seq: snap.next_event_seq,
+            dedupe,
+            engine: EngineSnapshotV1 {
+                counties: e.counties,
+                trades: e.trades,
+                workers: e.workers,
+                employers: e.employers,
+                postings: e.postings,
+                offers: e.offers,
+                next_offer_id: e.next_offer_id,
+                complaints: e.complaints,
+                counters: e.counters,
+            },
+        };
+        write(1, options().serialize(&v1).unwrap());
+    }
+
     #[test]
     fn version_1_snapshots_load_with_an_empty_directory_and_ledger() {
         let mut engine = Engine::linfen(EngineConfig::default());
