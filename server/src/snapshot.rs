@@ -1,12 +1,19 @@
 //! Snapshot files: the whole service state at a log sequence number, written to
 //! a temp file with a checksum, fsynced, renamed and the directory fsynced.
 //! The two newest are kept; loading falls back to the older if the newer is bad.
-//! Snapshots of older format versions still load: 2 (request ids without
+//!
+//! The body of format version 4 is MessagePack with named fields (structs as
+//! maps keyed by field name, enum variants by name, through `rmp-serde`): a
+//! field added later with a default loads from older version-4 files, and
+//! fields it does not know are skipped. Older format versions still load,
+//! through a frozen reader of their bincode-1 layout ([`bincode1`]): 3
+//! (postings and complaints without reviewers), 2 (request ids without
 //! fingerprints, which then match any retry) and 1 (also before the market
 //! directory and the ledger, which load empty).
 
+pub mod bincode1;
+
 use crate::state::{Applied, RememberedRequest, ServiceState, StateSnapshot};
-use bincode::Options;
 use linggong_engine::{
     Complaint, County, CountyCounters, Employer, EngineConfig, EngineSnapshot, Offer, OfferId, Posting, Trade, Worker,
 };
@@ -19,8 +26,10 @@ use std::path::{Path, PathBuf};
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"LGSNAP01";
 /// Header: magic, version u32, reserved u32, last_seq u64, body length u64, body CRC32C u32, header CRC32C u32.
 pub const SNAPSHOT_HEADER_LEN: usize = 40;
-/// Snapshot format version (3: remembered request ids carry the fingerprint of their command).
-pub const SNAPSHOT_VERSION: u32 = 3;
+/// Snapshot format version (4: MessagePack with named fields).
+pub const SNAPSHOT_VERSION: u32 = 4;
+/// Format version 3 (bincode; remembered request ids carry the fingerprint of their command), still read.
+pub const SNAPSHOT_VERSION_V3: u32 = 3;
 /// Format version 2 (the engine state gained the market directory and the ledger), still read.
 pub const SNAPSHOT_VERSION_V2: u32 = 2;
 /// Format version 1, still read.
@@ -57,10 +66,6 @@ fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> SnapshotErro
 
 fn invalid(path: &Path, reason: impl Into<String>) -> SnapshotError {
     SnapshotError::Invalid { path: path.display().to_string(), reason: reason.into() }
-}
-
-fn options() -> impl Options {
-    bincode::DefaultOptions::new().with_fixint_encoding().with_little_endian()
 }
 
 /// File name of the snapshot at `seq`.
@@ -132,9 +137,7 @@ pub fn write_snapshot(dir: &Path, state: &ServiceState) -> Result<PathBuf, Snaps
     let mut w = BufWriter::with_capacity(1 << 20, file);
     w.write_all(&[0u8; SNAPSHOT_HEADER_LEN]).map_err(|e| io_err("write", &tmp, e))?;
     let mut body = Checksummed { inner: w, crc: 0, len: 0 };
-    options()
-        .serialize_into(&mut body, &state.snapshot_ref())
-        .map_err(|e| io_err("write", &tmp, std::io::Error::other(e)))?;
+    encode_body(&mut body, &state.snapshot_ref()).map_err(|e| io_err("write", &tmp, e))?;
     let (crc, len) = (body.crc, body.len);
     let mut file = body.inner.into_inner().map_err(|e| io_err("write", &tmp, e.into_error()))?;
     file.seek(SeekFrom::Start(0)).map_err(|e| io_err("seek", &tmp, e))?;
@@ -144,6 +147,19 @@ pub fn write_snapshot(dir: &Path, state: &ServiceState) -> Result<PathBuf, Snaps
     std::fs::rename(&tmp, &path).map_err(|e| io_err("rename", &tmp, e))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err("fsync", dir, e))?;
     Ok(path)
+}
+
+/// Encodes a state snapshot as a version-4 body.
+fn encode_body(w: &mut impl Write, snapshot: &impl Serialize) -> std::io::Result<()> {
+    snapshot.serialize(&mut rmp_serde::Serializer::new(w).with_struct_map()).map_err(std::io::Error::other)
+}
+
+/// Decodes a version-4 body. The input is a borrowed slice: a length prefix
+/// larger than the bytes left fails at once, and sequences grow element by
+/// element, so damaged counts never drive an allocation.
+fn decode_body(body: &[u8]) -> Result<StateSnapshot, String> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(body);
+    StateSnapshot::deserialize(&mut de).map_err(|e| format!("undecodable: {e}"))
 }
 
 /// Wraps raw body bytes in a valid header (for fuzzing the body decoder past
@@ -168,7 +184,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, StateSnapshot), String> {
         return Err("header checksum mismatch".into());
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if ![SNAPSHOT_VERSION, SNAPSHOT_VERSION_V2, SNAPSHOT_VERSION_V1].contains(&version) {
+    if ![SNAPSHOT_VERSION, SNAPSHOT_VERSION_V3, SNAPSHOT_VERSION_V2, SNAPSHOT_VERSION_V1].contains(&version) {
         return Err(format!("unsupported snapshot version {version}"));
     }
     let seq = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
@@ -181,15 +197,12 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, StateSnapshot), String> {
     if crc32c::crc32c(body) != crc {
         return Err("body checksum mismatch".into());
     }
-    let undecodable = |e: bincode::Error| format!("undecodable: {e}");
+    let undecodable = |e: bincode1::Bincode1Error| format!("undecodable: {e}");
     let state: StateSnapshot = match version {
-        SNAPSHOT_VERSION_V1 => {
-            options().with_limit(len).deserialize::<StateSnapshotV1>(body).map_err(undecodable)?.into()
-        }
-        SNAPSHOT_VERSION_V2 => {
-            options().with_limit(len).deserialize::<StateSnapshotV2>(body).map_err(undecodable)?.into()
-        }
-        _ => options().with_limit(len).deserialize(body).map_err(undecodable)?,
+        SNAPSHOT_VERSION_V1 => bincode1::from_slice::<StateSnapshotV1>(body).map_err(undecodable)?.into(),
+        SNAPSHOT_VERSION_V2 => bincode1::from_slice::<StateSnapshotV2>(body).map_err(undecodable)?.into(),
+        SNAPSHOT_VERSION_V3 => bincode1::from_slice::<StateSnapshot>(body).map_err(undecodable)?,
+        _ => decode_body(body)?,
     };
     if state.last_seq != seq {
         return Err("body and header disagree on the sequence number".into());
@@ -294,190 +307,118 @@ impl From<StateSnapshotV1> for StateSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linggong_engine::{Command, Engine, EngineSnapshot, Timestamp};
+    use linggong_engine::{ComplaintResolution, OfferState, PostingState};
 
-    /// The state the stored fixtures (`server/tests/fixtures/snapshots/`) hold:
-    /// a verified and an unverified employer, four workers, a posting published
-    /// at once with offers (one accepted), one approved by a reviewer, a filed
-    /// complaint and a resolved one, one request id remembered.
-    fn fixture_state() -> ServiceState {
-        use crate::convert::wal::LoggedCommand;
-        use linggong_engine::{
-            ComplaintCategory, ComplaintResolution, EmployerKind, EmployerSpec, LatLon, OfferResponse, Outcome,
-            PostingSource, ReviewDecision, TradeSkillSpec,
-        };
-        use linggong_engine::population::{Population, PopulationConfig};
-        const T0: i64 = 1_700_000_000_000;
-        let mut state = ServiceState::new(Engine::linfen(EngineConfig::default()), 16);
-        let mut pop = Population::linfen(PopulationConfig { spread_m: 1_500.0, ..PopulationConfig::default() });
-        let mut at = T0;
-        let mut apply = |state: &mut ServiceState, key: Option<&str>, command: Command| {
-            at += 1_000;
-            let logged = LoggedCommand {
-                now: Timestamp(at),
-                request_key: key.map(String::from),
-                command,
-                actor: None,
-                effect: None,
-            };
-            state.apply(&logged, &mut Vec::new()).expect("fixture command applies").0.outcome
-        };
-        for (id, verified) in [("e1", true), ("e2", false)] {
-            let spec = EmployerSpec {
-                id: id.into(),
-                name: format!("用工单位{id}").into(),
-                kind: EmployerKind::Company { credit_code: "91141000MA0000001X".into() },
-                verified,
-            };
-            apply(&mut state, None, Command::UpsertEmployer(spec));
-        }
-        for i in 0..4 {
-            let mut w = pop.worker(i);
-            w.county = 141002;
-            w.position = LatLon { lat: 36.08 + i as f64 * 0.001, lon: 111.52 };
-            w.trades = smallvec::smallvec![TradeSkillSpec { trade: "porter".into(), level: 3 }];
-            w.min_daily_wage = 100;
-            apply(&mut state, Some(&format!("reg-{i}")), Command::UpsertWorker(w));
-        }
-        for (i, employer) in [(1, "e1"), (2, "e2")] {
-            let mut p = pop.posting(i, employer, Timestamp(T0));
-            p.county = 141002;
-            p.position = LatLon { lat: 36.08, lon: 111.52 };
-            p.trade = "porter".into();
-            p.headcount = 2;
-            p.daily_wage = 300;
-            p.source = PostingSource::CountyDesk;
-            apply(&mut state, None, Command::SubmitPosting(p));
-        }
-        apply(&mut state, None, Command::ReviewPosting { posting: "p2".into(), decision: ReviewDecision::Approve });
-        let Outcome::Matched { offers, .. } =
-            apply(&mut state, None, Command::InstantMatch { posting: "p1".into(), max_offers: 0 })
-        else {
-            panic!("p1 matches")
-        };
-        let first = offers.first().expect("an offer");
-        let accept =
-            Command::RespondToOffer { offer: first.offer, worker: first.worker.clone(), response: OfferResponse::Accept };
-        apply(&mut state, None, accept);
-        for category in [ComplaintCategory::WageArrears, ComplaintCategory::Safety] {
-            let file = Command::FileComplaint {
-                employer: "e1".into(),
-                posting: Some("p1".into()),
-                county: 141002,
-                category,
-                detail: "工钱没结".into(),
-            };
-            apply(&mut state, None, file);
-        }
-        let resolve =
-            Command::ResolveComplaint { complaint: 1, resolution: ComplaintResolution::Upheld, note: "已结清".into() };
-        apply(&mut state, None, resolve);
-        state
+    fn fixture(version: u32) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/snapshots/v{version}"))
+            .join(snapshot_name(14));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
-    fn fixture_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapshots")
-    }
-
-    /// Writes the stored fixtures of formats 1, 2 and 3 (run once, with the
-    /// bincode writer of those formats; kept for the record):
-    /// `cargo test -p linggong-server --lib write_fixtures -- --ignored`.
-    #[test]
-    #[ignore]
-    fn write_fixtures() {
-        let state = fixture_state();
-        let snap: StateSnapshot = options().deserialize(&options().serialize(&state.snapshot_ref()).unwrap()).unwrap();
-        let seq = snap.last_seq;
-        let write = |version: u32, body: Vec<u8>| {
-            let dir = fixture_dir().join(format!("v{version}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            let mut bytes = versioned_header(version, seq, body.len() as u64, crc32c::crc32c(&body)).to_vec();
-            bytes.extend_from_slice(&body);
-            std::fs::write(dir.join(snapshot_name(seq)), bytes).unwrap();
-        };
-        write(3, options().serialize(&state.snapshot_ref()).unwrap());
-        let dedupe: Vec<(String, Applied)> = snap.dedupe.iter().map(|(k, r)| (k.clone(), r.applied.clone())).collect();
-        let v2 = StateSnapshotV2 {
-            last_seq: snap.last_seq,
-            next_event_seq: snap.next_event_seq,
-            dedupe: dedupe.clone(),
-            engine: snap.engine.clone(),
-        };
-        write(2, options().serialize(&v2).unwrap());
-        let e = snap.engine;
-        let v1 = StateSnapshotV1 {
-            last_seq: snap.last_seq,
-            next_event_seq: snap.next_event_seq,
-            dedupe,
-            engine: EngineSnapshotV1 {
-                counties: e.counties,
-                trades: e.trades,
-                workers: e.workers,
-                employers: e.employers,
-                postings: e.postings,
-                offers: e.offers,
-                next_offer_id: e.next_offer_id,
-                complaints: e.complaints,
-                counters: e.counters,
-            },
-        };
-        write(1, options().serialize(&v1).unwrap());
+    /// The state the fixtures were written from (see `tests/fixtures/snapshots/README.md`).
+    fn assert_fixture_state(version: u32, state: &StateSnapshot) {
+        assert_eq!((state.last_seq, state.next_event_seq > 1), (14, true));
+        let keys: Vec<&str> = state.dedupe.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["reg-0", "reg-1", "reg-2", "reg-3"]);
+        assert!(state.dedupe.iter().all(|(_, r)| r.fingerprint.is_some() == (version >= 3)));
+        let e = &state.engine;
+        assert_eq!((e.workers.len(), e.employers.len(), e.postings.len(), e.complaints.len()), (4, 2, 2, 2));
+        assert_eq!(e.postings.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p1", "p2"]);
+        assert_eq!(e.postings[0].state, PostingState::Filling);
+        assert_eq!(e.postings[1].state, PostingState::Published);
+        let mut offer_states: Vec<OfferState> = e.offers.iter().map(|o| o.state).collect();
+        offer_states.sort_by_key(|s| *s as u8);
+        assert_eq!(offer_states, [OfferState::Pending, OfferState::Accepted]);
+        assert_eq!(e.next_offer_id, 3);
+        let resolution = e.complaints[0].resolution.as_ref().map(|(r, _, note)| (*r, note.as_str()));
+        assert_eq!(resolution, Some((ComplaintResolution::Upheld, "已结清")));
+        assert!(e.complaints[1].resolution.is_none());
+        assert_eq!(e.employers[0].complaints, 2);
+        assert!(e.directory.is_empty());
+        assert_eq!(e.ledger.entries().next().is_none(), version == 1, "format 1 had no ledger");
     }
 
     #[test]
-    fn version_1_snapshots_load_with_an_empty_directory_and_ledger() {
-        let mut engine = Engine::linfen(EngineConfig::default());
-        let employer = linggong_engine::EmployerSpec {
-            id: "e1".into(),
-            name: "李记".into(),
-            kind: linggong_engine::EmployerKind::Individual,
-            verified: true,
-        };
-        engine.apply(Timestamp(1_700_000_000_000), &Command::UpsertEmployer(employer), &mut Vec::new()).unwrap();
-        let EngineSnapshot {
-            counties,
-            trades,
-            workers,
-            employers,
-            postings,
-            offers,
-            next_offer_id,
-            complaints,
-            counters,
-            ..
-        } = engine.snapshot();
-        let v1 = StateSnapshotV1 {
-            last_seq: 7,
-            next_event_seq: 3,
-            dedupe: Vec::new(),
-            engine: EngineSnapshotV1 {
-                counties,
-                trades,
-                workers,
-                employers,
-                postings,
-                offers,
-                next_offer_id,
-                complaints,
-                counters,
-            },
-        };
-        let body = options().serialize(&v1).unwrap();
-        let mut bytes = versioned_header(SNAPSHOT_VERSION_V1, 7, body.len() as u64, crc32c::crc32c(&body)).to_vec();
-        bytes.extend_from_slice(&body);
-        let (seq, state) = decode_snapshot(&bytes).unwrap();
-        assert_eq!((seq, state.last_seq, state.next_event_seq), (7, 7, 3));
-        assert!(state.engine.directory.is_empty());
-        let restored = ServiceState::restore(EngineConfig::default(), state, 16).unwrap();
-        assert!(restored.engine().employer("e1").is_some());
-        assert!(restored.engine().ledger().entries().next().is_none());
-        let mut unknown = bytes.clone();
-        unknown[..SNAPSHOT_HEADER_LEN].copy_from_slice(&versioned_header(
-            4,
-            7,
-            body.len() as u64,
-            crc32c::crc32c(&body),
-        ));
-        assert_eq!(decode_snapshot(&unknown).err().as_deref(), Some("unsupported snapshot version 4"));
+    fn stored_fixtures_of_every_older_format_load_and_restore() {
+        for version in [SNAPSHOT_VERSION_V1, SNAPSHOT_VERSION_V2, SNAPSHOT_VERSION_V3] {
+            let bytes = fixture(version);
+            assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), version);
+            let (seq, state) = decode_snapshot(&bytes).unwrap_or_else(|e| panic!("version {version}: {e}"));
+            assert_eq!(seq, 14);
+            assert_fixture_state(version, &state);
+            let restored = ServiceState::restore(EngineConfig::default(), state, 16).unwrap();
+            assert_eq!(restored.engine().worker_count(), 4);
+            assert_eq!(restored.last_seq(), 14);
+        }
+    }
+
+    #[test]
+    fn a_restored_fixture_round_trips_through_the_current_format() {
+        let (_, old) = decode_snapshot(&fixture(SNAPSHOT_VERSION_V3)).unwrap();
+        let state = ServiceState::restore(EngineConfig::default(), old, 16).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_snapshot(dir.path(), &state).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), SNAPSHOT_VERSION);
+        let (seq, new) = decode_snapshot(&bytes).unwrap();
+        assert_eq!(seq, 14);
+        assert_fixture_state(SNAPSHOT_VERSION, &new);
+        let (_, old) = decode_snapshot(&fixture(SNAPSHOT_VERSION_V3)).unwrap();
+        assert_eq!(new, old, "the current format keeps everything format 3 held");
+        let reloaded = load_snapshot(&path, &EngineConfig::default(), 16).unwrap();
+        assert_eq!(reloaded.engine().snapshot(), state.engine().snapshot());
+    }
+
+    #[test]
+    fn unknown_versions_are_refused() {
+        let bytes = fixture(SNAPSHOT_VERSION_V3);
+        let body = &bytes[SNAPSHOT_HEADER_LEN..];
+        let mut unknown = versioned_header(9, 14, body.len() as u64, crc32c::crc32c(body)).to_vec();
+        unknown.extend_from_slice(body);
+        assert_eq!(decode_snapshot(&unknown).err().as_deref(), Some("unsupported snapshot version 9"));
+    }
+
+    /// Every truncation and every byte changed (re-sealed, so the checksums
+    /// pass and the body decoders and restore checks see it) is an error or a
+    /// valid state, never a panic; truncations are always errors.
+    #[test]
+    fn damaged_bodies_of_every_format_give_errors_never_panics() {
+        let (_, old) = decode_snapshot(&fixture(SNAPSHOT_VERSION_V3)).unwrap();
+        let state = ServiceState::restore(EngineConfig::default(), old, 16).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let current = std::fs::read(write_snapshot(dir.path(), &state).unwrap()).unwrap();
+        for bytes in [fixture(1), fixture(2), fixture(3), current] {
+            let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+            let body = &bytes[SNAPSHOT_HEADER_LEN..];
+            let seal = |b: &[u8]| {
+                let mut out = versioned_header(version, 14, b.len() as u64, crc32c::crc32c(b)).to_vec();
+                out.extend_from_slice(b);
+                out
+            };
+            for cut in (0..body.len()).step_by(7) {
+                assert!(decode_snapshot(&seal(&body[..cut])).is_err(), "version {version} cut at {cut}");
+            }
+            for i in (0..body.len()).step_by(9) {
+                for flip in [0x01u8, 0xff] {
+                    let mut damaged = body.to_vec();
+                    damaged[i] ^= flip;
+                    if let Ok((_, snap)) = decode_snapshot(&seal(&damaged)) {
+                        let _ = ServiceState::restore(EngineConfig::default(), snap, 16);
+                    }
+                }
+            }
+            let mut flipped = bytes.clone();
+            flipped[SNAPSHOT_HEADER_LEN + body.len() / 2] ^= 1;
+            assert_eq!(decode_snapshot(&flipped).err().as_deref(), Some("body checksum mismatch"));
+        }
+    }
+
+    #[test]
+    fn a_huge_length_prefix_in_the_current_format_fails_without_allocating() {
+        // A map claiming 2^32-1 entries, then an array claiming as many elements.
+        for body in [vec![0xdf, 0xff, 0xff, 0xff, 0xff], vec![0x81, 0xa7, b'w', b'o', b'r', b'k', b'e', b'r', b's', 0xdd, 0xff, 0xff, 0xff, 0xff]] {
+            assert!(decode_snapshot(&seal_snapshot_body(0, &body)).is_err());
+        }
     }
 }

@@ -77,7 +77,7 @@ pub struct ServiceState {
 }
 
 /// Serialised form of [`ServiceState`] (owned, for loading).
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct StateSnapshot {
     /// Last applied sequence.
     pub last_seq: u64,
