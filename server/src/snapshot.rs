@@ -12,11 +12,11 @@
 //! directory and the ledger, which load empty).
 
 pub mod bincode1;
+mod legacy;
 
-use crate::state::{Applied, RememberedRequest, ServiceState, StateSnapshot};
-use linggong_engine::{
-    Complaint, County, CountyCounters, Employer, EngineConfig, EngineSnapshot, Offer, OfferId, Posting, Trade, Worker,
-};
+use crate::state::{ServiceState, StateSnapshot};
+use legacy::{StateSnapshotV1, StateSnapshotV2, StateSnapshotV3};
+use linggong_engine::EngineConfig;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -201,7 +201,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, StateSnapshot), String> {
     let state: StateSnapshot = match version {
         SNAPSHOT_VERSION_V1 => bincode1::from_slice::<StateSnapshotV1>(body).map_err(undecodable)?.into(),
         SNAPSHOT_VERSION_V2 => bincode1::from_slice::<StateSnapshotV2>(body).map_err(undecodable)?.into(),
-        SNAPSHOT_VERSION_V3 => bincode1::from_slice::<StateSnapshot>(body).map_err(undecodable)?,
+        SNAPSHOT_VERSION_V3 => bincode1::from_slice::<StateSnapshotV3>(body).map_err(undecodable)?.into(),
         _ => decode_body(body)?,
     };
     if state.last_seq != seq {
@@ -229,79 +229,6 @@ pub fn prune_snapshots(dir: &Path) -> Result<Option<u64>, SnapshotError> {
         std::fs::remove_file(path).map_err(|e| io_err("remove", path, e))?;
     }
     Ok(all.iter().take(SNAPSHOTS_KEPT).last().map(|(seq, _)| *seq))
-}
-
-/// Request ids of format versions 1 and 2, without fingerprints: they match any retry.
-fn without_fingerprints(dedupe: Vec<(String, Applied)>) -> Vec<(String, RememberedRequest)> {
-    dedupe.into_iter().map(|(key, applied)| (key, RememberedRequest { fingerprint: None, applied })).collect()
-}
-
-/// Format version 2 of the service state: request ids had no fingerprints.
-#[derive(Serialize, Deserialize)]
-struct StateSnapshotV2 {
-    last_seq: u64,
-    next_event_seq: u64,
-    dedupe: Vec<(String, Applied)>,
-    engine: EngineSnapshot,
-}
-
-impl From<StateSnapshotV2> for StateSnapshot {
-    fn from(s: StateSnapshotV2) -> Self {
-        StateSnapshot {
-            last_seq: s.last_seq,
-            next_event_seq: s.next_event_seq,
-            dedupe: without_fingerprints(s.dedupe),
-            engine: s.engine,
-        }
-    }
-}
-
-/// Format version 1 of the service state: the engine state had no market
-/// directory and no ledger.
-#[derive(Serialize, Deserialize)]
-struct StateSnapshotV1 {
-    last_seq: u64,
-    next_event_seq: u64,
-    dedupe: Vec<(String, Applied)>,
-    engine: EngineSnapshotV1,
-}
-
-/// Format version 1 of the engine state.
-#[derive(Serialize, Deserialize)]
-struct EngineSnapshotV1 {
-    counties: Vec<County>,
-    trades: Vec<Trade>,
-    workers: Vec<Worker>,
-    employers: Vec<Employer>,
-    postings: Vec<Posting>,
-    offers: Vec<Offer>,
-    next_offer_id: OfferId,
-    complaints: Vec<Complaint>,
-    counters: Vec<CountyCounters>,
-}
-
-impl From<StateSnapshotV1> for StateSnapshot {
-    fn from(s: StateSnapshotV1) -> Self {
-        let e = s.engine;
-        StateSnapshot {
-            last_seq: s.last_seq,
-            next_event_seq: s.next_event_seq,
-            dedupe: without_fingerprints(s.dedupe),
-            engine: EngineSnapshot {
-                counties: e.counties,
-                trades: e.trades,
-                workers: e.workers,
-                employers: e.employers,
-                postings: e.postings,
-                offers: e.offers,
-                next_offer_id: e.next_offer_id,
-                complaints: e.complaints,
-                counters: e.counters,
-                directory: Vec::new(),
-                ledger: Default::default(),
-            },
-        }
-    }
 }
 
 #[cfg(test)]
@@ -334,6 +261,11 @@ mod tests {
         let resolution = e.complaints[0].resolution.as_ref().map(|(r, _, note)| (*r, note.as_str()));
         assert_eq!(resolution, Some((ComplaintResolution::Upheld, "已结清")));
         assert!(e.complaints[1].resolution.is_none());
+        if version < SNAPSHOT_VERSION {
+            // Formats before 4 did not keep who reviewed or resolved.
+            assert!(e.postings.iter().all(|p| p.reviewed_by.is_none() && p.reviewed_at.is_none()));
+            assert!(e.complaints.iter().all(|c| c.resolved_by.is_none()));
+        }
         assert_eq!(e.employers[0].complaints, 2);
         assert!(e.directory.is_empty());
         assert_eq!(e.ledger.entries().next().is_none(), version == 1, "format 1 had no ledger");
@@ -368,6 +300,33 @@ mod tests {
         assert_eq!(new, old, "the current format keeps everything format 3 held");
         let reloaded = load_snapshot(&path, &EngineConfig::default(), 16).unwrap();
         assert_eq!(reloaded.engine().snapshot(), state.engine().snapshot());
+    }
+
+    #[test]
+    fn reviewers_and_resolvers_round_trip() {
+        use crate::convert::wal::{Actor, LoggedCommand};
+        use linggong_engine::{Command, Timestamp};
+        let (_, old) = decode_snapshot(&fixture(SNAPSHOT_VERSION_V3)).unwrap();
+        let mut state = ServiceState::restore(EngineConfig::default(), old, 16).unwrap();
+        let resolve = LoggedCommand {
+            now: Timestamp(1_700_000_100_000),
+            request_key: None,
+            command: Command::ResolveComplaint {
+                complaint: 2,
+                resolution: ComplaintResolution::Dismissed,
+                note: "查无实据".into(),
+            },
+            actor: Some(Actor { name: "王芳".into(), person_id: Some("LF-0042".into()), role: "reviewer".into() }),
+            effect: None,
+        };
+        state.apply(&resolve, &mut Vec::new()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_snapshot(dir.path(), &state).unwrap();
+        let loaded = load_snapshot(&path, &EngineConfig::default(), 16).unwrap();
+        let resolved_by = |s: &ServiceState, id| s.engine().complaint(id).and_then(|c| c.resolved_by.clone());
+        assert_eq!(resolved_by(&loaded, 2).as_deref(), Some("王芳"));
+        assert_eq!(resolved_by(&loaded, 1), None, "resolved before resolvers were kept");
+        assert_eq!(loaded.engine().snapshot(), state.engine().snapshot());
     }
 
     #[test]

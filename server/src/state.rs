@@ -181,7 +181,8 @@ impl ServiceState {
     ) -> Result<(Applied, bool), EngineError> {
         let mut produced = std::mem::take(&mut self.scratch_events);
         produced.clear();
-        let result = self.engine.apply(logged.now, &logged.command, &mut produced);
+        let actor = logged.actor.as_ref().map(|a| a.name.as_str());
+        let result = self.engine.apply_by(logged.now, actor, &logged.command, &mut produced);
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
