@@ -327,14 +327,16 @@ mod tests {
 
     #[test]
     fn bad_rows_are_reported_with_line_and_column() {
-        let err = Regions::from_csv(&format!("{COUNTY_HEADER}141002,尧都区,36.08,111.52,1\n141023,襄汾县,x,111.44,2\n"))
-            .unwrap_err();
+        let err =
+            Regions::from_csv(&format!("{COUNTY_HEADER}141002,尧都区,36.08,111.52,1\n141023,襄汾县,x,111.44,2\n"))
+                .unwrap_err();
         assert_eq!(err.to_string(), "line 3, column 3 (`seat_lat`): not a number: `x`");
         let err = Regions::from_csv(&format!("{COUNTY_HEADER}141002,尧都区,36.08\n")).unwrap_err();
         assert_eq!(err, CatalogError::BadRow { line: 2, reason: "expected 5 fields, found 3".into() });
         let err = TradeCatalog::from_csv("id,name_zh\n").unwrap_err();
         assert_eq!(err, CatalogError::MissingColumn("name_en"));
-        let err = TradeCatalog::from_csv("id,name_zh,name_en,industry,occupation_code\n,泥瓦工,mason,建筑,6\n").unwrap_err();
+        let err =
+            TradeCatalog::from_csv("id,name_zh,name_en,industry,occupation_code\n,泥瓦工,mason,建筑,6\n").unwrap_err();
         assert_eq!(err.to_string(), "line 2, column 1 (`id`): empty id");
     }
 
@@ -343,7 +345,8 @@ mod tests {
         let text = format!("\u{feff}{COUNTY_HEADER}141002,尧都区,36.08,111.52,1\r\n");
         let r = Regions::from_csv(&text).unwrap();
         assert_eq!(r.get(0).name, "尧都区");
-        let trades = TradeCatalog::from_csv("\u{feff}id,name_zh,name_en,industry,occupation_code\nmason,泥瓦工,Mason,建筑,6\n");
+        let trades =
+            TradeCatalog::from_csv("\u{feff}id,name_zh,name_en,industry,occupation_code\nmason,泥瓦工,Mason,建筑,6\n");
         assert_eq!(trades.unwrap().index_of("mason"), Some(0));
     }
 
@@ -355,7 +358,8 @@ mod tests {
         let t = c.get(0);
         assert_eq!((t.name_en.as_str(), t.industry.as_str()), ("Porter, loader", "搬家,货运"));
         // Columns are found by name, in any order, and blank lines are skipped.
-        let r = Regions::from_csv("name,code,population_2020,seat_lon,seat_lat\n\n\"吉县\",141028,1,110.68,36.1\n").unwrap();
+        let r = Regions::from_csv("name,code,population_2020,seat_lon,seat_lat\n\n\"吉县\",141028,1,110.68,36.1\n")
+            .unwrap();
         assert_eq!((r.get(0).code, r.get(0).name.as_str()), (141028, "吉县"));
     }
 }

@@ -403,7 +403,10 @@ mod tests {
     #[test]
     fn a_huge_length_prefix_in_the_current_format_fails_without_allocating() {
         // A map claiming 2^32-1 entries, then an array claiming as many elements.
-        for body in [vec![0xdf, 0xff, 0xff, 0xff, 0xff], vec![0x81, 0xa7, b'w', b'o', b'r', b'k', b'e', b'r', b's', 0xdd, 0xff, 0xff, 0xff, 0xff]] {
+        for body in [
+            vec![0xdf, 0xff, 0xff, 0xff, 0xff],
+            vec![0x81, 0xa7, b'w', b'o', b'r', b'k', b'e', b'r', b's', 0xdd, 0xff, 0xff, 0xff, 0xff],
+        ] {
             assert!(decode_snapshot(&seal_snapshot_body(0, &body)).is_err());
         }
     }

@@ -388,8 +388,12 @@ fn data_directories_with_snapshots_of_older_formats_recover() {
         let host = Host::open(config(dir.path())).expect("an old data directory opens");
         assert_eq!(host.recovery().snapshot.as_deref(), Some(snapshots.join(&name).as_path()));
         assert_eq!(host.read(|s| s.last_seq()), 14);
-        assert_eq!(host.read_engine(|e| (e.worker_count(), e.complaint(1).and_then(|c| c.resolution.clone()).is_some())), (4, true));
-        let moved = Command::MoveWorker { worker: "w0".into(), position: linggong_engine::LatLon { lat: 36.09, lon: 111.52 } };
+        assert_eq!(
+            host.read_engine(|e| (e.worker_count(), e.complaint(1).and_then(|c| c.resolution.clone()).is_some())),
+            (4, true)
+        );
+        let moved =
+            Command::MoveWorker { worker: "w0".into(), position: linggong_engine::LatLon { lat: 36.09, lon: 111.52 } };
         assert_eq!(block_on(host.submit(None, moved)).expect("applies after recovery").seq, 15);
         let before = host.read_engine(|e| e.snapshot());
         host.shutdown();

@@ -383,7 +383,9 @@ mod tests {
             #[serde(deserialize_with = "small_vec_of_u32")]
             _s: SmallVec<[u32; 4]>,
         }
-        fn small_vec_of_u32<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<SmallVec<[u32; 4]>, D::Error> {
+        fn small_vec_of_u32<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> std::result::Result<SmallVec<[u32; 4]>, D::Error> {
             let v: Vec<u32> = Vec::deserialize(d)?;
             Ok(v.into())
         }

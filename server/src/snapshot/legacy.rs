@@ -5,13 +5,13 @@
 
 use crate::state::{Applied, RememberedRequest, StateSnapshot};
 use compact_str::CompactString;
-use linggong_engine::{
-    Complaint, ComplaintCategory, ComplaintId, ComplaintResolution, County, CountyCounters, Employer,
-    EmployerKey, EngineSnapshot, LatLon, MarketSpec, Offer, OfferId, Posting, PostingKey, PostingSource,
-    PostingState, Timestamp, Trade, Worker, WorkerKey,
-};
 use linggong_engine::catalog::{CountyIdx, TradeIdx};
 use linggong_engine::ledger::Ledger;
+use linggong_engine::{
+    Complaint, ComplaintCategory, ComplaintId, ComplaintResolution, County, CountyCounters, Employer, EmployerKey,
+    EngineSnapshot, LatLon, MarketSpec, Offer, OfferId, Posting, PostingKey, PostingSource, PostingState, Timestamp,
+    Trade, Worker, WorkerKey,
+};
 use serde::Deserialize;
 
 /// Format 3 of the service state.
@@ -206,7 +206,12 @@ fn without_fingerprints(dedupe: Vec<(String, Applied)>) -> Vec<(String, Remember
 
 impl From<StateSnapshotV3> for StateSnapshot {
     fn from(s: StateSnapshotV3) -> Self {
-        StateSnapshot { last_seq: s.last_seq, next_event_seq: s.next_event_seq, dedupe: s.dedupe, engine: s.engine.into() }
+        StateSnapshot {
+            last_seq: s.last_seq,
+            next_event_seq: s.next_event_seq,
+            dedupe: s.dedupe,
+            engine: s.engine.into(),
+        }
     }
 }
 
