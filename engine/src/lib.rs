@@ -15,7 +15,7 @@
 //! let now = Timestamp(1_700_000_000_000);
 //! let mut events = Vec::new();
 //! let outcome = engine.apply(now, &Command::Tick, &mut events).unwrap();
-//! assert_eq!(outcome, Outcome::Ticked { offers_expired: 0, postings_expired: 0 });
+//! assert_eq!(outcome, Outcome::Ticked { offers_expired: 0, postings_expired: 0, offers_made: 0 });
 //! assert!(events.is_empty());
 //! assert_eq!(engine.next_deadline(), None);
 //! ```
@@ -40,10 +40,10 @@ pub mod stats;
 pub use batch::{assign_batch, BatchCandidate, BatchPair, BatchPosting};
 pub use catalog::{County, Regions, Trade, TradeCatalog};
 pub use command::*;
-pub use config::{EngineConfig, Limits, PolicyViolation, RankingPolicy};
+pub use config::{BatchPolicy, EngineConfig, Limits, PolicyViolation, RankingPolicy};
 pub use crs::Crs;
 pub use directory::{Directory, MarketKind, MarketSpec};
-pub use engine::{validate, Engine, EngineSnapshot, EngineSnapshotRef};
+pub use engine::{validate, BatchWindow, BatchWindows, Engine, EngineSnapshot, EngineSnapshotRef};
 pub use error::{EngineError, InvariantViolation, SnapshotError};
 pub use geo::LatLon;
 pub use ledger::{LedgerDay, LedgerReport};

@@ -2,7 +2,8 @@
 //! posting headcounts and states, directory, ledger), then each derived part's
 //! `check` ([`WorkerIndex`](super::worker_index::WorkerIndex),
 //! [`PostingIndex`](super::posting_index::PostingIndex),
-//! [`OfferBook`](super::offers::OfferBook)).
+//! [`OfferBook`](super::offers::OfferBook),
+//! [`BatchWindows`](super::batching::BatchWindows)).
 
 use super::Engine;
 use crate::directory::MarketKind;
@@ -17,6 +18,7 @@ impl Engine {
         self.offers.check(&self.workers, &self.postings)?;
         self.worker_index.check(&self.config.policy, &self.workers)?;
         self.posting_index.check(&self.employers, &self.postings)?;
+        self.batch.check(&self.postings)?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Snapshots: the engine's records as one canonical value, and restore, which
 //! checks an untrusted snapshot and rebuilds the derived parts by bulk loads.
 
+use super::batching::BatchWindows;
 use super::offers::OfferBook;
 use super::posting_index::PostingIndex;
 use super::worker_index::WorkerIndex;
@@ -155,6 +156,7 @@ impl Engine {
         let directory = Directory::from_entries(s.directory).ok_or_else(|| bad("market repeated".into()))?;
         let posting_index = PostingIndex::bulk_load(nc, nt, &s.employers, &s.postings);
         let e = Engine {
+            batch: BatchWindows::default(),
             config,
             regions,
             trades,
