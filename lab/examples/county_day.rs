@@ -1,10 +1,11 @@
-//! Compares the current ranking policy with a hardship-first one on a
-//! generated county day and prints the markdown table; `--svg FILE` also
-//! writes the chart of the hardship share of placements.
+//! Compares the current ranking policy with a hardship-first one and with
+//! batch assignment in 5-second decision windows on a generated county day
+//! and prints the markdown table; `--svg FILE` also writes the chart of the
+//! hardship share of placements.
 
 use linggong_engine::{EngineConfig, RankingPolicy};
 use linggong_lab::generate::{county_day, DayConfig};
-use linggong_lab::{output, LabRequest, PolicyFile};
+use linggong_lab::{output, BatchSettings, LabRequest, PolicyFile};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -18,10 +19,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         from: day.from,
         to: day.to,
         baseline: PolicyFile::current("current", live.clone()),
-        policies: vec![PolicyFile::current(
-            "hardship-first",
-            RankingPolicy { hardship_bonus_m: 4_000.0, ..RankingPolicy::default() },
-        )],
+        policies: vec![
+            PolicyFile::current(
+                "hardship-first",
+                RankingPolicy { hardship_bonus_m: 4_000.0, ..RankingPolicy::default() },
+            ),
+            PolicyFile {
+                batch: BatchSettings { window_secs: 5, counties: Vec::new() },
+                ..PolicyFile::current("batch-5s", live.clone())
+            },
+        ],
         seeds: 5,
     };
     let (c, _) = request.compare(&live)?;

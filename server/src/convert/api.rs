@@ -1520,10 +1520,7 @@ pub fn matching_policy(
 ) -> Result<(linggong_engine::RankingPolicy, linggong_engine::BatchPolicy), InvalidRequest> {
     let file = linggong_lab::PolicyFile::parse(&req.policy_toml, "policy_toml", "policy", regions)
         .map_err(|e| InvalidRequest::single("policy_toml", e.to_string()))?;
-    let batch = linggong_engine::BatchPolicy {
-        window_ms: file.batch.window_secs.saturating_mul(1_000),
-        counties: file.batch.counties.clone(),
-    };
+    let batch = file.batch.engine_policy();
     Ok((file.ranking, batch))
 }
 
