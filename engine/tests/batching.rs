@@ -119,6 +119,27 @@ fn a_request_repeated_in_its_window_waits_once_and_a_closed_posting_is_dropped()
 }
 
 #[test]
+fn a_full_window_closes_at_once() {
+    let mut engine = batching(Vec::new());
+    ok(&mut engine, T0, Command::UpsertEmployer(employer_spec("e", true)));
+    let base = yaodu_seat();
+    for i in 0..MAX_WINDOW_REQUESTS {
+        let id = format!("p{i}");
+        ok(&mut engine, T0, Command::SubmitPosting(posting_spec(&id, "e", "mason", 1, offset(base, i as f64, 0.0))));
+    }
+    let now = at(10);
+    for i in 0..MAX_WINDOW_REQUESTS {
+        let outcome = ok(&mut engine, now, Command::InstantMatch { posting: format!("p{i}").into(), max_offers: 0 });
+        let full = i + 1 == MAX_WINDOW_REQUESTS;
+        let expected = if full { now } else { Timestamp(now.0 + i64::from(WINDOW_MS)) };
+        assert_eq!(outcome, Outcome::Queued { decide_at: expected, remaining: 1 }, "request {i}");
+    }
+    assert_eq!(engine.next_deadline(), Some(now));
+    let ticked = ok(&mut engine, now, Command::Tick);
+    assert!(matches!(ticked, Outcome::Ticked { .. }) && engine.batch_windows().windows().is_empty());
+}
+
+#[test]
 fn batch_settings_are_validated() {
     let mut engine = Engine::linfen(EngineConfig::default());
     let e = refused(&mut engine, T0, Command::SetBatchPolicy(BatchPolicy { window_ms: 500, counties: vec![] }));

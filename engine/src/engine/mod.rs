@@ -21,7 +21,7 @@ pub mod validate;
 mod worker_index;
 mod workers;
 
-pub use batching::{BatchWindows, Window as BatchWindow};
+pub use batching::{BatchWindows, Window as BatchWindow, MAX_WINDOW_REQUESTS};
 pub use snapshot::{EngineSnapshot, EngineSnapshotRef};
 
 use crate::catalog::{CountyIdx, Regions, TradeCatalog, TradeIdx};
