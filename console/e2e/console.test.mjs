@@ -3,7 +3,10 @@
 // a county desk), drives Debian's Chromium with playwright-core, and checks:
 // a reviewer signs in and approves a station's pending posting, a county desk
 // posts and instant-matches, and the dashboard's figures change live from the
-// watch streams. Screenshots of every page go to target/console-screenshots/;
+// watch streams; each role lands on a page it may use and sees only those;
+// the review page shows an employer's details and history, complaints are
+// listed, opened and their history shown, a worker is found by phone, and
+// the ledger workbook downloads. Screenshots of every page go to target/console-screenshots/;
 // any console error, page error or request to another origin fails the test.
 //
 // LINGGONG_SERVER: the server binary (default ../target/debug/linggong-server).
@@ -204,6 +207,14 @@ async function main() {
   const stCtx = await browser.newContext(desktop);
   const st = await openPage(stCtx, origin, 'station');
   await signIn(st, tokens.station);
+  // A station lands on a page it may use; pages it may not are not offered.
+  await st.waitForFunction(() => location.hash === '#/post');
+  const stNav = await st.locator('header nav a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+  check(JSON.stringify(stNav) === JSON.stringify(['#/post', '#/directory']), `a station is offered ${stNav}`);
+  await st.goto(`${origin}/#/review`);
+  await st.waitForSelector('main h1');
+  check((await st.textContent('main')).indexOf('PermissionDenied') < 0, 'a station sees PERMISSION_DENIED');
+  check((await st.locator('#review-h').count()) === 0, 'a station is shown the review page');
   await go(st, 'post');
   const pending = `p-e2e-st-${Date.now().toString(36)}`;
   await st.fill('input[name=postingId]', pending);
@@ -220,6 +231,12 @@ async function main() {
   const row = rev.locator(`tr[data-posting="${pending}"]`);
   await row.waitFor({ timeout: 15_000 });
   await rev.screenshot({ path: join(shots, 'review-pending.png'), fullPage: true });
+  // The employer's details and history (who recorded it), and the posting's.
+  await row.locator('[data-testid=show-employer]').click();
+  await rev.waitForSelector(`[data-testid=employer-details] dd:has-text("${employer}")`, { timeout: 10_000 });
+  await rev.waitForSelector('[data-testid=employer-details] [data-testid=history] td:has-text("e2e-reviewer")', { timeout: 10_000 });
+  await rev.waitForSelector('[data-testid=employer-details] [data-testid=history] td:has-text("e2e-station")', { timeout: 10_000 });
+  await rev.screenshot({ path: join(shots, 'review-employer.png'), fullPage: true });
   await row.locator('button.primary').click();
   await rev.waitForSelector(`[data-testid=review-message]:has-text("${pending}")`);
   await op.waitForFunction(
@@ -265,6 +282,44 @@ async function main() {
   if (docsShot) await op.screenshot({ path: docsShot });
   console.log(`dashboard: open postings ${open0} -> ${await kpi(op, 'kpi-open')}, offers ${offers0} -> ${await kpi(op, 'kpi-offers')}`);
 
+  // Complaints: the reviewer files one against the new employer, finds it in
+  // the open list, opens it and sees its history.
+  await go(rev, 'complaints');
+  await rev.waitForSelector('main h1');
+  await rev.fill('form:has-text("登记投诉") input[required]', employer);
+  await rev.fill('form:has-text("登记投诉") textarea', '工资未按时发放');
+  await rev.click('form:has-text("登记投诉") button[type=submit]');
+  await rev.waitForSelector('p.ok:has-text("已登记投诉")', { timeout: 10_000 });
+  const complaintRow = rev.locator(`[data-testid=complaints-table] tr:has-text("${employer}")`).first();
+  await complaintRow.waitFor({ timeout: 10_000 });
+  await complaintRow.locator('button').click();
+  await rev.waitForSelector(`[data-testid=complaint-detail] dd:has-text("${employer}")`, { timeout: 10_000 });
+  await rev.waitForSelector('[data-testid=complaint-detail] [data-testid=history] td:has-text("e2e-reviewer")', { timeout: 10_000 });
+  await rev.screenshot({ path: join(shots, 'complaints-detail.png'), fullPage: true });
+
+  // Workers: found by id, then by the phone shown, with the history.
+  await go(op, 'workers');
+  await op.fill('input[name=lookupId]', 'w0');
+  await op.click('form:has(input[name=lookupId]) button[type=submit]');
+  await op.waitForSelector('[data-testid=worker-details]');
+  const phone = (await op.textContent('[data-testid=worker-details] dd.phone')).trim();
+  check(/\d{4}/.test(phone), `the operator sees no phone for w0: ${phone}`);
+  await op.fill('input[name=lookupPhone]', phone);
+  await op.click('[data-testid=phone-lookup] button[type=submit]');
+  await op.waitForSelector('[data-testid=worker-details] dd:has-text("w0"), [data-testid=phone-matches] li:has-text("w0")', { timeout: 10_000 });
+  await op.waitForSelector('[data-testid=history]', { timeout: 10_000 });
+  await op.screenshot({ path: join(shots, 'workers-phone.png'), fullPage: true });
+
+  // Ledger: the server's workbook downloads as an xlsx (a zip).
+  await go(op, 'ledger');
+  await op.waitForSelector('[data-testid=workbook]');
+  const [download] = await Promise.all([op.waitForEvent('download', { timeout: 20_000 }), op.click('[data-testid=workbook] button[type=submit]')]);
+  check(download.suggestedFilename().endsWith('.xlsx'), `the workbook is named ${download.suggestedFilename()}`);
+  const saved = join(dataDir, 'ledger.xlsx');
+  await download.saveAs(saved);
+  check(readFileSync(saved).subarray(0, 2).toString() === 'PK', 'the workbook is not an xlsx (zip) file');
+  await op.waitForSelector('[data-testid=workbook-message]');
+
   // Every page, at an office screen and on a phone, in both languages.
   for (const id of ['review', 'complaints', 'post', 'workers', 'ledger', 'directory']) {
     await go(op, id);
@@ -286,11 +341,6 @@ async function main() {
     }
     await op.screenshot({ path: join(shots, `${id}.png`), fullPage: true });
   }
-  await go(op, 'workers');
-  await op.fill('input[name=lookupId]', 'w0');
-  await op.click('button:has-text("查询")');
-  await op.waitForSelector('[data-testid=worker-details]');
-  await op.screenshot({ path: join(shots, 'workers-found.png'), fullPage: true });
   await op.click('[data-testid=lang]');
   await op.waitForSelector('header nav a:has-text("Dashboard")');
   await go(op, 'dashboard');

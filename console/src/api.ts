@@ -5,6 +5,7 @@
 import { Code, ConnectError, createClient, type Client, type Interceptor } from '@connectrpc/connect';
 import { createGrpcWebTransport } from '@connectrpc/connect-web';
 import { ref } from 'vue';
+import { AuditService } from './gen/linggong/v1/audit_pb.js';
 import { DirectoryService } from './gen/linggong/v1/directory_pb.js';
 import { MatchService } from './gen/linggong/v1/match_pb.js';
 import { PostingService } from './gen/linggong/v1/posting_pb.js';
@@ -40,6 +41,7 @@ export interface Clients {
   review: Client<typeof ReviewService>;
   directory: Client<typeof DirectoryService>;
   stats: Client<typeof StatsService>;
+  audit: Client<typeof AuditService>;
 }
 
 export const api: Clients = {
@@ -49,6 +51,7 @@ export const api: Clients = {
   review: createClient(ReviewService, transport),
   directory: createClient(DirectoryService, transport),
   stats: createClient(StatsService, transport),
+  audit: createClient(AuditService, transport),
 };
 
 /** A fresh idempotency key for one user action (a retry of the same action reuses it). */
@@ -70,9 +73,14 @@ export function isUnauthenticated(e: unknown): boolean {
   return e instanceof ConnectError && e.code === Code.Unauthenticated;
 }
 
+/** Whether an error means the caller's role may not do this. */
+export function isPermissionDenied(e: unknown): boolean {
+  return e instanceof ConnectError && e.code === Code.PermissionDenied;
+}
+
 /** Whether a method exists in the generated API (RPCs still to come are shown as missing, not faked). */
 export function hasMethod(service: { method: Record<string, unknown> }, name: string): boolean {
   return Object.prototype.hasOwnProperty.call(service.method, name);
 }
 
-export { DirectoryService, MatchService, PostingService, ReviewService, StatsService, WorkerService };
+export { AuditService, DirectoryService, MatchService, PostingService, ReviewService, StatsService, WorkerService };

@@ -43,7 +43,9 @@ pub use command::*;
 pub use config::{BatchPolicy, EngineConfig, Limits, PolicyViolation, RankingPolicy};
 pub use crs::Crs;
 pub use directory::{Directory, MarketKind, MarketSpec};
-pub use engine::{validate, BatchWindow, BatchWindows, Engine, EngineSnapshot, EngineSnapshotRef, MAX_WINDOW_REQUESTS};
+pub use engine::{
+    normalized_phone, validate, BatchWindow, BatchWindows, Engine, EngineSnapshot, EngineSnapshotRef, MAX_WINDOW_REQUESTS,
+};
 pub use error::{EngineError, InvariantViolation, SnapshotError};
 pub use geo::LatLon;
 pub use ledger::{LedgerDay, LedgerReport};

@@ -7,25 +7,30 @@
 use crate::api::{routes, ApiContext};
 use crate::auth::Auth;
 use crate::config::ServerConfig;
+use crate::conn::{ConnStats, GuardedListener};
 use crate::demo::{DemoConfig, DemoOutcome};
 use crate::host::{Host, HostConfig};
-use crate::metrics::{render_all, RpcMetrics, ServerMetrics};
+use crate::metrics::{Metrics, RpcMetrics, ServerMetrics, Sources};
 use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::body::Body as BoxBody;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
@@ -51,10 +56,14 @@ pub struct RunningServer {
     pub rpc_metrics: Arc<RpcMetrics>,
     /// Application metrics.
     pub server_metrics: Arc<ServerMetrics>,
+    /// Connection counters of the gRPC listener.
+    pub grpc_connections: Arc<ConnStats>,
+    /// Connection counters of the HTTP listener, if enabled.
+    pub http_connections: Option<Arc<ConnStats>>,
     stop: watch::Sender<bool>,
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
-    metrics_task: Option<JoinHandle<()>>,
-    http_task: Option<JoinHandle<()>>,
+    http_tasks: Vec<AbortOnDrop>,
+    ready: Arc<AtomicBool>,
     ticker: JoinHandle<()>,
     health: HealthReporter,
     grace: Duration,
@@ -84,6 +93,43 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     if auth.is_empty() {
         tracing::warn!("no tokens are configured: every request will be refused as UNAUTHENTICATED");
     }
+
+    // The HTTP side listens from the start: `/healthz` answers at once,
+    // `/readyz` and everything else once recovery has finished.
+    let (stop, stop_rx) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(false));
+    let late = crate::web::LateRouter::default();
+    let mut http_tasks = Vec::new();
+    let mut bind_http = |listener: TcpListener| -> anyhow::Result<SocketAddr> {
+        let listener = GuardedListener::new(listener, config.connections);
+        let bound = listener.local_addr()?;
+        let app = late.attach(health_routes(ready.clone()));
+        let mut stop_signal = stop_rx.clone();
+        let limits = config.connections;
+        let stats = listener.stats();
+        http_tasks.push((
+            AbortOnDrop(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop_signal.wait_for(|stopping| *stopping).await;
+                };
+                crate::conn::serve_http(listener, app, limits, shutdown).await;
+            })),
+            stats,
+        ));
+        Ok(bound)
+    };
+    let http_addr = match config.http_listen {
+        Some(listen) => {
+            Some(bind_http(TcpListener::bind(listen).await.with_context(|| format!("binding HTTP address {listen}"))?)?)
+        }
+        None => None,
+    };
+    let metrics_addr = match config.metrics_listen {
+        Some(listen) => Some(bind_http(
+            TcpListener::bind(listen).await.with_context(|| format!("binding metrics address {listen}"))?,
+        )?),
+        None => None,
+    };
 
     let host_config = HostConfig {
         durability: config.durability,
@@ -157,15 +203,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .build_v1alpha()
         .context("building the reflection service")?;
 
-    let (stop, stop_rx) = watch::channel(false);
     TokenReloader::new(auth.clone(), &config.data_dir, config.tokens.clone())
         .spawn(config.token_reload_interval, stop_rx.clone());
     let mut builder = Server::builder()
         .concurrency_limit_per_connection(config.max_streams_per_connection as usize)
         .max_concurrent_streams(config.max_streams_per_connection)
         .timeout(config.request_timeout)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+        .http2_keepalive_interval(Some(config.connections.keepalive_interval()))
+        .http2_keepalive_timeout(Some(config.connections.keepalive_timeout()));
     if let Some(tls) = &config.tls {
         let cert = std::fs::read(&tls.cert).with_context(|| format!("reading {}", tls.cert.display()))?;
         let key = std::fs::read(&tls.key).with_context(|| format!("reading {}", tls.key.display()))?;
@@ -178,7 +223,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         stop: stop_rx.clone(),
         max_message_bytes: config.max_message_bytes as u32,
     };
-    let web_grpc = match config.http_listen {
+    let web_grpc = match http_addr.or(metrics_addr) {
         Some(_) => {
             let mut services = api_service_names();
             services.push("grpc.health.v1.Health".into());
@@ -196,47 +241,30 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
 
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("binding gRPC address {}", config.listen))?;
+    let listener = GuardedListener::new(listener, config.connections);
     let addr = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let grpc_connections = listener.stats();
+    let incoming = listener.into_incoming();
     let mut stop_signal = stop_rx.clone();
     let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stop_signal.wait_for(|stopping| *stopping).await;
     }));
 
-    let (metrics_addr, metrics_task) = match config.metrics_listen {
-        Some(listen) => {
-            let listener =
-                TcpListener::bind(listen).await.with_context(|| format!("binding metrics address {listen}"))?;
-            let bound = listener.local_addr()?;
-            let task = tokio::spawn(serve_metrics(
-                listener,
-                host.clone(),
-                rpc_metrics.clone(),
-                server_metrics.clone(),
-                stop_rx.clone(),
-            ));
-            (Some(bound), Some(task))
-        }
-        None => (None, None),
-    };
-    let (http_addr, http_task) = match (config.http_listen, web_grpc) {
-        (Some(listen), Some(grpc)) => {
-            let listener = TcpListener::bind(listen).await.with_context(|| format!("binding HTTP address {listen}"))?;
-            let bound = listener.local_addr()?;
-            let app = crate::web::router(host.clone(), config.web.clone(), grpc);
-            let mut stop_signal = stop_rx.clone();
-            let task = tokio::spawn(async move {
-                let shutdown = async move {
-                    let _ = stop_signal.wait_for(|stopping| *stopping).await;
-                };
-                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-                    tracing::warn!(error = %e, "the HTTP listener ended with an error");
-                }
-            });
-            (Some(bound), Some(task))
-        }
-        _ => (None, None),
-    };
+    let mut listeners = vec![("grpc", grpc_connections.clone())];
+    if let Some((_, stats)) = http_tasks.first().filter(|_| http_addr.is_some()) {
+        listeners.push(("http", stats.clone()));
+    }
+    let metrics = Arc::new(Metrics::new(
+        &rpc_metrics,
+        Sources { host: host.clone(), server: server_metrics.clone(), data_dir: config.data_dir.clone(), listeners },
+    ));
+    let mut app = Router::new().route("/metrics", get(metrics_page)).with_state(metrics);
+    if let Some(grpc) = web_grpc {
+        app = app.merge(crate::web::router(host.clone(), config.web.clone(), grpc));
+    }
+    late.set(app);
+    let http_connections = http_tasks.first().filter(|_| http_addr.is_some()).map(|(_, stats)| stats.clone());
+    let http_tasks: Vec<AbortOnDrop> = http_tasks.into_iter().map(|(task, _)| task).collect();
     tracing::info!(
         grpc = %addr,
         http = http_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
@@ -249,6 +277,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     if let Some(path) = &config.ready_file {
         write_ready_file(path, addr, http_addr, metrics_addr)?;
     }
+    ready.store(true, Ordering::Relaxed);
     Ok(RunningServer {
         addr,
         metrics_addr,
@@ -257,10 +286,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         host,
         rpc_metrics,
         server_metrics,
+        grpc_connections,
+        http_connections,
         stop,
         serve,
-        metrics_task,
-        http_task,
+        http_tasks,
+        ready,
         ticker,
         health,
         grace: config.shutdown_grace,
@@ -275,6 +306,7 @@ impl RunningServer {
     /// which drains the log and writes a final snapshot.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let started = Instant::now();
+        self.ready.store(false, Ordering::Relaxed);
         self.health.set_service_status("", ServingStatus::NotServing).await;
         for service in api_service_names() {
             self.health.set_service_status(service, ServingStatus::NotServing).await;
@@ -293,15 +325,10 @@ impl RunningServer {
             }
         }
         self.ticker.abort();
-        if let Some(task) = self.metrics_task.take() {
-            task.abort();
-        }
-        if let Some(mut task) = self.http_task.take() {
+        for mut task in std::mem::take(&mut self.http_tasks) {
             // Watch streams were ended by the stop signal; unary calls get the rest of the grace period.
             let left = self.grace.saturating_sub(started.elapsed());
-            if tokio::time::timeout(left, &mut task).await.is_err() {
-                task.abort();
-            }
+            let _ = tokio::time::timeout(left, &mut task.0).await;
         }
         let host = self.host.clone();
         tokio::task::spawn_blocking(move || host.shutdown()).await.context("host shutdown task")?;
@@ -422,58 +449,38 @@ fn write_ready_file(
     Ok(())
 }
 
-// ------------------------------------------------------------- metrics HTTP
+// ------------------------------------------------------------- HTTP side
 
-/// A minimal HTTP/1.1 responder: `GET /metrics` gives the Prometheus text;
-/// anything else 404. One request per connection; bounded reads and time.
-async fn serve_metrics(
-    listener: TcpListener,
-    host: Arc<Host>,
-    rpc: Arc<RpcMetrics>,
-    server: Arc<ServerMetrics>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let Ok((mut stream, _)) = accepted else { continue };
-        let (host, rpc, server) = (host.clone(), rpc.clone(), server.clone());
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), async {
-                let mut buf = Vec::with_capacity(1024);
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let n = stream.read(&mut chunk).await?;
-                    if n == 0 || buf.len() > 8192 {
-                        return Ok::<_, std::io::Error>(());
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let line = buf.split(|b| *b == b'\r').next().unwrap_or_default();
-                let mut parts = line.split(|b| *b == b' ');
-                let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-                let path = target.split(|b| *b == b'?').next().unwrap_or_default();
-                let (status, content_type, body) = if method == b"GET" && (path == b"/metrics" || path == b"/") {
-                    ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_all(&host, &rpc, &server))
-                } else {
-                    ("404 Not Found", "text/plain; charset=utf-8", "only GET /metrics is served here\n".to_string())
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                stream.write_all(head.as_bytes()).await?;
-                stream.write_all(body.as_bytes()).await?;
-                stream.shutdown().await
-            })
-            .await;
-        });
+/// Aborts a task when dropped (a start that fails half-way leaves nothing running).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
-// ------------------------------------------------------------- tower layer
+/// `/healthz` (the process serves HTTP) and `/readyz` (recovery has finished
+/// and the server is not shutting down), for supervisors and load balancers.
+fn health_routes(ready: Arc<AtomicBool>) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route(
+        "/readyz",
+        get(move || {
+            let ready = ready.load(Ordering::Relaxed);
+            async move {
+                if ready {
+                    (StatusCode::OK, "ready\n")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                }
+            }
+        }),
+    )
+}
+
+async fn metrics_page(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE), (header::CACHE_CONTROL, "no-cache")], metrics.render())
+}
 
 /// Wraps every gRPC call: counts it in flight, refuses request messages over
 /// the size limit (RESOURCE_EXHAUSTED, before they are buffered), and ends
@@ -685,6 +692,26 @@ mod tests {
         // A frame of 11 bytes is refused as soon as its header is complete.
         assert!(body.check(&[0, 0, 0]).is_ok());
         assert_eq!(body.check(&[0, 11]), Err(11));
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_the_flag_and_health_does_not() {
+        use tower::ServiceExt as _;
+        let ready = Arc::new(AtomicBool::new(false));
+        let app = health_routes(ready.clone());
+        let status = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let request = http::Request::get(path).body(axum::body::Body::empty()).unwrap_or_default();
+                app.oneshot(request).await.map(|r| r.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        };
+        assert_eq!(status("/readyz").await, StatusCode::SERVICE_UNAVAILABLE, "not ready during recovery");
+        assert_eq!(status("/healthz").await, StatusCode::OK);
+        ready.store(true, Ordering::Relaxed);
+        assert_eq!(status("/readyz").await, StatusCode::OK);
+        ready.store(false, Ordering::Relaxed);
+        assert_eq!(status("/readyz").await, StatusCode::SERVICE_UNAVAILABLE, "not ready once shutting down");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`ServerConfig`] the application starts from.
 
 use crate::auth::TokenConfig;
+use crate::conn::ConnLimits;
 use crate::host::HostConfig;
 use crate::wal::{Durability, StdStorage, Storage};
 use crate::web::WebSettings;
@@ -466,37 +467,39 @@ pub enum LogFormat {
     Json,
 }
 
-/// Flags of `serve`. Each also reads an environment variable.
+/// Flags of `serve`. Each also reads an environment variable; each (but
+/// `--config`) can also be set in the config file's `[server]` table.
+/// Precedence: flag, then environment variable, then the file, then the default.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// gRPC listen address (port 0 picks a free port).
-    #[arg(long, env = "LINGGONG_LISTEN", default_value = DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
-    /// HTTP listen address: the web console, gRPC-Web and `/directory.geojson` (port 0 picks a free port).
-    #[arg(long, env = "LINGGONG_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN)]
-    pub http_listen: SocketAddr,
-    /// Data directory: write-ahead log, snapshots, tokens.
-    #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-    /// When writes are acknowledged: `always` (after an fsync), `interval:<ms>` (may lose that window on a crash) or `none` (tests only).
-    #[arg(long, env = "LINGGONG_DURABILITY", default_value = "always", value_parser = parse_durability)]
-    pub durability: Durability,
-    /// Write-ahead log segment size, bytes.
-    #[arg(long, env = "LINGGONG_SEGMENT_BYTES", default_value_t = 64 << 20)]
-    pub segment_bytes: u64,
-    /// Write a snapshot after this many log records...
-    #[arg(long, env = "LINGGONG_SNAPSHOT_EVERY_RECORDS", default_value_t = 1_000_000)]
-    pub snapshot_every_records: u64,
-    /// ...or after this many log bytes, whichever comes first.
-    #[arg(long, env = "LINGGONG_SNAPSHOT_EVERY_BYTES", default_value_t = 256 << 20)]
-    pub snapshot_every_bytes: u64,
-    /// Serve Prometheus metrics over HTTP on this address (`/metrics`); off when not given.
+    /// gRPC listen address (port 0 picks a free port). [default: 127.0.0.1:50051]
+    #[arg(long, env = "LINGGONG_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// HTTP listen address: the web console, gRPC-Web and `/directory.geojson` (port 0 picks a free port). [default: 127.0.0.1:8080]
+    #[arg(long, env = "LINGGONG_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Data directory: write-ahead log, snapshots, tokens. [default: ./data]
+    #[arg(long, env = "LINGGONG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// When writes are acknowledged: `always` (after an fsync), `interval:<ms>` (may lose that window on a crash) or `none` (tests only). [default: always]
+    #[arg(long, env = "LINGGONG_DURABILITY", value_parser = parse_durability)]
+    pub durability: Option<Durability>,
+    /// Write-ahead log segment size, bytes. [default: 67108864]
+    #[arg(long, env = "LINGGONG_SEGMENT_BYTES")]
+    pub segment_bytes: Option<u64>,
+    /// Write a snapshot after this many log records... [default: 1000000]
+    #[arg(long, env = "LINGGONG_SNAPSHOT_EVERY_RECORDS")]
+    pub snapshot_every_records: Option<u64>,
+    /// ...or after this many log bytes, whichever comes first. [default: 268435456]
+    #[arg(long, env = "LINGGONG_SNAPSHOT_EVERY_BYTES")]
+    pub snapshot_every_bytes: Option<u64>,
+    /// A second address for the HTTP listener's operator endpoints (`/metrics`, `/healthz`, `/readyz`); off when not given.
     #[arg(long, env = "LINGGONG_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Log format; the filter comes from `RUST_LOG` (default `info`).
-    #[arg(long, env = "LINGGONG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// TOML file with tokens (`[[tokens]]`), reference data and minimum wages.
+    /// Log format; the filter comes from `RUST_LOG` (default `info`). [default: text]
+    #[arg(long, env = "LINGGONG_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// TOML file: serving settings (`[server]`, `[connections]`), tokens (`[[tokens]]`), reference data, minimum wages, `[web]`.
     #[arg(long, env = "LINGGONG_CONFIG")]
     pub config: Option<PathBuf>,
     /// TLS certificate chain (PEM); with `--tls-key` the service speaks TLS only.
@@ -505,33 +508,51 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "LINGGONG_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Most writes queued or awaiting durability at once; beyond it writes get RESOURCE_EXHAUSTED.
-    #[arg(long, env = "LINGGONG_MAX_INFLIGHT", default_value_t = 65_536)]
-    pub max_inflight: usize,
-    /// Most concurrent requests (HTTP/2 streams) per connection.
-    #[arg(long, env = "LINGGONG_MAX_STREAMS_PER_CONNECTION", default_value_t = 256)]
-    pub max_streams_per_connection: u32,
-    /// Upper bound for any unary request, milliseconds (a shorter `grpc-timeout` from the client wins).
-    #[arg(long, env = "LINGGONG_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
-    pub request_timeout_ms: u64,
-    /// How long a shutdown waits for in-flight requests, milliseconds.
-    #[arg(long, env = "LINGGONG_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
-    pub shutdown_grace_ms: u64,
-    /// How often offers and postings past their deadline are expired, milliseconds.
-    #[arg(long, env = "LINGGONG_TICK_MS", default_value_t = 1_000)]
-    pub tick_ms: u64,
+    /// Most writes queued or awaiting durability at once; beyond it writes get RESOURCE_EXHAUSTED. [default: 65536]
+    #[arg(long, env = "LINGGONG_MAX_INFLIGHT")]
+    pub max_inflight: Option<usize>,
+    /// Most concurrent requests (HTTP/2 streams) per connection. [default: 256]
+    #[arg(long, env = "LINGGONG_MAX_STREAMS_PER_CONNECTION")]
+    pub max_streams_per_connection: Option<u32>,
+    /// Upper bound for any unary request, milliseconds (a shorter `grpc-timeout` from the client wins). [default: 30000]
+    #[arg(long, env = "LINGGONG_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// How long a shutdown waits for in-flight requests, milliseconds. [default: 10000]
+    #[arg(long, env = "LINGGONG_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace_ms: Option<u64>,
+    /// How often offers and postings past their deadline are expired, milliseconds. [default: 1000]
+    #[arg(long, env = "LINGGONG_TICK_MS")]
+    pub tick_ms: Option<u64>,
     /// Load a seeded Linfen-shaped demo population (skipped if the data directory already has workers).
     #[arg(long, env = "LINGGONG_DEMO")]
     pub demo: bool,
-    /// Waiting workers the demo population holds.
-    #[arg(long, env = "LINGGONG_DEMO_WORKERS", default_value_t = DEFAULT_DEMO_WORKERS)]
-    pub demo_workers: u64,
+    /// Waiting workers the demo population holds. [default: 50000]
+    #[arg(long, env = "LINGGONG_DEMO_WORKERS")]
+    pub demo_workers: Option<u64>,
     /// Do not create a development operator token in a data directory that has none.
     #[arg(long, env = "LINGGONG_NO_DEV_TOKEN")]
     pub no_dev_token: bool,
-    /// How often the data directory's `tokens.toml` is re-read for changes, milliseconds (SIGHUP re-reads at once).
-    #[arg(long, env = "LINGGONG_TOKEN_RELOAD_MS", default_value_t = 2_000)]
-    pub token_reload_ms: u64,
+    /// How often the data directory's `tokens.toml` is re-read for changes, milliseconds (SIGHUP re-reads at once). [default: 2000]
+    #[arg(long, env = "LINGGONG_TOKEN_RELOAD_MS")]
+    pub token_reload_ms: Option<u64>,
+    /// A connection must send its first bytes (and HTTP/1 its request headers) within this many milliseconds [default 10000].
+    #[arg(long, env = "LINGGONG_HANDSHAKE_TIMEOUT_MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    /// A connection with no traffic either way for this many milliseconds is closed [default 300000].
+    #[arg(long, env = "LINGGONG_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// HTTP/2 keep-alive ping interval, milliseconds [default 30000].
+    #[arg(long, env = "LINGGONG_KEEPALIVE_INTERVAL_MS")]
+    pub keepalive_interval_ms: Option<u64>,
+    /// A keep-alive ping unanswered this many milliseconds closes the connection [default 10000].
+    #[arg(long, env = "LINGGONG_KEEPALIVE_TIMEOUT_MS")]
+    pub keepalive_timeout_ms: Option<u64>,
+    /// Most open connections per listener [default 4096].
+    #[arg(long, env = "LINGGONG_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most open connections per listener from one source address [default 512].
+    #[arg(long, env = "LINGGONG_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
     /// Once serving, write the bound addresses to this file (`grpc=HOST:PORT` and `metrics=HOST:PORT` lines), for supervisors and tests.
     #[arg(long, env = "LINGGONG_READY_FILE")]
     pub ready_file: Option<PathBuf>,
@@ -558,6 +579,9 @@ fn parse_durability(s: &str) -> Result<Durability, String> {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// Serving settings (each also a flag, which wins).
+    #[serde(default)]
+    pub server: ServerFile,
     /// Tokens, stored hashed.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -572,6 +596,58 @@ pub struct FileConfig {
     pub county_min_daily_wage: Vec<CountyWage>,
     /// The browser side: CORS origins for gRPC-Web, the console's map tiles.
     pub web: Option<WebSettings>,
+    /// Connection limits of both listeners.
+    pub connections: Option<ConnLimits>,
+}
+
+/// The `[server]` table: the serving flags under their names with `_` for
+/// `-`; durations in milliseconds. Relative paths are relative to the
+/// config file's directory.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// gRPC listen address.
+    pub listen: Option<SocketAddr>,
+    /// HTTP listen address.
+    pub http_listen: Option<SocketAddr>,
+    /// A second address for the operator endpoints.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// `always`, `interval:<ms>` or `none`.
+    pub durability: Option<String>,
+    /// WAL segment size, bytes.
+    pub segment_bytes: Option<u64>,
+    /// Snapshot after this many records.
+    pub snapshot_every_records: Option<u64>,
+    /// ...or bytes.
+    pub snapshot_every_bytes: Option<u64>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// TLS certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Most writes in flight.
+    pub max_inflight: Option<usize>,
+    /// Most concurrent streams per connection.
+    pub max_streams_per_connection: Option<u32>,
+    /// Upper bound for unary requests, milliseconds.
+    pub request_timeout_ms: Option<u64>,
+    /// Shutdown grace period, milliseconds.
+    pub shutdown_grace_ms: Option<u64>,
+    /// Expiry tick interval, milliseconds.
+    pub tick_ms: Option<u64>,
+    /// Load the demo population.
+    pub demo: Option<bool>,
+    /// Its size.
+    pub demo_workers: Option<u64>,
+    /// Do not create a development operator token.
+    pub no_dev_token: Option<bool>,
+    /// Token table re-read interval, milliseconds.
+    pub token_reload_ms: Option<u64>,
+    /// File to write the bound addresses into.
+    pub ready_file: Option<PathBuf>,
 }
 
 /// A county's minimum daily wage.
@@ -610,6 +686,16 @@ pub enum ConfigError {
         path: PathBuf,
         /// The parse error.
         source: linggong_engine::catalog::CatalogError,
+    },
+    /// A `[server]` setting is unusable.
+    #[error("{path}: [server] {field}: {message}")]
+    Setting {
+        /// File concerned.
+        path: PathBuf,
+        /// The setting.
+        field: String,
+        /// What is wrong.
+        message: String,
     },
     /// The `[web]` settings are unusable.
     #[error("{path}: [web]: {source}")]
@@ -691,6 +777,8 @@ pub struct ServerConfig {
     pub token_reload_interval: Duration,
     /// File layer the write-ahead log writes through (a fault-injecting one in tests).
     pub wal_storage: Arc<dyn Storage>,
+    /// Connection limits of each listener.
+    pub connections: ConnLimits,
 }
 
 impl ServerConfig {
@@ -723,38 +811,91 @@ impl ServerConfig {
             ready_file: None,
             token_reload_interval: Duration::from_secs(2),
             wal_storage: Arc::new(StdStorage),
+            connections: ConnLimits::default(),
         }
     }
 }
 
 impl ServeArgs {
-    /// Resolves flags and the optional TOML file into a [`ServerConfig`].
+    /// Resolves flags and the optional TOML file into a [`ServerConfig`]:
+    /// a flag (or its environment variable) wins over the file's `[server]`
+    /// table, which wins over the default.
     pub fn resolve(&self) -> Result<ServerConfig, ConfigError> {
-        let mut config = ServerConfig::new(&self.data_dir);
-        config.listen = self.listen;
-        config.metrics_listen = self.metrics_listen;
-        config.http_listen = Some(self.http_listen);
-        config.durability = self.durability;
-        config.segment_bytes = self.segment_bytes;
-        config.snapshot_every_records = self.snapshot_every_records.max(1);
-        config.snapshot_every_bytes = self.snapshot_every_bytes.max(1);
-        config.create_dev_token = !self.no_dev_token;
-        config.tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
-            _ => None,
+        let (file, base) = match &self.config {
+            Some(path) => (read_file_config(path)?, path.parent().unwrap_or(Path::new(".")).to_path_buf()),
+            None => (FileConfig::default(), PathBuf::from(".")),
         };
-        config.max_inflight = self.max_inflight.max(1);
-        config.max_streams_per_connection = self.max_streams_per_connection.max(1);
-        config.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
-        config.shutdown_grace = Duration::from_millis(self.shutdown_grace_ms);
-        config.tick_interval = Duration::from_millis(self.tick_ms.max(10));
-        config.demo = self.demo.then_some(DemoSettings { workers: self.demo_workers });
-        config.ready_file = self.ready_file.clone();
-        config.token_reload_interval = Duration::from_millis(self.token_reload_ms.max(10));
+        let f = &file.server;
+        let path_of = |flag: &Option<PathBuf>, file: &Option<PathBuf>| -> Option<PathBuf> {
+            flag.clone().or_else(|| file.as_ref().map(|p| base.join(p)))
+        };
+        let bad = |field: &str, message: String| ConfigError::Setting {
+            path: self.config.clone().unwrap_or_default(),
+            field: field.to_string(),
+            message,
+        };
+        let data_dir = path_of(&self.data_dir, &f.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let mut config = ServerConfig::new(&data_dir);
+        config.listen = self.listen.or(f.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
+        config.metrics_listen = self.metrics_listen.or(f.metrics_listen);
+        config.http_listen =
+            Some(self.http_listen.or(f.http_listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))));
+        config.durability = match (self.durability, &f.durability) {
+            (Some(d), _) => d,
+            (None, Some(text)) => text.parse().map_err(|e: crate::wal::WalError| bad("durability", e.to_string()))?,
+            (None, None) => Durability::Always,
+        };
+        config.segment_bytes = self.segment_bytes.or(f.segment_bytes).unwrap_or(64 << 20);
+        config.snapshot_every_records =
+            self.snapshot_every_records.or(f.snapshot_every_records).unwrap_or(1_000_000).max(1);
+        config.snapshot_every_bytes = self.snapshot_every_bytes.or(f.snapshot_every_bytes).unwrap_or(256 << 20).max(1);
+        config.create_dev_token = !(self.no_dev_token || f.no_dev_token.unwrap_or(false));
+        let (cert, key) = match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => (Some(c.clone()), Some(k.clone())),
+            _ => (path_of(&None, &f.tls_cert), path_of(&None, &f.tls_key)),
+        };
+        config.tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(bad("tls_cert", "tls_cert and tls_key go together".into())),
+        };
+        config.max_inflight = self.max_inflight.or(f.max_inflight).unwrap_or(65_536).max(1);
+        config.max_streams_per_connection =
+            self.max_streams_per_connection.or(f.max_streams_per_connection).unwrap_or(256).max(1);
+        config.request_timeout =
+            Duration::from_millis(self.request_timeout_ms.or(f.request_timeout_ms).unwrap_or(30_000).max(1));
+        config.shutdown_grace = Duration::from_millis(self.shutdown_grace_ms.or(f.shutdown_grace_ms).unwrap_or(10_000));
+        config.tick_interval = Duration::from_millis(self.tick_ms.or(f.tick_ms).unwrap_or(1_000).max(10));
+        let demo = self.demo || f.demo.unwrap_or(false);
+        let demo_workers = self.demo_workers.or(f.demo_workers).unwrap_or(DEFAULT_DEMO_WORKERS);
+        config.demo = demo.then_some(DemoSettings { workers: demo_workers });
+        config.ready_file = path_of(&self.ready_file, &f.ready_file);
+        config.token_reload_interval =
+            Duration::from_millis(self.token_reload_ms.or(f.token_reload_ms).unwrap_or(2_000).max(10));
         if let Some(path) = &self.config {
-            apply_file(&mut config, path)?;
+            apply_file_config(&mut config, file, path)?;
         }
+        self.apply_connection_flags(&mut config.connections);
         Ok(config)
+    }
+
+    /// Connection limits given as flags or environment variables override the file's.
+    fn apply_connection_flags(&self, limits: &mut ConnLimits) {
+        let set = |target: &mut u64, value: Option<u64>| {
+            if let Some(v) = value {
+                *target = v.max(1);
+            }
+        };
+        set(&mut limits.handshake_timeout_ms, self.handshake_timeout_ms);
+        set(&mut limits.idle_timeout_ms, self.idle_timeout_ms);
+        set(&mut limits.keepalive_interval_ms, self.keepalive_interval_ms);
+        set(&mut limits.keepalive_timeout_ms, self.keepalive_timeout_ms);
+        if let Some(v) = self.max_connections {
+            limits.max_connections = v.max(1);
+        }
+        if let Some(v) = self.max_connections_per_ip {
+            limits.max_connections_per_ip = v.max(1);
+        }
     }
 }
 
@@ -764,9 +905,31 @@ pub fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
     toml::from_str(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })
 }
 
-/// Applies a TOML config file to a configuration.
+/// Applies a TOML config file to a configuration (all but its `[server]` table).
 pub fn apply_file(config: &mut ServerConfig, path: &Path) -> Result<(), ConfigError> {
     let file = read_file_config(path)?;
+    apply_file_config(config, file, path)
+}
+
+impl ServeArgs {
+    /// The log format to start logging with (before the rest is resolved).
+    pub fn log_format(&self) -> LogFormat {
+        let from_file = || {
+            let file = read_file_config(self.config.as_ref()?).ok()?;
+            LogFormat::from_str(file.server.log_format.as_deref()?, true).ok()
+        };
+        self.log_format.or_else(from_file).unwrap_or_default()
+    }
+}
+
+fn apply_file_config(config: &mut ServerConfig, file: FileConfig, path: &Path) -> Result<(), ConfigError> {
+    if let Some(text) = &file.server.log_format {
+        LogFormat::from_str(text, true).map_err(|message| ConfigError::Setting {
+            path: path.into(),
+            field: "log_format".into(),
+            message,
+        })?;
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let read_csv = |p: &Path| {
         let full = base.join(p);
@@ -790,6 +953,9 @@ pub fn apply_file(config: &mut ServerConfig, path: &Path) -> Result<(), ConfigEr
     if let Some(web) = file.web {
         web.validate().map_err(|source| ConfigError::Web { path: path.into(), source })?;
         config.web = web;
+    }
+    if let Some(limits) = file.connections {
+        config.connections = limits;
     }
     Ok(())
 }
@@ -830,7 +996,7 @@ mod tests {
         ])
         .unwrap();
         let Some(CliCommand::Serve(args)) = cli.command else { panic!("expected serve") };
-        assert_eq!(args.log_format, LogFormat::Json);
+        assert_eq!(args.log_format(), LogFormat::Json);
         let config = args.resolve().unwrap();
         assert_eq!(config.durability, Durability::Interval(Duration::from_millis(5)));
         assert_eq!(config.demo, Some(DemoSettings { workers: 10 }));
@@ -936,6 +1102,82 @@ mod tests {
 
         std::fs::write(&path, "tokenz = []\n").unwrap();
         assert!(matches!(apply_file(&mut config, &path), Err(ConfigError::Toml { .. })));
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_file_and_flags_override_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("linggong.toml");
+        std::fs::write(&path, "[connections]\nhandshake_timeout_ms = 2000\nmax_connections_per_ip = 8\n").unwrap();
+        let config_arg = path.to_string_lossy().into_owned();
+        let cli = Cli::try_parse_from(["linggong-server", "--config", &config_arg]).unwrap();
+        let limits = cli.serve.resolve().unwrap().connections;
+        assert_eq!((limits.handshake_timeout_ms, limits.max_connections_per_ip), (2000, 8));
+        assert_eq!(limits.max_connections, ConnLimits::default().max_connections);
+        let cli =
+            Cli::try_parse_from(["linggong-server", "--config", &config_arg, "--max-connections-per-ip", "3"]).unwrap();
+        let limits = cli.serve.resolve().unwrap().connections;
+        assert_eq!((limits.handshake_timeout_ms, limits.max_connections_per_ip), (2000, 3));
+        std::fs::write(&path, "[connections]\nhandshake_timeout = 2\n").unwrap();
+        assert!(matches!(apply_file(&mut ServerConfig::new(dir.path()), &path), Err(ConfigError::Toml { .. })));
+    }
+
+    #[test]
+    fn the_example_config_parses_and_flags_override_it() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/linggong.toml");
+        let cli = Cli::try_parse_from(["linggong-server", "--config", example]).unwrap();
+        assert_eq!(cli.serve.log_format(), LogFormat::Json);
+        let config = cli.serve.resolve().unwrap();
+        assert_eq!(config.listen, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(config.http_listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/linggong"));
+        assert_eq!(config.durability, Durability::Always);
+        assert!(!config.create_dev_token, "the example is for production");
+        assert!(config.demo.is_none() && config.tls.is_none() && config.metrics_listen.is_none());
+        assert_eq!(config.request_timeout, Duration::from_secs(30));
+        assert_eq!(config.connections, ConnLimits::default());
+        assert_eq!(config.engine.min_daily_wage_for(141002), 120);
+
+        let cli = Cli::try_parse_from([
+            "linggong-server",
+            "--config",
+            example,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "d",
+            "--durability",
+            "interval:5",
+            "--log-format",
+            "text",
+        ])
+        .unwrap();
+        assert_eq!(cli.serve.log_format(), LogFormat::Text);
+        let config = cli.serve.resolve().unwrap();
+        assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("d"));
+        assert_eq!(config.durability, Durability::Interval(Duration::from_millis(5)));
+        assert_eq!(config.http_listen, Some("127.0.0.1:8080".parse().unwrap()), "not given: the file's");
+    }
+
+    #[test]
+    fn server_settings_in_the_file_are_checked_and_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("linggong.toml");
+        std::fs::write(&path, "[server]\ndata_dir = \"state\"\ntick_ms = 50\ndemo = true\ndemo_workers = 7\n").unwrap();
+        let arg = path.to_string_lossy().into_owned();
+        let config = Cli::try_parse_from(["linggong-server", "--config", &arg]).unwrap().serve.resolve().unwrap();
+        assert_eq!(config.data_dir, dir.path().join("state"));
+        assert_eq!(config.tick_interval, Duration::from_millis(50));
+        assert_eq!(config.demo, Some(DemoSettings { workers: 7 }));
+        for bad in ["durability = \"sometimes\"", "log_format = \"xml\"", "tls_cert = \"c.pem\""] {
+            std::fs::write(&path, format!("[server]\n{bad}\n")).unwrap();
+            let result = Cli::try_parse_from(["linggong-server", "--config", &arg]).unwrap().serve.resolve();
+            assert!(matches!(result, Err(ConfigError::Setting { .. })), "{bad}");
+        }
+        std::fs::write(&path, "[server]\nlisten_on = \"x\"\n").unwrap();
+        let result = Cli::try_parse_from(["linggong-server", "--config", &arg]).unwrap().serve.resolve();
+        assert!(matches!(result, Err(ConfigError::Toml { .. })), "unknown settings are refused");
     }
 
     #[test]

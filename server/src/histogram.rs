@@ -48,6 +48,16 @@ impl AtomicHistogram {
         self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
     }
 
+    /// Per-bucket (not cumulative) counts by upper bound, the last one `+Inf`.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        self.bounds
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.counts.iter().map(|c| c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// Writes the histogram in Prometheus text format; `labels` is either empty
     /// or a comma-separated `k="v"` list.
     pub fn render(&self, out: &mut String, name: &str, labels: &str) {

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod codec;
 pub mod config;
+pub mod conn;
 pub mod convert;
 pub mod demo;
 pub mod events;

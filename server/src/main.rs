@@ -343,7 +343,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    init_logging(args.log_format);
+    init_logging(args.log_format());
     let config = match args.resolve() {
         Ok(c) => c,
         Err(e) => {

@@ -1,60 +1,139 @@
-//! Prometheus metrics: request counts and latency histograms by RPC and status
-//! code, plus gauges read from the host and engine at scrape time.
+//! Prometheus metrics through `prometheus-client`, in the OpenMetrics text
+//! format: the standard gRPC server metrics (`grpc_server_handled_total`,
+//! `grpc_server_handling_seconds` by `grpc_type`, `grpc_service`,
+//! `grpc_method` and `grpc_code`, codes spelled as gRPC names), the build,
+//! the process (read from `/proc/self` on Linux, absent elsewhere), and a
+//! collector that reads the engine, the host, the data directory (WAL bytes
+//! on disk, snapshot age) and the listeners at scrape time.
 
+use crate::conn::ConnStats;
 use crate::histogram::{AtomicHistogram, LATENCY_BUCKETS};
-use parking_lot::RwLock;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
 use rustc_hash::FxHashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of the gRPC server metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    grpc_type: &'static str,
+    grpc_service: Arc<String>,
+    grpc_method: &'static str,
+    grpc_code: &'static str,
+}
+
+/// A method's service and call type, from the descriptor set.
+#[derive(Clone)]
+struct MethodInfo {
+    service: Arc<String>,
+    kind: &'static str,
+}
+
+fn histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS.iter().copied())
+}
 
 /// Per-RPC request counters and latency histograms.
-#[derive(Default)]
 pub struct RpcMetrics {
-    by_rpc: RwLock<FxHashMap<(&'static str, i32), Arc<AtomicHistogram>>>,
+    methods: FxHashMap<String, MethodInfo>,
+    handled: Family<RpcLabels, Counter>,
+    handling: Family<RpcLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for RpcMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RpcMetrics {
+    /// Counters for the API's methods (service names from the descriptor set).
+    pub fn new() -> Self {
+        use prost::Message as _;
+        let mut methods = FxHashMap::default();
+        if let Ok(set) = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET) {
+            for file in set.file.iter().filter(|f| !f.package().starts_with("linggong.wal")) {
+                for service in &file.service {
+                    let name = Arc::new(format!("{}.{}", file.package(), service.name()));
+                    for method in &service.method {
+                        let kind = match (method.client_streaming(), method.server_streaming()) {
+                            (false, false) => "unary",
+                            (false, true) => "server_stream",
+                            (true, false) => "client_stream",
+                            (true, true) => "bidi_stream",
+                        };
+                        methods.insert(method.name().to_string(), MethodInfo { service: name.clone(), kind });
+                    }
+                }
+            }
+        }
+        Self { methods, handled: Family::default(), handling: Family::new_with_constructor(histogram) }
+    }
+
+    fn labels(&self, rpc: &'static str, code: tonic::Code) -> RpcLabels {
+        let (service, kind) = match self.methods.get(rpc) {
+            Some(m) => (m.service.clone(), m.kind),
+            None => (Arc::new(String::new()), "unary"),
+        };
+        RpcLabels { grpc_type: kind, grpc_service: service, grpc_method: rpc, grpc_code: code_name(code) }
+    }
+
     /// Records one finished request.
     pub fn record(&self, rpc: &'static str, code: tonic::Code, elapsed: Duration) {
-        let key = (rpc, code as i32);
-        let existing = self.by_rpc.read().get(&key).cloned();
-        let hist = match existing {
-            Some(h) => h,
-            None => self
-                .by_rpc
-                .write()
-                .entry(key)
-                .or_insert_with(|| Arc::new(AtomicHistogram::new(LATENCY_BUCKETS)))
-                .clone(),
-        };
-        hist.observe(elapsed.as_secs_f64());
+        let labels = self.labels(rpc, code);
+        self.handling.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.handled.get_or_create(&labels).inc();
     }
 
     /// Requests recorded for an RPC and code.
-    pub fn count(&self, rpc: &str, code: tonic::Code) -> u64 {
-        self.by_rpc.read().iter().filter(|((r, c), _)| *r == rpc && *c == code as i32).map(|(_, h)| h.count()).sum()
+    pub fn count(&self, rpc: &'static str, code: tonic::Code) -> u64 {
+        self.handled.get(&self.labels(rpc, code)).map_or(0, |c| c.get())
     }
+}
 
-    /// Writes `linggong_rpc_duration_seconds` (histogram; its `_count` is the request count) in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP linggong_rpc_duration_seconds RPC latency by method and status code.\n");
-        out.push_str("# TYPE linggong_rpc_duration_seconds histogram\n");
-        let map = self.by_rpc.read();
-        let mut keys: Vec<_> = map.keys().copied().collect();
-        keys.sort();
-        for (rpc, code) in keys {
-            let labels = format!("rpc=\"{rpc}\",code=\"{:?}\"", tonic::Code::from(code));
-            map[&(rpc, code)].render(out, "linggong_rpc_duration_seconds", &labels);
-        }
+/// The gRPC name of a status code, as `grpc_code` spells it.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "Canceled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
     }
 }
 
 /// Gauges and counters kept by the server application around the API.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct ServerMetrics {
-    inflight_requests: std::sync::atomic::AtomicI64,
-    oversize_messages: std::sync::atomic::AtomicU64,
-    watch_streams_ended_by_shutdown: std::sync::atomic::AtomicU64,
+    inflight_requests: AtomicI64,
+    oversize_messages: AtomicU64,
+    watch_streams_ended_by_shutdown: AtomicU64,
 }
 
 /// Decrements the in-flight request gauge when dropped.
@@ -64,30 +143,88 @@ pub struct InflightRequest {
 
 impl Drop for InflightRequest {
     fn drop(&mut self) {
-        self.metrics.inflight_requests.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.inflight_requests.fetch_sub(1, Relaxed);
     }
 }
 
 impl ServerMetrics {
     /// Counts a request (or open stream) as in flight until the returned guard is dropped.
     pub fn request_started(self: &Arc<Self>) -> InflightRequest {
-        self.inflight_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inflight_requests.fetch_add(1, Relaxed);
         InflightRequest { metrics: self.clone() }
     }
 
     /// Requests (including open streams) in flight.
     pub fn inflight_requests(&self) -> i64 {
-        self.inflight_requests.load(std::sync::atomic::Ordering::Relaxed)
+        self.inflight_requests.load(Relaxed)
     }
 
     /// Counts a request refused for an oversize message.
     pub fn oversize_message(&self) {
-        self.oversize_messages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.oversize_messages.fetch_add(1, Relaxed);
     }
 
     /// Counts a server stream ended because the server is shutting down.
     pub fn stream_ended_by_shutdown(&self) {
-        self.watch_streams_ended_by_shutdown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.watch_streams_ended_by_shutdown.fetch_add(1, Relaxed);
+    }
+}
+
+/// Everything `/metrics` shows, as one registry.
+pub struct Metrics {
+    registry: Registry,
+}
+
+/// What the scrape-time collector reads.
+pub struct Sources {
+    /// The engine host.
+    pub host: Arc<crate::host::Host>,
+    /// Application counters.
+    pub server: Arc<ServerMetrics>,
+    /// The data directory (WAL bytes on disk, snapshot age).
+    pub data_dir: PathBuf,
+    /// Listener counters by listener name (`grpc`, `http`).
+    pub listeners: Vec<(&'static str, Arc<ConnStats>)>,
+}
+
+impl Metrics {
+    /// The registry: gRPC metrics, build information, process and engine collectors.
+    pub fn new(rpc: &RpcMetrics, sources: Sources) -> Self {
+        let mut registry = Registry::default();
+        registry.register(
+            "grpc_server_handled",
+            "RPCs completed on the server, by method and status code",
+            rpc.handled.clone(),
+        );
+        registry.register_with_unit(
+            "grpc_server_handling",
+            "Time from receiving an RPC to its status, by method and status code",
+            Unit::Seconds,
+            rpc.handling.clone(),
+        );
+        registry.register(
+            "linggong_build",
+            "The running build",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        registry.register_collector(Box::new(ProcessCollector));
+        registry.register_collector(Box::new(EngineCollector(sources)));
+        Self { registry }
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(64 * 1024);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources").field("data_dir", &self.data_dir).finish_non_exhaustive()
     }
 }
 
@@ -104,128 +241,344 @@ fn posting_state_label(state: linggong_engine::PostingState) -> &'static str {
     }
 }
 
-/// Renders every metric in Prometheus text format: RPC latency by method and
-/// code, waiting workers by county and trade, postings by state, offers and
-/// fills by county, WAL fsync latency and records per fsync, snapshot
-/// duration, writes and requests in flight.
-pub fn render_all(host: &crate::host::Host, rpc: &RpcMetrics, server: &ServerMetrics) -> String {
-    use std::fmt::Write as _;
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut out = String::with_capacity(64 * 1024);
-    rpc.render(&mut out);
+type Fmt = Result<(), std::fmt::Error>;
 
-    // Copy what is needed under the read lock, render after releasing it.
-    let stats: Vec<linggong_engine::CountyStats> =
-        host.read_engine(|e| e.regions().counties().iter().filter_map(|c| e.county_stats(c.code)).collect());
-    let (workers, waiting) = host.read_engine(|e| (e.worker_count(), e.waiting_count()));
-    let gauge = |out: &mut String, name: &str, help: &str, kind: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    gauge(&mut out, "linggong_workers", "Registered workers.", "gauge");
-    let _ = writeln!(out, "linggong_workers {workers}");
-    gauge(&mut out, "linggong_waiting_workers_total", "Workers waiting for work (each counted once).", "gauge");
-    let _ = writeln!(out, "linggong_waiting_workers_total {waiting}");
-    gauge(
-        &mut out,
-        "linggong_waiting_workers",
-        "Waiting workers by county and trade (a worker counts once per trade).",
-        "gauge",
-    );
-    for s in &stats {
-        for (trade, n) in &s.waiting_by_trade {
-            let _ = writeln!(out, "linggong_waiting_workers{{county=\"{}\",trade=\"{trade}\"}} {n}", s.county);
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<&Unit>, value: f64) -> Fmt {
+    ConstGauge::new(value).encode(e.encode_descriptor(name, help, unit, MetricType::Gauge)?)
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<&Unit>, value: u64) -> Fmt {
+    ConstCounter::new(value).encode(e.encode_descriptor(name, help, unit, MetricType::Counter)?)
+}
+
+fn atomic_histogram(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    h: &AtomicHistogram,
+) -> Fmt {
+    let mut m = e.encode_descriptor(name, help, unit, MetricType::Histogram)?;
+    m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(h.sum(), h.count(), &h.buckets(), None)
+}
+
+/// Engine, host and data directory figures, read at scrape time.
+#[derive(Debug)]
+struct EngineCollector(Sources);
+
+impl Collector for EngineCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Fmt {
+        let s = &self.0;
+        // Copy what is needed under the read lock, encode after releasing it.
+        let stats: Vec<linggong_engine::CountyStats> =
+            s.host.read_engine(|e| e.regions().counties().iter().filter_map(|c| e.county_stats(c.code)).collect());
+        let (workers, waiting) = s.host.read_engine(|e| (e.worker_count(), e.waiting_count()));
+        gauge(&mut e, "linggong_workers", "Registered workers.", None, workers as f64)?;
+        gauge(
+            &mut e,
+            "linggong_waiting_workers",
+            "Workers waiting for work (each counted once).",
+            None,
+            waiting as f64,
+        )?;
+        {
+            let mut d = e.encode_descriptor(
+                "linggong_waiting_workers_by_trade",
+                "Waiting workers by county and trade (a worker counts once per trade).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for c in &stats {
+                let county = c.county.to_string();
+                for (trade, n) in &c.waiting_by_trade {
+                    let labels = [("county", county.as_str()), ("trade", trade.as_str())];
+                    ConstGauge::new(*n as f64).encode(d.encode_family(&labels)?)?;
+                }
+            }
         }
-    }
-    gauge(&mut out, "linggong_postings", "Postings by county and state.", "gauge");
-    for s in &stats {
-        for (state, n) in &s.postings_by_state {
-            let _ = writeln!(
-                out,
-                "linggong_postings{{county=\"{}\",state=\"{}\"}} {n}",
-                s.county,
-                posting_state_label(*state)
-            );
+        {
+            let mut d =
+                e.encode_descriptor("linggong_postings", "Postings by county and state.", None, MetricType::Gauge)?;
+            for c in &stats {
+                let county = c.county.to_string();
+                for (state, n) in &c.postings_by_state {
+                    let labels = [("county", county.as_str()), ("state", posting_state_label(*state))];
+                    ConstGauge::new(*n as f64).encode(d.encode_family(&labels)?)?;
+                }
+            }
         }
-    }
-    gauge(&mut out, "linggong_offers_total", "Offers by county and what became of them.", "counter");
-    for s in &stats {
-        let c = &s.counters;
-        for (outcome, n) in [
-            ("made", c.offers_made),
-            ("accepted", c.offers_accepted),
-            ("declined", c.offers_declined),
-            ("expired", c.offers_expired),
+        {
+            let mut d = e.encode_descriptor(
+                "linggong_offers",
+                "Offers by county and what became of them.",
+                None,
+                MetricType::Counter,
+            )?;
+            for c in &stats {
+                let county = c.county.to_string();
+                let k = &c.counters;
+                for (outcome, n) in [
+                    ("made", k.offers_made),
+                    ("accepted", k.offers_accepted),
+                    ("declined", k.offers_declined),
+                    ("expired", k.offers_expired),
+                ] {
+                    let labels = [("county", county.as_str()), ("outcome", outcome)];
+                    ConstCounter::new(n).encode(d.encode_family(&labels)?)?;
+                }
+            }
+        }
+        for (name, help, pick) in [
+            (
+                "linggong_fills",
+                "Postings filled, by county.",
+                (|k| k.postings_filled) as fn(&linggong_engine::CountyCounters) -> u64,
+            ),
+            ("linggong_hardship_placements", "Accepted offers that went to hardship workers, by county.", |k| {
+                k.hardship_placements
+            }),
+            ("linggong_registrations", "New worker registrations, by county.", |k| k.registrations),
         ] {
-            let _ = writeln!(out, "linggong_offers_total{{county=\"{}\",outcome=\"{outcome}\"}} {n}", s.county);
+            let mut d = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for c in &stats {
+                let county = c.county.to_string();
+                ConstCounter::new(pick(&c.counters)).encode(d.encode_family(&[("county", county.as_str())])?)?;
+            }
         }
+
+        let m = s.host.metrics();
+        let secs = Some(&Unit::Seconds);
+        atomic_histogram(&mut e, "linggong_wal_fsync", "Write-ahead log fdatasync latency.", secs, &m.fsync_seconds)?;
+        atomic_histogram(
+            &mut e,
+            "linggong_wal_records_per_fsync",
+            "Records made durable by one fdatasync (group commit).",
+            None,
+            &m.records_per_fsync,
+        )?;
+        atomic_histogram(
+            &mut e,
+            "linggong_snapshot_duration",
+            "Time to write one snapshot.",
+            secs,
+            &m.snapshot_seconds,
+        )?;
+        counter(
+            &mut e,
+            "linggong_wal_records_written",
+            "Records written to the log.",
+            None,
+            m.records_written.load(Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "linggong_wal_written",
+            "Record payload bytes written to the log.",
+            Some(&Unit::Bytes),
+            m.bytes_written.load(Relaxed),
+        )?;
+        counter(&mut e, "linggong_snapshots_written", "Snapshots written.", None, m.snapshots_written.load(Relaxed))?;
+        counter(
+            &mut e,
+            "linggong_wal_segments_deleted",
+            "Log segments deleted after snapshots.",
+            None,
+            m.segments_deleted.load(Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "linggong_writes_overloaded",
+            "Writes refused because too many were in flight.",
+            None,
+            m.overloaded.load(Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "linggong_oversize_messages",
+            "Requests refused for an oversize message.",
+            None,
+            s.server.oversize_messages.load(Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "linggong_streams_ended_by_shutdown",
+            "Server streams ended because the server was shutting down.",
+            None,
+            s.server.watch_streams_ended_by_shutdown.load(Relaxed),
+        )?;
+        gauge(
+            &mut e,
+            "linggong_inflight_writes",
+            "Writes queued or awaiting durability.",
+            None,
+            s.host.inflight() as f64,
+        )?;
+        gauge(
+            &mut e,
+            "linggong_inflight_requests",
+            "gRPC requests and open streams in flight.",
+            None,
+            s.server.inflight_requests() as f64,
+        )?;
+        gauge(
+            &mut e,
+            "linggong_wal_failed",
+            "1 once the write-ahead log has failed (the server then stops).",
+            None,
+            f64::from(u8::from(s.host.failure().is_some())),
+        )?;
+        gauge(
+            &mut e,
+            "linggong_wal_disk",
+            "Bytes of write-ahead log segments on disk.",
+            Some(&Unit::Bytes),
+            dir_bytes(&s.data_dir.join("wal")) as f64,
+        )?;
+        if let Some(age) = newest_age(&s.data_dir.join("snapshots")) {
+            gauge(
+                &mut e,
+                "linggong_snapshot_age",
+                "Time since the newest snapshot on disk was written.",
+                secs,
+                age.as_secs_f64(),
+            )?;
+        }
+        {
+            let mut d = e.encode_descriptor(
+                "linggong_connections_open",
+                "Open connections by listener.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, c) in &s.listeners {
+                ConstGauge::new(c.open() as f64).encode(d.encode_family(&[("listener", *name)])?)?;
+            }
+        }
+        {
+            let mut d = e.encode_descriptor(
+                "linggong_connections_closed",
+                "Connections refused at a cap or closed by a deadline, by listener and reason.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (name, c) in &s.listeners {
+                for (reason, n) in [
+                    ("cap", &c.refused),
+                    ("handshake_timeout", &c.handshake_timeouts),
+                    ("idle_timeout", &c.idle_timeouts),
+                ] {
+                    ConstCounter::new(n.load(Relaxed))
+                        .encode(d.encode_family(&[("listener", *name), ("reason", reason)])?)?;
+                }
+            }
+        }
+        Ok(())
     }
-    gauge(&mut out, "linggong_fills_total", "Postings filled, by county.", "counter");
-    for s in &stats {
-        let _ = writeln!(out, "linggong_fills_total{{county=\"{}\"}} {}", s.county, s.counters.postings_filled);
+}
+
+/// Total size of the files in a directory (not recursive); 0 if unreadable.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+}
+
+/// Age of the most recently modified file in a directory.
+fn newest_age(dir: &Path) -> Option<Duration> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let newest = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .filter_map(|m| m.modified().ok())
+        .max()?;
+    Some(SystemTime::now().duration_since(newest).unwrap_or_default())
+}
+
+/// The standard `process_*` metrics from `/proc/self`; nothing where it cannot be read.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Fmt {
+        let Some(p) = read_process() else { return Ok(()) };
+        let secs = Some(&Unit::Seconds);
+        let bytes = Some(&Unit::Bytes);
+        let cpu = e.encode_descriptor("process_cpu", "User and system CPU time spent.", secs, MetricType::Counter)?;
+        ConstCounter::new(p.cpu_seconds).encode(cpu)?;
+        gauge(&mut e, "process_resident_memory", "Resident memory size.", bytes, p.resident_bytes as f64)?;
+        gauge(&mut e, "process_virtual_memory", "Virtual memory size.", bytes, p.virtual_bytes as f64)?;
+        gauge(&mut e, "process_open_fds", "Open file descriptors.", None, p.open_fds as f64)?;
+        if let Some(max) = p.max_fds {
+            gauge(&mut e, "process_max_fds", "Most open file descriptors allowed.", None, max as f64)?;
+        }
+        if let Some(start) = p.start_time_seconds {
+            gauge(&mut e, "process_start_time", "Start time since the Unix epoch.", secs, start)?;
+        }
+        Ok(())
     }
-    gauge(
-        &mut out,
-        "linggong_hardship_placements_total",
-        "Accepted offers that went to hardship workers, by county.",
-        "counter",
-    );
-    for s in &stats {
-        let _ = writeln!(
-            out,
-            "linggong_hardship_placements_total{{county=\"{}\"}} {}",
-            s.county, s.counters.hardship_placements
-        );
-    }
-    gauge(&mut out, "linggong_registrations_total", "New worker registrations, by county.", "counter");
-    for s in &stats {
-        let _ = writeln!(out, "linggong_registrations_total{{county=\"{}\"}} {}", s.county, s.counters.registrations);
+}
+
+struct ProcessFigures {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    virtual_bytes: u64,
+    open_fds: u64,
+    max_fds: Option<u64>,
+    start_time_seconds: Option<f64>,
+}
+
+fn read_process() -> Option<ProcessFigures> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field numbers of proc(5) minus 3 (pid, comm, and 1-based numbering).
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    // SAFETY: sysconf reads a constant of the running system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let (ticks, page) = (u64::try_from(ticks).ok()?.max(1), u64::try_from(page).ok()?.max(1));
+    let cpu_seconds = (field(14)? + field(15)?) as f64 / ticks as f64;
+    let start_time_seconds = boot_time().zip(field(22)).map(|(boot, t)| boot + t as f64 / ticks as f64);
+    let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct passed; nothing else is touched.
+    let max_fds = (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit.rlim_cur);
+    Some(ProcessFigures {
+        cpu_seconds,
+        resident_bytes: field(24)?.saturating_mul(page),
+        virtual_bytes: field(23)?,
+        open_fds,
+        max_fds,
+        start_time_seconds,
+    })
+}
+
+fn boot_time() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_spelled_as_grpc_names_and_methods_find_their_service() {
+        let rpc = RpcMetrics::new();
+        rpc.record("GetWorker", tonic::Code::NotFound, Duration::from_millis(3));
+        rpc.record("GetWorker", tonic::Code::NotFound, Duration::from_millis(5));
+        assert_eq!(rpc.count("GetWorker", tonic::Code::NotFound), 2);
+        assert_eq!(rpc.count("GetWorker", tonic::Code::Ok), 0);
+        let labels = rpc.labels("GetWorker", tonic::Code::NotFound);
+        assert_eq!(labels.grpc_service.as_str(), "linggong.v1.WorkerService");
+        assert_eq!((labels.grpc_type, labels.grpc_code), ("unary", "NotFound"));
     }
 
-    let m = host.metrics();
-    gauge(&mut out, "linggong_wal_fsync_seconds", "Write-ahead log fdatasync latency.", "histogram");
-    m.fsync_seconds.render(&mut out, "linggong_wal_fsync_seconds", "");
-    gauge(
-        &mut out,
-        "linggong_wal_records_per_fsync",
-        "Records made durable by one fdatasync (group commit).",
-        "histogram",
-    );
-    m.records_per_fsync.render(&mut out, "linggong_wal_records_per_fsync", "");
-    gauge(&mut out, "linggong_snapshot_duration_seconds", "Time to write one snapshot.", "histogram");
-    m.snapshot_seconds.render(&mut out, "linggong_snapshot_duration_seconds", "");
-    for (name, help, value) in [
-        ("linggong_wal_records_written_total", "Records written to the log.", m.records_written.load(Relaxed)),
-        ("linggong_wal_bytes_written_total", "Record payload bytes written to the log.", m.bytes_written.load(Relaxed)),
-        ("linggong_snapshots_written_total", "Snapshots written.", m.snapshots_written.load(Relaxed)),
-        (
-            "linggong_wal_segments_deleted_total",
-            "Log segments deleted after snapshots.",
-            m.segments_deleted.load(Relaxed),
-        ),
-        (
-            "linggong_writes_overloaded_total",
-            "Writes refused because too many were in flight.",
-            m.overloaded.load(Relaxed),
-        ),
-        (
-            "linggong_oversize_messages_total",
-            "Requests refused for an oversize message.",
-            server.oversize_messages.load(Relaxed),
-        ),
-        (
-            "linggong_streams_ended_by_shutdown_total",
-            "Server streams ended because the server was shutting down.",
-            server.watch_streams_ended_by_shutdown.load(Relaxed),
-        ),
-    ] {
-        gauge(&mut out, name, help, "counter");
-        let _ = writeln!(out, "{name} {value}");
+    #[test]
+    fn process_figures_are_read_on_linux() {
+        let p = read_process().expect("/proc/self is readable");
+        assert!(p.resident_bytes > 0 && p.virtual_bytes >= p.resident_bytes);
+        assert!(p.open_fds > 0);
     }
-    gauge(&mut out, "linggong_inflight_writes", "Writes queued or awaiting durability.", "gauge");
-    let _ = writeln!(out, "linggong_inflight_writes {}", host.inflight());
-    gauge(&mut out, "linggong_inflight_requests", "gRPC requests and open streams in flight.", "gauge");
-    let _ = writeln!(out, "linggong_inflight_requests {}", server.inflight_requests());
-    gauge(&mut out, "linggong_wal_failed", "1 once the write-ahead log has failed (the server then stops).", "gauge");
-    let _ = writeln!(out, "linggong_wal_failed {}", u8::from(host.failure().is_some()));
-    out
 }

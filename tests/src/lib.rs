@@ -367,6 +367,98 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// One sample of an OpenMetrics exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Series name (with its `_total`, `_bucket`, ... suffix).
+    pub name: String,
+    /// Labels in order.
+    pub labels: Vec<(String, String)>,
+    /// Value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// A label's value.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses OpenMetrics text strictly enough for tests: it must end with
+/// `# EOF`, every sample must belong to a family declared by `# TYPE` before
+/// it, names must be valid, label values quoted with escapes, values numbers.
+pub fn parse_openmetrics(text: &str) -> anyhow::Result<Vec<Sample>> {
+    anyhow::ensure!(text.ends_with("# EOF\n"), "no # EOF at the end");
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+    };
+    let mut families: Vec<(String, String)> = Vec::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').ok_or_else(|| anyhow::anyhow!("bad TYPE line {line}"))?;
+            anyhow::ensure!(valid_name(name), "bad family name {name}");
+            families.push((name.to_string(), kind.to_string()));
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').ok_or_else(|| anyhow::anyhow!("bad sample {line}"))?;
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().map_err(|_| anyhow::anyhow!("bad value in {line}"))?,
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').ok_or_else(|| anyhow::anyhow!("unclosed labels in {line}"))?;
+                (name, parse_labels(body).ok_or_else(|| anyhow::anyhow!("bad labels in {line}"))?)
+            }
+            None => (series, Vec::new()),
+        };
+        anyhow::ensure!(valid_name(name), "bad sample name {name}");
+        let declared = families.iter().any(|(family, kind)| {
+            let suffixes: &[&str] = match kind.as_str() {
+                "counter" => &["_total", "_created"],
+                "histogram" => &["_bucket", "_sum", "_count", "_created"],
+                "info" => &["_info"],
+                _ => &[""],
+            };
+            suffixes.iter().any(|s| name.strip_suffix(s) == Some(family.as_str()))
+        });
+        anyhow::ensure!(declared, "sample {name} has no # TYPE before it");
+        samples.push(Sample { name: name.to_string(), labels, value });
+    }
+    Ok(samples)
+}
+
+fn parse_labels(mut body: &str) -> Option<Vec<(String, String)>> {
+    let mut labels = Vec::new();
+    while !body.is_empty() {
+        let (key, rest) = body.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = rest.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                (i, '"') => break i,
+                (_, c) => value.push(c),
+            }
+        };
+        labels.push((key.to_string(), value));
+        body = &rest[end + 1..];
+        body = body.strip_prefix(',').unwrap_or(body);
+    }
+    Some(labels)
+}
+
 /// Reads the Prometheus text from a metrics address (plain HTTP/1.1 over loopback).
 pub async fn scrape_metrics(addr: SocketAddr) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

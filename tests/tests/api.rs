@@ -723,6 +723,88 @@ async fn reads_show_only_durable_state() -> anyhow::Result<()> {
     server.stop().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_ups_show_only_durable_state() -> anyhow::Result<()> {
+    let storage = linggong_server::wal::HoldableStorage::new();
+    let held = storage.clone();
+    let server = TestServer::start_with(move |c| c.wal_storage = std::sync::Arc::new(held)).await?;
+    let t = server.tokens.clone();
+    let c = server.clients().await?;
+
+    // With fsync held, a worker and an employer are applied in memory only.
+    let held = storage.hold();
+    let registration = tokio::spawn({
+        let (mut workers, token) = (c.workers.clone(), t.yaodu.clone());
+        let w = pb::Worker {
+            phone: "139-2222 3333".into(),
+            ..worker("w-late", YAODU, "porter", offset(YAODU_SEAT, 0.0, 0.0))
+        };
+        async move {
+            workers
+                .register_worker(authed(&token, pb::RegisterWorkerRequest { worker: Some(w), ..Default::default() }))
+                .await
+        }
+    });
+    let upsert = tokio::spawn({
+        let (mut review, token) = (c.review.clone(), t.operator.clone());
+        let request = pb::UpsertEmployerRequest { employer: Some(employer("e-late", true)), ..Default::default() };
+        async move { review.upsert_employer(authed(&token, request)).await }
+    });
+    let host = server.running().host.clone();
+    let applied = |e: &linggong_engine::Engine| e.worker("w-late").is_some() && e.employer("e-late").is_some();
+    for _ in 0..1_000 {
+        if host.read_engine(applied) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(host.read_engine(applied), "both writes were applied");
+
+    // Look-ups are not answered while what they would show is not durable.
+    let find = {
+        let (workers, token) = (c.workers.clone(), t.yaodu.clone());
+        move || {
+            let mut workers = workers.clone();
+            let req = pb::FindWorkersByPhoneRequest { phone: "13922223333".into(), ..Default::default() };
+            let token = token.clone();
+            async move { workers.find_workers_by_phone(authed(&token, req)).await }
+        }
+    };
+    let get_employer = {
+        let (review, token) = (c.review.clone(), t.operator.clone());
+        move || {
+            let mut review = review.clone();
+            let req = pb::GetEmployerRequest { employer_id: "e-late".into() };
+            let token = token.clone();
+            async move { review.get_employer(authed(&token, req)).await }
+        }
+    };
+    let list_employers = {
+        let (review, token) = (c.review.clone(), t.operator.clone());
+        move || {
+            let mut review = review.clone();
+            let token = token.clone();
+            async move { review.list_employers(authed(&token, pb::ListEmployersRequest::default())).await }
+        }
+    };
+    let early = tokio::time::timeout(Duration::from_millis(300), find()).await;
+    assert!(early.is_err(), "FindWorkersByPhone answered with state that is not durable: {early:?}");
+    let early = tokio::time::timeout(Duration::from_millis(300), get_employer()).await;
+    assert!(early.is_err(), "GetEmployer answered with state that is not durable: {early:?}");
+    let early = tokio::time::timeout(Duration::from_millis(300), list_employers()).await;
+    assert!(early.is_err(), "ListEmployers answered with state that is not durable: {early:?}");
+
+    let (found, got, listed) = (tokio::spawn(find()), tokio::spawn(get_employer()), tokio::spawn(list_employers()));
+    drop(held);
+    let found = found.await??.into_inner().workers;
+    assert_eq!(found.iter().map(|w| w.worker_id.as_str()).collect::<Vec<_>>(), ["w-late"]);
+    assert_eq!(got.await??.into_inner().employer.expect("employer").employer_id, "e-late");
+    assert!(listed.await??.into_inner().employers.iter().any(|e| e.employer_id == "e-late"));
+    assert!(registration.await??.into_inner().created);
+    assert!(upsert.await??.into_inner().created);
+    server.stop().await
+}
+
 /// Sends raw bytes as the body of a unary call (as a client with a broken encoder would).
 #[derive(Clone, Default)]
 struct RawCodec;

@@ -63,24 +63,28 @@ async fn health_reflection_and_metrics_are_served() -> anyhow::Result<()> {
     assert!(denied.is_err());
 
     let text = scrape_metrics(server.running().metrics_addr.expect("metrics enabled")).await?;
-    assert!(text.contains("# TYPE linggong_rpc_duration_seconds histogram"), "{text}");
-    let register_count = text
-        .lines()
-        .find(|l| {
-            l.starts_with("linggong_rpc_duration_seconds_count") && l.contains("RegisterWorker") && l.contains("Ok")
-        })
-        .unwrap_or_else(|| panic!("no RegisterWorker OK series in\n{text}"));
-    assert!(register_count.ends_with(" 3"), "{register_count}");
+    let samples = parse_openmetrics(&text)?;
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        samples.iter().find(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(*v))).map(|s| s.value)
+    };
+    let register = [("grpc_service", "linggong.v1.WorkerService"), ("grpc_method", "RegisterWorker")];
+    assert_eq!(value("grpc_server_handled_total", &[register[0], register[1], ("grpc_code", "OK")]), Some(3.0));
+    assert_eq!(
+        value("grpc_server_handling_seconds_count", &[register[0], register[1], ("grpc_code", "OK")]),
+        Some(3.0)
+    );
     assert!(
-        text.lines().any(|l| l.starts_with("linggong_rpc_duration_seconds_count") && l.contains("Unauthenticated")),
+        value("grpc_server_handled_total", &[("grpc_method", "GetWorker"), ("grpc_code", "Unauthenticated")])
+            .is_some_and(|v| v >= 1.0),
         "refused calls are counted by code"
     );
-    assert!(text.contains("linggong_waiting_workers{county=\"141002\",trade=\"mason\"} 3\n"), "{text}");
-    assert!(text.contains("linggong_wal_fsync_seconds_count"));
-    assert!(text.contains("linggong_wal_records_per_fsync_bucket"));
-    assert!(text.contains("linggong_snapshot_duration_seconds_count"));
-    assert!(text.contains("linggong_offers_total{county=\"141002\",outcome=\"made\"} 0\n"));
-    assert!(text.contains("linggong_inflight_requests "));
+    assert_eq!(value("linggong_waiting_workers_by_trade", &[("county", "141002"), ("trade", "mason")]), Some(3.0));
+    assert_eq!(value("linggong_waiting_workers", &[]), Some(3.0));
+    assert!(value("linggong_wal_fsync_seconds_count", &[]).is_some_and(|v| v >= 3.0));
+    assert!(value("linggong_wal_records_per_fsync_bucket", &[("le", "+Inf")]).is_some());
+    assert!(value("linggong_snapshot_duration_seconds_count", &[]).is_some());
+    assert_eq!(value("linggong_offers_total", &[("county", "141002"), ("outcome", "made")]), Some(0.0));
+    assert!(value("linggong_inflight_requests", &[]).is_some());
     server.stop().await
 }
 

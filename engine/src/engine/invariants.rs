@@ -2,6 +2,7 @@
 //! posting headcounts and states, directory, ledger), then each derived part's
 //! `check` ([`WorkerIndex`](super::worker_index::WorkerIndex),
 //! [`PostingIndex`](super::posting_index::PostingIndex),
+//! [`PhoneIndex`](super::phone_index::PhoneIndex),
 //! [`OfferBook`](super::offers::OfferBook),
 //! [`BatchWindows`](super::batching::BatchWindows)).
 
@@ -19,6 +20,7 @@ impl Engine {
         self.worker_index.check(&self.config.policy, &self.workers)?;
         self.posting_index.check(&self.employers, &self.postings)?;
         self.batch.check(&self.postings)?;
+        self.phone_index.check(&self.workers)?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The state machine: the records (workers, employers, postings, complaints,
 //! counters, directory, ledger) and the parts derived from them
-//! ([`WorkerIndex`], [`PostingIndex`], [`OfferBook`]), each owning its
+//! ([`WorkerIndex`], [`PostingIndex`], [`PhoneIndex`], [`OfferBook`]), each owning its
 //! invariants. [`Engine::apply`] dispatches a command with the caller's `now`
 //! to its command family's file and returns the outcome; the events it
 //! produced are appended to the caller's buffer.
@@ -12,6 +12,7 @@ mod invariants;
 mod markets;
 mod matching;
 mod offers;
+mod phone_index;
 mod policy;
 mod posting_index;
 mod postings;
@@ -22,6 +23,7 @@ mod worker_index;
 mod workers;
 
 pub use batching::{BatchWindows, Window as BatchWindow, MAX_WINDOW_REQUESTS};
+pub use phone_index::normalized_phone;
 pub use snapshot::{EngineSnapshot, EngineSnapshotRef};
 
 use crate::catalog::{CountyIdx, Regions, TradeCatalog, TradeIdx};
@@ -35,6 +37,7 @@ use crate::stats::CountyCounters;
 use compact_str::CompactString;
 use matching::Candidate;
 use offers::OfferBook;
+use phone_index::PhoneIndex;
 use posting_index::PostingIndex;
 use rustc_hash::FxHashMap;
 use validate::Rules;
@@ -74,6 +77,7 @@ pub struct Engine {
     // Derived from the records: rebuilt on restore, never in snapshots.
     worker_index: WorkerIndex,
     posting_index: PostingIndex,
+    phone_index: PhoneIndex,
     scratch: Vec<Candidate>,
 }
 
@@ -97,6 +101,7 @@ impl Engine {
             batch: BatchWindows::default(),
             worker_index: WorkerIndex::new(nc, nt),
             posting_index: PostingIndex::new(nc, nt),
+            phone_index: PhoneIndex::default(),
             scratch: Vec::new(),
             regions,
             trades,

@@ -3,6 +3,7 @@
 
 use super::batching::BatchWindows;
 use super::offers::OfferBook;
+use super::phone_index::PhoneIndex;
 use super::posting_index::PostingIndex;
 use super::worker_index::WorkerIndex;
 use super::Engine;
@@ -155,6 +156,7 @@ impl Engine {
         }
         let directory = Directory::from_entries(s.directory).ok_or_else(|| bad("market repeated".into()))?;
         let posting_index = PostingIndex::bulk_load(nc, nt, &s.employers, &s.postings);
+        let phone_index = PhoneIndex::bulk_load(&s.workers);
         let e = Engine {
             batch: BatchWindows::default(),
             config,
@@ -172,6 +174,7 @@ impl Engine {
             ledger: s.ledger,
             worker_index,
             posting_index,
+            phone_index,
             scratch: Vec::new(),
         };
         e.check_invariants()?;

@@ -28,6 +28,7 @@ impl Engine {
         let existing = self.worker_index.key(&self.workers, &spec.id);
         let created = existing.is_none();
         let offer = if let Some(key) = existing {
+            self.phone_index.change(key, &self.workers[key as usize].phone, &spec.phone);
             self.update_worker_and_match(
                 now,
                 key,
@@ -67,6 +68,7 @@ impl Engine {
                 offer: None,
             });
             self.worker_index.add(&self.workers, key);
+            self.phone_index.add(key, &spec.phone);
             self.counters[county as usize].registrations += 1;
             self.ledger.at(self.county_code(county), now).registrations += 1;
             self.worker_index.sync_deferred(&self.config.policy, key, &self.workers[key as usize], None);

@@ -30,16 +30,18 @@ fn subject(req: &pb::GetHistoryRequest) -> Result<Subject, Status> {
 
 impl Api {
     /// County systems see histories of records in their counties only.
-    fn check_history_scope(&self, caller: &Caller, s: &Subject) -> Result<(), Status> {
+    async fn check_history_scope(&self, caller: &Caller, s: &Subject) -> Result<(), Status> {
         if caller.principal.role != Role::County {
             return Ok(());
         }
-        let county = self.ctx.host.read_engine(|e| match s {
-            Subject::Worker(id) => e.worker(id).map(|w| e.regions().get(w.county).code),
-            Subject::Posting(id) => e.posting(id).map(|p| e.regions().get(p.county).code),
-            Subject::Complaint(id) => e.complaint(*id).map(|c| e.regions().get(c.county).code),
-            Subject::Employer(_) => None,
-        });
+        let county = self
+            .read_answer(|e| match s {
+                Subject::Worker(id) => e.worker(id).map(|w| e.regions().get(w.county).code),
+                Subject::Posting(id) => e.posting(id).map(|p| e.regions().get(p.county).code),
+                Subject::Complaint(id) => e.complaint(*id).map(|c| e.regions().get(c.county).code),
+                Subject::Employer(_) => None,
+            })
+            .await?;
         match county {
             Some(c) => caller.require_county(c),
             None => Err(errors::permission_denied(format!(
@@ -82,7 +84,7 @@ impl pb::audit_service_server::AuditService for Api {
                     },
                 )?
             };
-            self.check_history_scope(&caller, &subject)?;
+            self.check_history_scope(&caller, &subject).await?;
             let wal_dir = self.ctx.host.wal_dir().to_path_buf();
             // One more than asked for tells whether another page follows.
             let entries = tokio::task::spawn_blocking(move || history(&wal_dir, &subject, after, size + 1))

@@ -61,7 +61,7 @@ impl pb::directory_service_server::DirectoryService for Api {
         request: Request<pb::ListMarketsRequest>,
     ) -> Result<Response<pb::ListMarketsResponse>, Status> {
         self.call("ListMarkets", request, |caller, req| async move {
-            lookups::list_markets(&self.ctx.host, &caller, READERS, &req)
+            lookups::list_markets(&self.ctx.host, &caller, READERS, &req).await
         })
         .await
     }

@@ -2,14 +2,15 @@
 //! posting's offers, workers by phone and markets of any set of counties.
 //! Each checks the caller's role, validates the request (naming every bad
 //! field), narrows to the caller's counties, and reads under the state lock
-//! for a bounded scan.
+//! for a bounded scan. Answers read durable state ([`Host::read_durable`]):
+//! they show nothing a crash could erase.
 
 use super::posting::{posting_place, MAX_SCAN_PER_PAGE};
 use super::{errors, Caller};
 use crate::auth::Role;
 use crate::convert::api::{self as convert, page_token, PageRequest, Rules};
 use crate::convert::crs::InCrs;
-use crate::convert::lists::{self, market_page_token, normalized_phone, ComplaintFilter, CountySet, EmployerFilter};
+use crate::convert::lists::{self, market_page_token, ComplaintFilter, CountySet, EmployerFilter};
 use crate::host::Host;
 use crate::proto::v1 as pb;
 use linggong_engine::Engine;
@@ -40,6 +41,11 @@ fn scoped(caller: &Caller, requested: CountySet) -> Result<CountySet, Status> {
     }
 }
 
+/// Reads the engine for an answer, once everything it shows is durable.
+async fn answer<R>(host: &Host, f: impl FnOnce(&Engine) -> R) -> Result<R, Status> {
+    host.read_durable(f).await.map_err(|e| errors::submit_status(&e))
+}
+
 fn complaint_page(engine: &Engine, filter: &ComplaintFilter, page: PageRequest) -> (Vec<pb::Complaint>, String) {
     let all = engine.complaints();
     let scan_end = all.len().min(page.start.saturating_add(MAX_SCAN_PER_PAGE));
@@ -56,21 +62,21 @@ fn complaint_page(engine: &Engine, filter: &ComplaintFilter, page: PageRequest) 
 }
 
 /// `GetComplaint`.
-pub(crate) fn get_complaint(
+pub(crate) async fn get_complaint(
     host: &Host,
     caller: &Caller,
     req: &pb::GetComplaintRequest,
 ) -> Result<pb::Complaint, Status> {
     caller.require_role(CASE_READERS)?;
     let id = lists::get_complaint_request(req).map_err(|e| errors::invalid_request(&e))?;
-    let found = host.read_engine(|e| e.complaint(id).map(|c| convert::complaint_to_pb(e, c)));
+    let found = answer(host, |e| e.complaint(id).map(|c| convert::complaint_to_pb(e, c))).await?;
     let complaint = found.ok_or_else(|| errors::not_found(format!("unknown complaint {id}")))?;
     caller.require_county(complaint.county_code)?;
     Ok(complaint)
 }
 
 /// `ListComplaints`.
-pub(crate) fn list_complaints(
+pub(crate) async fn list_complaints(
     host: &Host,
     caller: &Caller,
     req: &pb::ListComplaintsRequest,
@@ -79,48 +85,55 @@ pub(crate) fn list_complaints(
     let parsed = host.read_engine(|e| lists::list_complaints_request(&Rules::of(e), req));
     let (mut filter, page) = parsed.map_err(|e| errors::invalid_request(&e))?;
     filter.counties = scoped(caller, filter.counties)?;
-    let (complaints, next_page_token) = host.read_engine(|e| complaint_page(e, &filter, page));
+    let (complaints, next_page_token) = answer(host, |e| complaint_page(e, &filter, page)).await?;
     Ok(pb::ListComplaintsResponse { complaints, next_page_token })
 }
 
 /// `GetEmployer`.
-pub(crate) fn get_employer(host: &Host, caller: &Caller, req: &pb::GetEmployerRequest) -> Result<pb::Employer, Status> {
+pub(crate) async fn get_employer(
+    host: &Host,
+    caller: &Caller,
+    req: &pb::GetEmployerRequest,
+) -> Result<pb::Employer, Status> {
     caller.require_role(CASE_READERS)?;
-    let found = host.read_engine(|e| {
+    let found = answer(host, |e| {
         let id = lists::get_employer_request(&Rules::of(e), req)?;
         Ok(e.employer(id).map(convert::employer_to_pb))
-    });
+    })
+    .await?;
     let found = found.map_err(|e| errors::invalid_request(&e))?;
     found.ok_or_else(|| errors::not_found(format!("unknown employer `{}`", req.employer_id)))
 }
 
 /// `ListPostingOffers`: the posting's live offers, in offer order.
-pub(crate) fn list_posting_offers(
+pub(crate) async fn list_posting_offers(
     host: &Host,
     caller: &Caller,
     readers: &[Role],
     req: &pb::ListPostingOffersRequest,
 ) -> Result<Vec<pb::Offer>, Status> {
     caller.require_role(readers)?;
-    let place = host.read_engine(|e| {
+    let place = answer(host, |e| {
         let id = lists::list_posting_offers_request(&Rules::of(e), req)?;
         Ok(posting_place(e, id))
-    });
+    })
+    .await?;
     let place = place.map_err(|e| errors::invalid_request(&e))?;
     let (county, township) = place.ok_or_else(|| errors::not_found(format!("unknown posting `{}`", req.posting_id)))?;
     caller.require_place(county, township.as_deref())?;
-    Ok(host.read_engine(|e| {
+    answer(host, |e| {
         let Some(posting) = e.posting(&req.posting_id) else { return Vec::new() };
         e.live_offers()
             .into_iter()
             .filter(|o| e.posting_by_key(o.posting).id == posting.id)
             .map(|o| convert::live_offer_to_pb(e, o, &caller.principal))
             .collect()
-    }))
+    })
+    .await
 }
 
 /// `FindWorkersByPhone`.
-pub(crate) fn find_workers_by_phone(
+pub(crate) async fn find_workers_by_phone(
     host: &Host,
     caller: &Caller,
     req: &pb::FindWorkersByPhoneRequest,
@@ -129,22 +142,19 @@ pub(crate) fn find_workers_by_phone(
     let parsed = host.read_engine(|e| lists::find_workers_by_phone_request(&Rules::of(e), req));
     let (phone, crs) = parsed.map_err(|e| errors::invalid_request(&e))?;
     let scope = scoped(caller, None)?;
-    let workers = host.read_engine(|e| {
-        e.workers()
-            .iter()
-            .filter(|w| {
-                scope.as_ref().is_none_or(|set| set.contains(&e.regions().get(w.county).code))
-                    && normalized_phone(&w.phone) == phone
-            })
+    let workers = answer(host, |e| {
+        e.workers_with_phone(&phone)
+            .filter(|w| scope.as_ref().is_none_or(|set| set.contains(&e.regions().get(w.county).code)))
             .take(MAX_PHONE_MATCHES)
             .map(|w| convert::worker_to_pb(e, w, &caller.principal))
             .collect::<Vec<_>>()
-    });
+    })
+    .await?;
     Ok(workers.in_crs(crs))
 }
 
 /// `ListMarkets`: markets of any set of counties, in id order, a page at a time.
-pub(crate) fn list_markets(
+pub(crate) async fn list_markets(
     host: &Host,
     caller: &Caller,
     readers: &[Role],
@@ -154,7 +164,7 @@ pub(crate) fn list_markets(
     let page = host.read_engine(|e| lists::list_markets_request(&Rules::of(e), req));
     let page = page.map_err(|e| errors::invalid_request(&e))?;
     // The directory is public: every caller may list every county.
-    let (markets, next_page_token) = host.read_engine(|e| {
+    let (markets, next_page_token) = answer(host, |e| {
         let mut entries = e
             .directory()
             .iter()
@@ -167,12 +177,13 @@ pub(crate) fn list_markets(
             _ => String::new(),
         };
         (markets, token)
-    });
+    })
+    .await?;
     Ok(pb::ListMarketsResponse { markets: markets.in_crs(page.crs), next_page_token })
 }
 
 /// `ListEmployers`: employers in first-registration order.
-pub(crate) fn list_employers(
+pub(crate) async fn list_employers(
     host: &Host,
     caller: &Caller,
     req: &pb::ListEmployersRequest,
@@ -181,7 +192,7 @@ pub(crate) fn list_employers(
     let parsed = host.read_engine(|e| lists::list_employers_request(&Rules::of(e), req));
     let (mut filter, page) = parsed.map_err(|e| errors::invalid_request(&e))?;
     filter.counties = scoped(caller, filter.counties)?;
-    let (employers, next_page_token) = host.read_engine(|e| employer_page(e, &filter, page));
+    let (employers, next_page_token) = answer(host, |e| employer_page(e, &filter, page)).await?;
     Ok(pb::ListEmployersResponse { employers, next_page_token })
 }
 

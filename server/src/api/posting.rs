@@ -200,7 +200,7 @@ impl pb::posting_service_server::PostingService for Api {
         request: Request<pb::ListPostingOffersRequest>,
     ) -> Result<Response<pb::ListPostingOffersResponse>, Status> {
         self.call("ListPostingOffers", request, |caller, req| async move {
-            let offers = lookups::list_posting_offers(&self.ctx.host, &caller, READERS, &req)?;
+            let offers = lookups::list_posting_offers(&self.ctx.host, &caller, READERS, &req).await?;
             Ok(pb::ListPostingOffersResponse { offers })
         })
         .await

@@ -171,7 +171,7 @@ impl pb::review_service_server::ReviewService for Api {
         request: Request<pb::GetComplaintRequest>,
     ) -> Result<Response<pb::GetComplaintResponse>, Status> {
         self.call("GetComplaint", request, |caller, req| async move {
-            let complaint = lookups::get_complaint(&self.ctx.host, &caller, &req)?;
+            let complaint = lookups::get_complaint(&self.ctx.host, &caller, &req).await?;
             Ok(pb::GetComplaintResponse { complaint: Some(complaint) })
         })
         .await
@@ -182,7 +182,7 @@ impl pb::review_service_server::ReviewService for Api {
         request: Request<pb::ListComplaintsRequest>,
     ) -> Result<Response<pb::ListComplaintsResponse>, Status> {
         self.call("ListComplaints", request, |caller, req| async move {
-            lookups::list_complaints(&self.ctx.host, &caller, &req)
+            lookups::list_complaints(&self.ctx.host, &caller, &req).await
         })
         .await
     }
@@ -192,7 +192,7 @@ impl pb::review_service_server::ReviewService for Api {
         request: Request<pb::GetEmployerRequest>,
     ) -> Result<Response<pb::GetEmployerResponse>, Status> {
         self.call("GetEmployer", request, |caller, req| async move {
-            let employer = lookups::get_employer(&self.ctx.host, &caller, &req)?;
+            let employer = lookups::get_employer(&self.ctx.host, &caller, &req).await?;
             Ok(pb::GetEmployerResponse { employer: Some(employer) })
         })
         .await
@@ -203,7 +203,7 @@ impl pb::review_service_server::ReviewService for Api {
         request: Request<pb::ListEmployersRequest>,
     ) -> Result<Response<pb::ListEmployersResponse>, Status> {
         self.call("ListEmployers", request, |caller, req| async move {
-            lookups::list_employers(&self.ctx.host, &caller, &req)
+            lookups::list_employers(&self.ctx.host, &caller, &req).await
         })
         .await
     }

@@ -158,7 +158,7 @@ impl pb::worker_service_server::WorkerService for Api {
         request: Request<pb::FindWorkersByPhoneRequest>,
     ) -> Result<Response<pb::FindWorkersByPhoneResponse>, Status> {
         self.call("FindWorkersByPhone", request, |caller, req| async move {
-            let workers = lookups::find_workers_by_phone(&self.ctx.host, &caller, &req)?;
+            let workers = lookups::find_workers_by_phone(&self.ctx.host, &caller, &req).await?;
             Ok(pb::FindWorkersByPhoneResponse { workers })
         })
         .await

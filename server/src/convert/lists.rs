@@ -245,9 +245,10 @@ pub fn list_markets_request(rules: &Rules, req: &pb::ListMarketsRequest) -> Resu
     finish(v, MarketPage { counties, after, size, fingerprint: fp, crs })
 }
 
-/// Phone digits and '+' only, as compared by `FindWorkersByPhone`.
+/// Phone digits and '+' only, as compared by `FindWorkersByPhone` (the
+/// engine's phone index keys numbers the same way).
 pub fn normalized_phone(phone: &str) -> String {
-    phone.chars().filter(|c| !matches!(c, ' ' | '-')).collect()
+    linggong_engine::normalized_phone(phone).into()
 }
 
 /// `FindWorkersByPhone` → the normalised phone and the response system.
