@@ -1,5 +1,5 @@
 //! Spatial index entries: workers and open postings as points on the unit
-//! sphere in `rstar` R-trees (workers per trade and hardship class, postings
+//! sphere in R-trees (workers per trade and hardship class, postings
 //! per trade).
 
 use rstar::{PointDistance, RTreeObject, AABB};

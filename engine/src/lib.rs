@@ -5,7 +5,8 @@
 //! in memory and applies [`Command`]s with a caller-supplied `now`. It does no
 //! IO and reads no clock, so the same commands always give the same state:
 //! that is what makes a write-ahead log replayable. Waiting workers are indexed
-//! per trade (and hardship class) in `rstar` R-trees over 3-D unit vectors, so
+//! per trade (and hardship class) in R-trees over 3-D unit vectors (packed
+//! flat arrays plus a small `rstar` tree of recent insertions), so
 //! that R-tree distance order equals great-circle order; final distances are
 //! haversine.
 //!

@@ -80,6 +80,13 @@ impl BatchWindows {
     /// place and takes the newer `max_offers`; a window that reaches
     /// [`MAX_WINDOW_REQUESTS`] closes now. Returns when the window closes.
     fn join(&mut self, now: Timestamp, window_ms: u32, county: u16, posting: PostingKey, max_offers: u8) -> Timestamp {
+        // A posting already waiting keeps its window, even if an update moved it to another county.
+        for window in &mut self.windows {
+            if let Some(r) = window.requests.iter_mut().find(|r| r.0 == posting) {
+                r.1 = max_offers;
+                return window.closes_at;
+            }
+        }
         let at = match self.windows.binary_search_by_key(&county, |w| w.county) {
             Ok(at) => at,
             Err(at) => {
@@ -89,10 +96,7 @@ impl BatchWindows {
             }
         };
         let window = &mut self.windows[at];
-        match window.requests.iter_mut().find(|r| r.0 == posting) {
-            Some(r) => r.1 = max_offers,
-            None => window.requests.push((posting, max_offers)),
-        }
+        window.requests.push((posting, max_offers));
         if window.requests.len() >= MAX_WINDOW_REQUESTS {
             window.closes_at = window.closes_at.min(now);
         }

@@ -2,6 +2,7 @@
 //! reverse match of a worker against open postings, and the linear-scan
 //! oracle the walk is tested against.
 
+use super::worker_tree::{PackedTree, REMOVED};
 use super::{Engine, Result};
 use crate::command::*;
 use crate::error::EngineError;
@@ -28,8 +29,10 @@ struct ScanItem<'a> {
 }
 
 enum ScanNode<'a> {
-    /// An inner node, with the largest credit in its tree.
+    /// An inner node of a recent tree, with the largest credit in its tree.
     Parent(&'a ParentNode<IndexEntry>, f64),
+    /// A node of a packed tree (level, index), with the largest credit in its tree.
+    Packed(&'a PackedTree, u32, u32, f64),
     Leaf(&'a IndexEntry),
 }
 
@@ -59,19 +62,24 @@ impl Ord for ScanItem<'_> {
 /// larger than the caches, and a walk is mostly waiting for memory.
 #[inline(always)]
 fn prefetch<T>(items: &[T]) {
+    prefetch_bytes(items.as_ptr().cast(), std::mem::size_of_val(items));
+}
+
+/// As [`prefetch`], for the first bytes (at most 512) of `len` bytes at `base`.
+#[inline(always)]
+fn prefetch_bytes(base: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let bytes = std::mem::size_of_val(items).min(256);
-        let base = items.as_ptr().cast::<i8>();
+        let bytes = len.min(512);
         for offset in (0..bytes).step_by(64) {
             // SAFETY: a prefetch is only a hint: it never faults and has no effect
-            // on program state; the address is inside `items`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(offset)) };
+            // on program state; the address is inside the `len` bytes at `base`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(offset).cast::<i8>()) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = items;
+    let _ = (base, len);
 }
 
 impl Engine {
@@ -137,7 +145,7 @@ impl Engine {
     /// node, less the worker's own credit for a worker. Stops once that bound is
     /// worse than the current selection's last; nodes and workers that cannot
     /// make the selection are never queued.
-    pub(super) fn rank_candidates(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
+    pub(super) fn rank_candidates<'a>(&'a self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
         best.clear();
         let p = &self.postings[key as usize];
         let policy = &self.config.policy;
@@ -154,16 +162,41 @@ impl Engine {
             let hours = now.0.saturating_sub(e.waiting_since_ms).max(0) as f64 / 3_600_000.0;
             d - INDEX_SLACK_M - e.static_bonus_m as f64 - (hours * waiting_rate).min(waiting_cap)
         };
+        // A worker entry's bound, if it can still make the selection.
+        let entry_item = |e: &'a IndexEntry, worst: f64| -> Option<ScanItem<'a>> {
+            let d = near(e.distance_2(&q));
+            if d > limit {
+                return None;
+            }
+            let bound = entry_bound(e, d);
+            if bound > worst {
+                return None;
+            }
+            Some(ScanItem { bound, node: ScanNode::Leaf(e) })
+        };
         let mut queue: BinaryHeap<ScanItem<'_>> = BinaryHeap::with_capacity(64);
         for (class, hardship) in [false, true].into_iter().enumerate() {
             let tree = self.worker_index.tree(p.trade, hardship);
-            if tree.size() == 0 {
-                continue;
+            let bonus = class_bonus[class];
+            let packed = tree.packed();
+            if let Some((level, index)) = packed.root() {
+                let d = near(packed.bounds(level, index).distance_2(&q));
+                if d <= limit {
+                    queue.push(ScanItem {
+                        bound: d - INDEX_SLACK_M - bonus,
+                        node: ScanNode::Packed(packed, level as u32, index as u32, bonus),
+                    });
+                }
             }
-            let d = near(tree.root().envelope().distance_2(&q));
-            if d <= limit {
-                let bonus = class_bonus[class];
-                queue.push(ScanItem { bound: d - INDEX_SLACK_M - bonus, node: ScanNode::Parent(tree.root(), bonus) });
+            let recent = tree.recent();
+            if recent.size() > 0 {
+                let d = near(recent.root().envelope().distance_2(&q));
+                if d <= limit {
+                    queue.push(ScanItem {
+                        bound: d - INDEX_SLACK_M - bonus,
+                        node: ScanNode::Parent(recent.root(), bonus),
+                    });
+                }
             }
         }
         while let Some(item) = queue.pop() {
@@ -171,38 +204,59 @@ impl Engine {
             if item.bound > worst {
                 break;
             }
+            // Start loading what the next item will read while this one is handled: most
+            // queued items are never reached, so they are not prefetched when queued.
+            if let Some(next) = queue.peek() {
+                match next.node {
+                    ScanNode::Parent(node, _) => prefetch(node.children()),
+                    ScanNode::Packed(tree, level, index, _) => {
+                        let (ptr, len) = tree.children_bytes(level as usize, index as usize);
+                        prefetch_bytes(ptr, len);
+                    }
+                    ScanNode::Leaf(e) => {
+                        if let Some(w) = self.workers.get(e.key as usize) {
+                            prefetch(std::slice::from_ref(w));
+                        }
+                    }
+                }
+            }
             let entry = match item.node {
                 ScanNode::Parent(node, bonus) => {
                     for child in node.children() {
-                        let (bound, node) = match child {
+                        match child {
                             RTreeNode::Parent(child) => {
                                 let d = near(child.envelope().distance_2(&q));
-                                if d > limit {
+                                let bound = d - INDEX_SLACK_M - bonus;
+                                if d > limit || bound > worst {
                                     continue;
                                 }
-                                if d - INDEX_SLACK_M - bonus > worst {
-                                    continue;
-                                }
-                                prefetch(child.children());
-                                (d - INDEX_SLACK_M - bonus, ScanNode::Parent(child, bonus))
+                                queue.push(ScanItem { bound, node: ScanNode::Parent(child, bonus) });
                             }
-                            RTreeNode::Leaf(e) => {
-                                let d = near(e.distance_2(&q));
-                                if d > limit {
-                                    continue;
-                                }
-                                let bound = entry_bound(e, d);
-                                if bound > worst {
-                                    continue;
-                                }
-                                if let Some(w) = self.workers.get(e.key as usize) {
-                                    prefetch(std::slice::from_ref(w));
-                                }
-                                (bound, ScanNode::Leaf(e))
+                            RTreeNode::Leaf(e) => queue.extend(entry_item(e, worst)),
+                        }
+                    }
+                    continue;
+                }
+                ScanNode::Packed(tree, level, index, bonus) => {
+                    let (level, index) = (level as usize, index as usize);
+                    if level == 0 {
+                        for e in tree.leaf_entries(index) {
+                            if e.key != REMOVED {
+                                queue.extend(entry_item(e, worst));
                             }
-                        };
-                        if bound <= worst {
-                            queue.push(ScanItem { bound, node });
+                        }
+                    } else {
+                        let (first, children) = tree.child_bounds(level, index);
+                        for (i, b) in children.iter().enumerate() {
+                            let d = near(b.distance_2(&q));
+                            let bound = d - INDEX_SLACK_M - bonus;
+                            if d > limit || bound > worst {
+                                continue;
+                            }
+                            queue.push(ScanItem {
+                                bound,
+                                node: ScanNode::Packed(tree, (level - 1) as u32, (first + i) as u32, bonus),
+                            });
                         }
                     }
                     continue;

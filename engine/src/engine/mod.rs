@@ -20,6 +20,7 @@ mod queries;
 mod snapshot;
 pub mod validate;
 mod worker_index;
+mod worker_tree;
 mod workers;
 
 pub use batching::{BatchWindows, Window as BatchWindow, MAX_WINDOW_REQUESTS};

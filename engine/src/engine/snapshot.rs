@@ -177,7 +177,7 @@ impl Engine {
             phone_index,
             scratch: Vec::new(),
         };
-        e.check_invariants()?;
+        e.check_restored()?;
         Ok(e)
     }
 }

@@ -1,14 +1,15 @@
-//! `WorkerIndex`: the worker id table, the per-(trade, hardship) R-trees, which
+//! `WorkerIndex`: the worker id table, the per-(trade, hardship) R-trees
+//! ([`WorkerTree`]), which
 //! workers are in them, and the waiting counts, kept in step with the worker
 //! records by [`WorkerIndex::sync`] and checked by [`WorkerIndex::check`].
 
+use super::worker_tree::{WorkerTree, REMOVED};
 use crate::catalog::{CountyIdx, TradeIdx};
 use crate::config::RankingPolicy;
 use crate::error::InvariantViolation;
 use crate::index::IndexEntry;
 use crate::model::{Worker, WorkerKey, WorkerStatus};
 use hashbrown::HashTable;
-use rstar::RTree;
 use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 use std::hash::BuildHasher;
@@ -54,6 +55,44 @@ impl WorkerIds {
     fn len(&self) -> usize {
         self.table.len()
     }
+}
+
+/// Builds the trees of these entry lists, on up to two threads (the lists are
+/// independent; the result does not depend on the thread count).
+fn bulk_load_trees(per_tree: Vec<Vec<IndexEntry>>) -> Vec<WorkerTree> {
+    let total: usize = per_tree.iter().map(Vec::len).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+    if threads < 2 || total < 100_000 {
+        return per_tree.into_iter().map(WorkerTree::bulk_load).collect();
+    }
+    // Every other list (by size) to the helper thread, so both get about half the entries.
+    let mut order: Vec<usize> = (0..per_tree.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(per_tree[i].len()));
+    let mut slots: Vec<Option<Vec<IndexEntry>>> = per_tree.into_iter().map(Some).collect();
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    for (n, &i) in order.iter().enumerate() {
+        let list = slots[i].take().unwrap_or_default();
+        if n % 2 == 0 {
+            mine.push((i, list))
+        } else {
+            theirs.push((i, list))
+        }
+    }
+    let build = |lists: Vec<(usize, Vec<IndexEntry>)>| -> Vec<(usize, WorkerTree)> {
+        lists.into_iter().map(|(i, list)| (i, WorkerTree::bulk_load(list))).collect()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let helper = s.spawn(|| build(theirs));
+        let a = build(mine);
+        let b = helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    });
+    let mut trees: Vec<WorkerTree> = (0..slots.len()).map(|_| WorkerTree::default()).collect();
+    for (i, tree) in a.into_iter().chain(b) {
+        trees[i] = tree;
+    }
+    trees
 }
 
 /// What decides a worker's index entries and waiting counts, captured before
@@ -109,7 +148,7 @@ fn belongs_in_index(status: WorkerStatus, indexed: bool) -> bool {
 pub(super) struct WorkerIndex {
     ids: WorkerIds,
     /// One tree per (trade, hardship class): see [`WorkerIndex::tree_slot`].
-    trees: Vec<RTree<IndexEntry>>,
+    trees: Vec<WorkerTree>,
     indexed: Vec<bool>,
     /// Waiting workers per county and trade, `county * trades + trade`.
     waiting_counts: Vec<u32>,
@@ -122,7 +161,7 @@ impl WorkerIndex {
     pub(super) fn new(counties: usize, trades: usize) -> Self {
         Self {
             ids: WorkerIds::default(),
-            trees: (0..trades * 2).map(|_| RTree::new()).collect(),
+            trees: (0..trades * 2).map(|_| WorkerTree::default()).collect(),
             indexed: Vec::new(),
             waiting_counts: vec![0; counties * trades],
             waiting: 0,
@@ -138,7 +177,7 @@ impl WorkerIndex {
     }
 
     /// The tree of a trade's workers of one hardship class.
-    pub(super) fn tree(&self, trade: TradeIdx, hardship: bool) -> &RTree<IndexEntry> {
+    pub(super) fn tree(&self, trade: TradeIdx, hardship: bool) -> &WorkerTree {
         &self.trees[Self::tree_slot(trade, hardship)]
     }
 
@@ -151,6 +190,7 @@ impl WorkerIndex {
     /// yet indexed; the caller then syncs them with `old = None`.
     pub(super) fn add(&mut self, workers: &[Worker], key: WorkerKey) {
         debug_assert_eq!(key as usize, self.indexed.len());
+        debug_assert_ne!(key, REMOVED, "worker key space exhausted");
         let fresh = self.ids.insert(workers, key);
         debug_assert!(fresh, "worker id registered twice");
         self.indexed.push(false);
@@ -242,7 +282,7 @@ impl WorkerIndex {
             let entry = old.entry(key);
             for &t in &old.trades {
                 let removed = self.trees[Self::tree_slot(t, old.hardship)].remove(&entry);
-                debug_assert!(removed.is_some(), "index out of sync");
+                debug_assert!(removed, "index out of sync");
             }
         }
         self.indexed[key as usize] = false;
@@ -302,7 +342,7 @@ impl WorkerIndex {
                 index.indexed[k] = true;
             }
         }
-        index.trees = per_tree.into_iter().map(RTree::bulk_load).collect();
+        index.trees = bulk_load_trees(per_tree);
         Ok(index)
     }
 
@@ -337,12 +377,10 @@ impl WorkerIndex {
                     let slot = Self::tree_slot(t.trade, w.hardship.is_hardship());
                     expected_tree_sizes[slot] += 1;
                     let mut found = 0;
-                    for e in self.trees[slot].locate_all_at_point(q) {
-                        if e.key == k as WorkerKey {
-                            found += 1;
-                            if e.static_bonus_m != bonus || e.waiting_since_ms != w.waiting_since.0 {
-                                return bad(format!("worker {} indexed with stale ranking inputs", w.id));
-                            }
+                    for e in self.trees[slot].entries_at(q, k as WorkerKey) {
+                        found += 1;
+                        if e.static_bonus_m != bonus || e.waiting_since_ms != w.waiting_since.0 {
+                            return bad(format!("worker {} indexed with stale ranking inputs", w.id));
                         }
                     }
                     if found != 1 {
