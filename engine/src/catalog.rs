@@ -20,11 +20,23 @@ pub enum CatalogError {
     /// The CSV header lacks a required column.
     #[error("missing column `{0}`")]
     MissingColumn(&'static str),
-    /// A data row could not be parsed.
+    /// A data row is not well-formed CSV (wrong number of fields, bad quoting, not UTF-8).
     #[error("line {line}: {reason}")]
     BadRow {
         /// 1-based line number in the CSV text.
         line: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A field of a data row holds an unusable value.
+    #[error("line {line}, column {column} (`{name}`): {reason}")]
+    BadField {
+        /// 1-based line number in the CSV text.
+        line: usize,
+        /// 1-based column number.
+        column: usize,
+        /// Column name from the header.
+        name: &'static str,
         /// What was wrong.
         reason: String,
     },
@@ -83,14 +95,13 @@ impl Regions {
     pub fn from_csv(text: &str) -> Result<Self, CatalogError> {
         let rows = parse_csv(text, &["code", "name", "seat_lat", "seat_lon", "population_2020"])?;
         let mut counties = Vec::with_capacity(rows.len());
-        for (line, f) in rows {
-            let bad = |reason: &str| CatalogError::BadRow { line, reason: reason.into() };
-            let code: u32 = f[0].parse().map_err(|_| bad("code is not a number"))?;
-            let lat: f64 = f[2].parse().map_err(|_| bad("seat_lat is not a number"))?;
-            let lon: f64 = f[3].parse().map_err(|_| bad("seat_lon is not a number"))?;
-            let seat = LatLon::new(lat, lon).ok_or_else(|| bad("seat out of range"))?;
-            let population = f[4].parse().map_err(|_| bad("population is not a number"))?;
-            counties.push(County { code, name: f[1].into(), seat, population });
+        for row in rows {
+            let code: u32 = row.parse(0, "not a number")?;
+            let lat: f64 = row.parse(2, "not a number")?;
+            let lon: f64 = row.parse(3, "not a number")?;
+            let seat = LatLon::new(lat, lon).ok_or_else(|| row.bad(2, "seat out of range"))?;
+            let population = row.parse(4, "not a number")?;
+            counties.push(County { code, name: row.get(1).into(), seat, population });
         }
         Self::new(counties)
     }
@@ -171,16 +182,16 @@ impl TradeCatalog {
         let rows = parse_csv(text, &["id", "name_zh", "name_en", "industry", "occupation_code"])?;
         let trades = rows
             .into_iter()
-            .map(|(line, f)| {
-                if f[0].is_empty() {
-                    return Err(CatalogError::BadRow { line, reason: "empty id".into() });
+            .map(|row| {
+                if row.get(0).is_empty() {
+                    return Err(row.bad(0, "empty id"));
                 }
                 Ok(Trade {
-                    id: f[0].into(),
-                    name_zh: f[1].into(),
-                    name_en: f[2].into(),
-                    industry: f[3].into(),
-                    occupation_code: f[4].into(),
+                    id: row.get(0).into(),
+                    name_zh: row.get(1).into(),
+                    name_en: row.get(2).into(),
+                    industry: row.get(3).into(),
+                    occupation_code: row.get(4).into(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -213,30 +224,72 @@ impl TradeCatalog {
     }
 }
 
-/// Splits simple CSV (no quoting) and returns, per data row, the fields named by
-/// `columns` in that order, with the row's 1-based line number.
-fn parse_csv<'a>(text: &'a str, columns: &[&'static str]) -> Result<Vec<(usize, Vec<&'a str>)>, CatalogError> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().map(|(_, h)| h.split(',').map(str::trim).collect()).unwrap_or_default();
-    let positions = columns
+/// One data row of a CSV file: the wanted columns' values, in the order asked for.
+struct Row {
+    line: usize,
+    record: csv::StringRecord,
+    /// Per wanted column: its name and 0-based position in the file.
+    columns: std::rc::Rc<[(&'static str, usize)]>,
+}
+
+impl Row {
+    /// The value of the `i`-th wanted column (present: rows have the header's length).
+    fn get(&self, i: usize) -> &str {
+        self.record.get(self.columns[i].1).unwrap_or_default()
+    }
+
+    fn bad(&self, i: usize, reason: &str) -> CatalogError {
+        let (name, position) = self.columns[i];
+        CatalogError::BadField { line: self.line, column: position + 1, name, reason: reason.into() }
+    }
+
+    fn parse<T: std::str::FromStr>(&self, i: usize, reason: &str) -> Result<T, CatalogError> {
+        self.get(i).parse().map_err(|_| self.bad(i, &format!("{reason}: `{}`", self.get(i))))
+    }
+}
+
+/// Reads CSV through the `csv` crate (RFC 4180 quoting, a leading UTF-8
+/// byte-order mark as Excel and WPS write for "CSV UTF-8", blank lines
+/// skipped, fields trimmed) and returns the data rows with the columns named
+/// by `columns` located by the header.
+fn parse_csv(text: &str, columns: &[&'static str]) -> Result<Vec<Row>, CatalogError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    // The line a record starts on, from the byte offset where reading it
+    // began (blank lines before it skipped).
+    let line_at = |p: &csv::Position| {
+        let mut byte = (p.byte() as usize).min(text.len());
+        while matches!(text.as_bytes().get(byte), Some(b'\r' | b'\n')) {
+            byte += 1;
+        }
+        text.as_bytes()[..byte].iter().filter(|&&b| b == b'\n').count() + 1
+    };
+    let row_error = |e: csv::Error| {
+        let line = e.position().map(line_at).unwrap_or(1);
+        let reason = match e.kind() {
+            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                format!("expected {expected_len} fields, found {len}")
+            }
+            csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not UTF-8", err.field() + 1),
+            _ => e.to_string(),
+        };
+        CatalogError::BadRow { line, reason }
+    };
+    let header = reader.headers().map_err(row_error)?.clone();
+    let wanted = columns
         .iter()
-        .map(|c| header.iter().position(|h| h == c).ok_or(CatalogError::MissingColumn(c)))
-        .collect::<Result<Vec<_>, _>>()?;
-    lines
-        .map(|(i, line)| {
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            let picked = positions
-                .iter()
-                .map(|&p| {
-                    fields.get(p).copied().ok_or_else(|| CatalogError::BadRow {
-                        line: i + 1,
-                        reason: format!("expected {} fields, found {}", header.len(), fields.len()),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((i + 1, picked))
-        })
-        .collect()
+        .map(|&c| header.iter().position(|h| h == c).map(|p| (c, p)).ok_or(CatalogError::MissingColumn(c)))
+        .collect::<Result<std::rc::Rc<[_]>, _>>()?;
+    let mut rows = Vec::new();
+    loop {
+        let start = reader.position().clone();
+        let mut record = csv::StringRecord::new();
+        if !reader.read_record(&mut record).map_err(row_error)? {
+            break;
+        }
+        rows.push(Row { line: line_at(&start), record, columns: wanted.clone() });
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -270,11 +323,43 @@ mod tests {
         assert!(c.index_of("mason").is_some());
     }
 
+    const COUNTY_HEADER: &str = "code,name,seat_lat,seat_lon,population_2020\n";
+
     #[test]
-    fn bad_rows_are_reported() {
-        let err = Regions::from_csv("code,name,seat_lat,seat_lon,population_2020\nx,a,1,2,3\n").unwrap_err();
-        assert!(matches!(err, CatalogError::BadRow { line: 2, .. }));
+    fn bad_rows_are_reported_with_line_and_column() {
+        let err =
+            Regions::from_csv(&format!("{COUNTY_HEADER}141002,尧都区,36.08,111.52,1\n141023,襄汾县,x,111.44,2\n"))
+                .unwrap_err();
+        assert_eq!(err.to_string(), "line 3, column 3 (`seat_lat`): not a number: `x`");
+        let err = Regions::from_csv(&format!("{COUNTY_HEADER}141002,尧都区,36.08\n")).unwrap_err();
+        assert_eq!(err, CatalogError::BadRow { line: 2, reason: "expected 5 fields, found 3".into() });
         let err = TradeCatalog::from_csv("id,name_zh\n").unwrap_err();
         assert_eq!(err, CatalogError::MissingColumn("name_en"));
+        let err =
+            TradeCatalog::from_csv("id,name_zh,name_en,industry,occupation_code\n,泥瓦工,mason,建筑,6\n").unwrap_err();
+        assert_eq!(err.to_string(), "line 2, column 1 (`id`): empty id");
+    }
+
+    #[test]
+    fn a_byte_order_mark_from_excel_or_wps_is_skipped() {
+        let text = format!("\u{feff}{COUNTY_HEADER}141002,尧都区,36.08,111.52,1\r\n");
+        let r = Regions::from_csv(&text).unwrap();
+        assert_eq!(r.get(0).name, "尧都区");
+        let trades =
+            TradeCatalog::from_csv("\u{feff}id,name_zh,name_en,industry,occupation_code\nmason,泥瓦工,Mason,建筑,6\n");
+        assert_eq!(trades.unwrap().index_of("mason"), Some(0));
+    }
+
+    #[test]
+    fn quoted_fields_may_hold_commas_and_quotes() {
+        let text = "id,name_zh,name_en,industry,occupation_code,note\n\
+                    porter,装卸搬运工,\"Porter, loader\",\"搬家,货运\",6-29-01-01,\"say \"\"hi\"\"\"\n";
+        let c = TradeCatalog::from_csv(text).unwrap();
+        let t = c.get(0);
+        assert_eq!((t.name_en.as_str(), t.industry.as_str()), ("Porter, loader", "搬家,货运"));
+        // Columns are found by name, in any order, and blank lines are skipped.
+        let r = Regions::from_csv("name,code,population_2020,seat_lon,seat_lat\n\n\"吉县\",141028,1,110.68,36.1\n")
+            .unwrap();
+        assert_eq!((r.get(0).code, r.get(0).name.as_str()), (141028, "吉县"));
     }
 }

@@ -43,32 +43,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bincode::Options;
 
-    #[derive(serde::Deserialize, Debug)]
+    #[derive(serde::Serialize, serde::Deserialize, Debug)]
     struct Holder {
         #[serde(deserialize_with = "small_vec")]
         items: SmallVec<[u32; 4]>,
     }
 
-    fn options() -> impl Options {
-        bincode::DefaultOptions::new().with_fixint_encoding().with_little_endian().with_limit(1 << 20)
-    }
-
     #[test]
     fn a_huge_length_prefix_fails_on_missing_bytes_instead_of_allocating() {
-        let mut bytes = (1u64 << 56).to_le_bytes().to_vec();
-        bytes.extend_from_slice(&7u32.to_le_bytes());
-        assert!(options().deserialize::<Holder>(&bytes).is_err());
+        // MessagePack (the snapshot body format): a one-entry map "items" =>
+        // an array claiming 2^32-1 elements, followed by a single element.
+        let mut bytes = vec![0x81, 0xa5];
+        bytes.extend_from_slice(b"items");
+        bytes.extend_from_slice(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0x07]);
+        assert!(rmp_serde::from_slice::<Holder>(&bytes).is_err());
     }
 
     #[test]
     fn well_formed_sequences_decode() {
-        let mut bytes = 5u64.to_le_bytes().to_vec();
-        for i in 0..5u32 {
-            bytes.extend_from_slice(&i.to_le_bytes());
-        }
-        let h: Holder = options().deserialize(&bytes).unwrap();
-        assert_eq!(h.items.as_slice(), &[0, 1, 2, 3, 4]);
+        let h = Holder { items: (0..5).collect() };
+        let bytes = rmp_serde::to_vec_named(&h).unwrap();
+        let back: Holder = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back.items.as_slice(), &[0, 1, 2, 3, 4]);
     }
 }

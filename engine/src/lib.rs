@@ -45,7 +45,8 @@ pub use config::{BatchPolicy, EngineConfig, Limits, PolicyViolation, RankingPoli
 pub use crs::Crs;
 pub use directory::{Directory, MarketKind, MarketSpec};
 pub use engine::{
-    normalized_phone, validate, BatchWindow, BatchWindows, Engine, EngineSnapshot, EngineSnapshotRef, MAX_WINDOW_REQUESTS,
+    normalized_phone, validate, BatchWindow, BatchWindows, Engine, EngineSnapshot, EngineSnapshotRef,
+    MAX_WINDOW_REQUESTS,
 };
 pub use error::{EngineError, InvariantViolation, SnapshotError};
 pub use geo::LatLon;

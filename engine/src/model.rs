@@ -295,6 +295,12 @@ pub struct Posting {
     pub published_at: Option<Timestamp>,
     /// When it became filled.
     pub filled_at: Option<Timestamp>,
+    /// Who decided the review (the actor of the logged review command), if a reviewer did.
+    #[serde(default)]
+    pub reviewed_by: Option<CompactString>,
+    /// When a reviewer decided.
+    #[serde(default)]
+    pub reviewed_at: Option<Timestamp>,
 }
 
 impl Posting {
@@ -411,4 +417,7 @@ pub struct Complaint {
     pub filed_at: Timestamp,
     /// Resolution, once resolved.
     pub resolution: Option<(ComplaintResolution, Timestamp, CompactString)>,
+    /// Who resolved it (the actor of the logged resolve command).
+    #[serde(default)]
+    pub resolved_by: Option<CompactString>,
 }

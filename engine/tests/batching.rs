@@ -250,3 +250,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_restored_engine_keeps_its_windows_and_policies_and_closes_them_alike() {
+    let mut engine = batching(Vec::new());
+    crossing(&mut engine);
+    let ranking = RankingPolicy { hardship_bonus_m: 3_000.0, ..RankingPolicy::default() };
+    ok(&mut engine, T0, Command::SetRankingPolicy(ranking.clone()));
+    let queued = match_both(&mut engine, at(10));
+    let Outcome::Queued { decide_at, .. } = queued[0] else { panic!("{queued:?}") };
+    // Restored under a configuration with neither policy: the logged ones hold.
+    let mut restored = Engine::restore(EngineConfig::default(), engine.snapshot()).expect("restore");
+    restored.check_invariants().expect("invariants");
+    assert_eq!(restored.config().policy, ranking);
+    assert_eq!(restored.batch_policy(), engine.batch_policy());
+    assert_eq!(restored.batch_windows(), engine.batch_windows());
+    assert_eq!(restored.next_deadline(), Some(decide_at));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    assert_eq!(engine.apply(decide_at, &Command::Tick, &mut a), restored.apply(decide_at, &Command::Tick, &mut b));
+    assert_eq!(a, b);
+    assert_eq!(engine.snapshot(), restored.snapshot());
+}

@@ -1,6 +1,6 @@
 //! Determinism and snapshots: the same commands give the same state on fresh engines, a
 //! restored snapshot carries on exactly like the original, and the borrowed snapshot
-//! serialises (bincode) to bytes that read back as the owned one.
+//! serialises (MessagePack with named fields, as snapshots do) to bytes that read back as the owned one.
 
 mod common;
 
@@ -99,10 +99,10 @@ fn restored_busy_engine_equals_original_and_carries_on_alike() {
 #[test]
 fn borrowed_snapshot_serialises_like_the_owned_one() {
     let (engine, _) = busy_engine();
-    let bytes = bincode::serialize(&engine.snapshot_ref()).expect("serialise");
-    let back: EngineSnapshot = bincode::deserialize(&bytes).expect("deserialise");
+    let bytes = rmp_serde::to_vec_named(&engine.snapshot_ref()).expect("serialise");
+    let back: EngineSnapshot = rmp_serde::from_slice(&bytes).expect("deserialise");
     assert_eq!(back, engine.snapshot());
-    assert_eq!(bytes, bincode::serialize(&engine.snapshot()).expect("serialise owned"));
+    assert_eq!(bytes, rmp_serde::to_vec_named(&engine.snapshot()).expect("serialise owned"));
     let restored = Engine::restore(engine.config().clone(), back).expect("restore");
     assert_eq!(restored.snapshot(), engine.snapshot());
 }
@@ -302,7 +302,7 @@ proptest! {
     }
 
     /// Restoring a snapshot taken mid-session and carrying on gives the same state as never
-    /// stopping; the snapshot also survives a bincode round trip.
+    /// stopping; the snapshot also survives a MessagePack round trip.
     #[test]
     fn restore_then_continue_matches_uninterrupted(session in gen_session(60), split in any::<prop::sample::Index>()) {
         let cut = split.index(session.len() + 1);
@@ -310,8 +310,8 @@ proptest! {
         let mut original = Engine::linfen(EngineConfig::default());
         let (mid, _, _) = run_session(&mut original, T0, head);
 
-        let bytes = bincode::serialize(&original.snapshot_ref()).expect("serialise");
-        let decoded: EngineSnapshot = bincode::deserialize(&bytes).expect("deserialise");
+        let bytes = rmp_serde::to_vec_named(&original.snapshot_ref()).expect("serialise");
+        let decoded: EngineSnapshot = rmp_serde::from_slice(&bytes).expect("deserialise");
         prop_assert_eq!(&decoded, &original.snapshot());
         let mut restored = Engine::restore(EngineConfig::default(), decoded).expect("restore");
         prop_assert_eq!(restored.snapshot(), original.snapshot());

@@ -1,5 +1,5 @@
 //! Fuzz target: the snapshot decoder, with checksums bypassed by re-sealing the
-//! input so the bincode body decoder and the engine's restore checks are reached.
+//! input so the body decoder (MessagePack) and the engine's restore checks are reached.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

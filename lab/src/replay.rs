@@ -294,10 +294,10 @@ pub enum LabError {
 pub fn fork(start: &Engine, policy: &RankingPolicy, batch: &BatchPolicy) -> Result<Engine, SnapshotError> {
     let mut engine = start.clone();
     if engine.config().policy != *policy || engine.config().batch != *batch {
-        let mut config = engine.config().clone();
-        config.policy = policy.clone();
-        config.batch = batch.clone();
-        engine = Engine::restore(config, start.snapshot())?;
+        let mut snapshot = start.snapshot();
+        snapshot.ranking_policy = Some(policy.clone());
+        snapshot.batch_policy = Some(batch.clone());
+        engine = Engine::restore(engine.config().clone(), snapshot)?;
     }
     Ok(engine)
 }

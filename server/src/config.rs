@@ -965,6 +965,37 @@ mod tests {
     use super::*;
     use crate::auth::Role;
 
+    /// Region and trade files as Excel or WPS save them ("CSV UTF-8": a
+    /// byte-order mark, CRLF, quoted fields) load; a bad one is refused with
+    /// its file, line and column.
+    #[test]
+    fn region_and_trade_files_load_as_spreadsheets_save_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("counties.csv"),
+            "\u{feff}code,name,seat_lat,seat_lon,population_2020\r\n141002,\"尧都区\",36.08,111.52,\"950,000\"\r\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("trades.csv"),
+            "\u{feff}id,name_zh,name_en,industry,occupation_code\r\nporter,装卸工,\"Porter, loader\",搬运,6-29\r\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("linggong.toml"), "regions = \"counties.csv\"\ntrades = \"trades.csv\"\n")
+            .unwrap();
+        let mut config = ServerConfig::new(dir.path());
+        let err = apply_file(&mut config, &dir.path().join("linggong.toml")).unwrap_err().to_string();
+        assert!(err.ends_with("counties.csv: line 2, column 5 (`population_2020`): not a number: `950,000`"), "{err}");
+        std::fs::write(
+            dir.path().join("counties.csv"),
+            "\u{feff}code,name,seat_lat,seat_lon,population_2020\r\n141002,\"尧都区\",36.08,111.52,950000\r\n",
+        )
+        .unwrap();
+        apply_file(&mut config, &dir.path().join("linggong.toml")).unwrap();
+        assert_eq!((config.regions.len(), config.regions.get(0).name.as_str()), (1, "尧都区"));
+        assert_eq!(config.trades.get(0).name_en, "Porter, loader");
+    }
+
     #[test]
     fn defaults_match_the_one_command_run() {
         let cli = Cli::try_parse_from(["linggong-server"]).unwrap();

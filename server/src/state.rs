@@ -77,7 +77,7 @@ pub struct ServiceState {
 }
 
 /// Serialised form of [`ServiceState`] (owned, for loading).
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct StateSnapshot {
     /// Last applied sequence.
     pub last_seq: u64,
@@ -181,7 +181,8 @@ impl ServiceState {
     ) -> Result<(Applied, bool), EngineError> {
         let mut produced = std::mem::take(&mut self.scratch_events);
         produced.clear();
-        let result = self.engine.apply(logged.now, &logged.command, &mut produced);
+        let actor = logged.actor.as_ref().map(|a| a.name.as_str());
+        let result = self.engine.apply_by(logged.now, actor, &logged.command, &mut produced);
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {

@@ -92,6 +92,7 @@ async fn every_rpc_works_end_to_end() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(pending.state, pb::PostingState::PendingReview as i32);
+    assert_eq!(pending.reviewed_by, "");
     let listed = c
         .review
         .list_pending_postings(authed(
@@ -119,7 +120,11 @@ async fn every_rpc_works_end_to_end() -> anyhow::Result<()> {
         ))
         .await?
         .into_inner();
-    assert_eq!(reviewed.posting.expect("posting").state, pb::PostingState::Published as i32);
+    let reviewed = reviewed.posting.expect("posting");
+    assert_eq!(reviewed.state, pb::PostingState::Published as i32);
+    // The reviewer (the token's name) and the time of the decision are kept.
+    assert_eq!(reviewed.reviewed_by, "reviewer");
+    assert!(reviewed.review_time.is_some());
 
     // A verified employer's posting is published at once; update it to version 2.
     let p1 =

@@ -121,7 +121,11 @@ async fn complaints_and_employers_are_listed_by_scope_and_filters() -> anyhow::R
     assert!(zh(&bad).starts_with("zh-CN|请求参数有误") && zh(&bad).contains("county_codes[0]"), "{}", zh(&bad));
 
     let got = c.review.get_complaint(authed(&t.yaodu, pb::GetComplaintRequest { complaint_id: a })).await?.into_inner();
-    assert_eq!(got.complaint.unwrap().state, pb::ComplaintState::Resolved as i32);
+    let got = got.complaint.unwrap();
+    assert_eq!(got.state, pb::ComplaintState::Resolved as i32);
+    assert_eq!(got.resolved_by, "reviewer", "the resolver is kept");
+    let open = c.review.get_complaint(authed(&t.reviewer, pb::GetComplaintRequest { complaint_id: b })).await?;
+    assert_eq!(open.into_inner().complaint.unwrap().resolved_by, "");
     let other =
         c.review.get_complaint(authed(&t.yaodu, pb::GetComplaintRequest { complaint_id: b })).await.unwrap_err();
     assert_eq!(other.code(), Code::PermissionDenied);

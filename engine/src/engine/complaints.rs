@@ -28,6 +28,7 @@ impl Engine {
             detail: detail.into(),
             filed_at: now,
             resolution: None,
+            resolved_by: None,
         });
         self.employers[ek as usize].complaints += 1;
         self.counters[county as usize].complaints_filed += 1;

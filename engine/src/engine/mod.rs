@@ -141,6 +141,39 @@ impl Engine {
     /// events it produced are appended to `events` (the engine keeps none). On
     /// error nothing changed and nothing was appended.
     pub fn apply(&mut self, now: Timestamp, command: &Command, events: &mut Vec<Event>) -> Result<Outcome> {
+        self.apply_by(now, None, command, events)
+    }
+
+    /// [`Engine::apply`] on behalf of `actor` (who asked for it, as logged):
+    /// a review keeps its reviewer and time (`Posting::reviewed_by`,
+    /// `reviewed_at`), a resolved complaint its resolver (`Complaint::resolved_by`).
+    pub fn apply_by(
+        &mut self,
+        now: Timestamp,
+        actor: Option<&str>,
+        command: &Command,
+        events: &mut Vec<Event>,
+    ) -> Result<Outcome> {
+        let outcome = self.apply_unattributed(now, command, events)?;
+        match command {
+            Command::ReviewPosting { posting, .. } => {
+                if let Some(&key) = self.posting_ids.get(posting.as_str()) {
+                    let p = &mut self.postings[key as usize];
+                    p.reviewed_by = actor.map(CompactString::from);
+                    p.reviewed_at = Some(now);
+                }
+            }
+            Command::ResolveComplaint { complaint, .. } => {
+                if let Some(c) = complaint.checked_sub(1).and_then(|i| self.complaints.get_mut(i as usize)) {
+                    c.resolved_by = actor.map(CompactString::from);
+                }
+            }
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
+    fn apply_unattributed(&mut self, now: Timestamp, command: &Command, events: &mut Vec<Event>) -> Result<Outcome> {
         let day = LedgerDay::of(now);
         // The stocks of the day a state change at `now` would close, taken before it applies.
         let closing = self.ledger.closes_open_day(day).then(|| self.closing_stocks());

@@ -128,6 +128,8 @@ impl Engine {
             submitted_at: now,
             published_at: None,
             filled_at: None,
+            reviewed_by: None,
+            reviewed_at: None,
         };
         self.fill_posting_from_spec(&mut p, spec, trade, county);
         let key = self.postings.len() as PostingKey;

@@ -950,6 +950,8 @@ pub fn posting_to_pb(engine: &Engine, p: &Posting) -> pb::Posting {
         publish_time: p.published_at.map(timestamp_to_pb),
         fill_time: p.filled_at.map(timestamp_to_pb),
         end_time: Some(timestamp_to_pb(p.expires_at())),
+        reviewed_by: p.reviewed_by.as_deref().unwrap_or_default().to_string(),
+        review_time: p.reviewed_at.map(timestamp_to_pb),
     }
 }
 
@@ -989,6 +991,7 @@ pub fn complaint_to_pb(engine: &Engine, c: &Complaint) -> pb::Complaint {
         state: if c.resolution.is_some() { pb::ComplaintState::Resolved } else { pb::ComplaintState::Open } as i32,
         resolve_time,
         resolution_note: note,
+        resolved_by: c.resolved_by.as_deref().unwrap_or_default().to_string(),
     }
 }
 
