@@ -1,6 +1,7 @@
 //! Criterion bench of batch assignment: `batch_assign/P` assigns the open
-//! slots of P postings collected in one decision window (10, 100, 1,000)
-//! together, by `linggong_engine::assign_batch`.
+//! slots of P postings collected in one decision window (10, 64, 100, 1,000)
+//! together, by `linggong_engine::assign_batch` (64 is the most an engine
+//! decision window holds, `MAX_WINDOW_REQUESTS`).
 //!
 //! The window is drawn from the Linfen-shaped population: 20,000 waiting
 //! workers over the 17 counties, P postings of the population's mix (1 to 10
@@ -54,7 +55,7 @@ fn window(postings: u64) -> Vec<BatchPosting> {
 fn batch_benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch_assign");
     group.measurement_time(Duration::from_secs(10)).sample_size(10);
-    for p in [10u64, 100, 1_000] {
+    for p in [10u64, 64, 100, 1_000] {
         let w = window(p);
         let slots: usize = w.iter().map(|x| x.slots as usize).sum();
         let filled = assign_batch(&w).len();

@@ -2,7 +2,7 @@
 //! happened) and events (what watchers are told). Commands refer to everything
 //! by external id, so a logged command replays against any equal state.
 
-use crate::config::RankingPolicy;
+use crate::config::{BatchPolicy, RankingPolicy};
 use crate::directory::MarketSpec;
 use crate::geo::LatLon;
 use crate::model::*;
@@ -241,6 +241,10 @@ pub enum Command {
     /// Rank by this policy from now on (a logged policy change, so replay and
     /// recovery see the same policy at the same time).
     SetRankingPolicy(RankingPolicy),
+    /// Assign instant matches in decision windows from now on, or greedily
+    /// (window 0); a logged change like the ranking policy. Requests already
+    /// waiting keep their window.
+    SetBatchPolicy(BatchPolicy),
 }
 
 impl Command {
@@ -269,6 +273,7 @@ impl Command {
             Command::UpsertMarket(_) => "upsert_market",
             Command::RemoveMarket { .. } => "remove_market",
             Command::SetRankingPolicy(_) => "set_ranking_policy",
+            Command::SetBatchPolicy(_) => "set_batch_policy",
         }
     }
 }
@@ -357,12 +362,23 @@ pub enum Outcome {
     },
     /// A complaint was resolved.
     ComplaintResolved,
-    /// Expiry ran.
+    /// The instant match waits in its county's decision window and is
+    /// assigned together with the others there when the window closes (at a
+    /// tick at or after `decide_at`).
+    Queued {
+        /// When the window closes.
+        decide_at: Timestamp,
+        /// Slots open now (none is offered before the window closes).
+        remaining: u8,
+    },
+    /// Expiry ran, and the decision windows due were assigned.
     Ticked {
         /// Offers expired.
         offers_expired: u32,
         /// Postings expired.
         postings_expired: u32,
+        /// Offers made by the decision windows that closed.
+        offers_made: u32,
     },
     /// A directory entry was added or replaced.
     MarketUpserted {
@@ -384,7 +400,9 @@ impl Outcome {
     /// and leave the ledger alone.
     pub fn is_no_op(&self) -> bool {
         match self {
-            Outcome::Ticked { offers_expired, postings_expired } => *offers_expired == 0 && *postings_expired == 0,
+            Outcome::Ticked { offers_expired, postings_expired, offers_made } => {
+                *offers_expired == 0 && *postings_expired == 0 && *offers_made == 0
+            }
             Outcome::PostingChanged { unchanged, .. } => *unchanged,
             Outcome::Matched { offers, .. } => offers.is_empty(),
             Outcome::PolicySet { changed } => !changed,

@@ -160,6 +160,8 @@ pub struct EngineConfig {
     pub default_offer_ttl_secs: u32,
     /// Whether a worker who becomes available is matched against open postings.
     pub reverse_match: bool,
+    /// Batch decision windows (greedy, one posting at a time, by default).
+    pub batch: BatchPolicy,
 }
 
 impl Default for EngineConfig {
@@ -171,6 +173,7 @@ impl Default for EngineConfig {
             county_min_daily_wage: Vec::new(),
             default_offer_ttl_secs: 300,
             reverse_match: true,
+            batch: BatchPolicy::default(),
         }
     }
 }
@@ -179,5 +182,44 @@ impl EngineConfig {
     /// Minimum daily wage in a county.
     pub fn min_daily_wage_for(&self, county_code: u32) -> u32 {
         self.county_min_daily_wage.iter().find(|(c, _)| *c == county_code).map_or(self.min_daily_wage, |(_, w)| *w)
+    }
+}
+
+/// Batch assignment: instant-match requests of a batching county wait in a
+/// decision window and are assigned together (most slots filled, then least
+/// total effective distance) when it closes, instead of one by one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchPolicy {
+    /// Decision window, milliseconds; 0 means greedy matching.
+    pub window_ms: u32,
+    /// Counties (division codes) that batch; empty means every county.
+    pub counties: Vec<u32>,
+}
+
+impl BatchPolicy {
+    /// Shortest and longest decision windows, milliseconds (when not greedy).
+    pub const WINDOW_MS: std::ops::RangeInclusive<u32> = 1_000..=60_000;
+
+    /// Whether instant matches of this county wait for a window.
+    pub fn batches(&self, county_code: u32) -> bool {
+        self.window_ms > 0 && (self.counties.is_empty() || self.counties.contains(&county_code))
+    }
+
+    /// Every problem with these settings (counties are checked by the engine,
+    /// which knows them).
+    pub fn violations(&self) -> Vec<PolicyViolation> {
+        let mut out = Vec::new();
+        if self.window_ms != 0 && !Self::WINDOW_MS.contains(&self.window_ms) {
+            out.push(PolicyViolation {
+                field: "window_ms",
+                reason: format!(
+                    "must be 0 (greedy) or from {} to {} milliseconds, not {}",
+                    Self::WINDOW_MS.start(),
+                    Self::WINDOW_MS.end(),
+                    self.window_ms
+                ),
+            });
+        }
+        out
     }
 }

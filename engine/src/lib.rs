@@ -16,7 +16,7 @@
 //! let now = Timestamp(1_700_000_000_000);
 //! let mut events = Vec::new();
 //! let outcome = engine.apply(now, &Command::Tick, &mut events).unwrap();
-//! assert_eq!(outcome, Outcome::Ticked { offers_expired: 0, postings_expired: 0 });
+//! assert_eq!(outcome, Outcome::Ticked { offers_expired: 0, postings_expired: 0, offers_made: 0 });
 //! assert!(events.is_empty());
 //! assert_eq!(engine.next_deadline(), None);
 //! ```
@@ -41,10 +41,13 @@ pub mod stats;
 pub use batch::{assign_batch, BatchCandidate, BatchPair, BatchPosting};
 pub use catalog::{County, Regions, Trade, TradeCatalog};
 pub use command::*;
-pub use config::{EngineConfig, Limits, PolicyViolation, RankingPolicy};
+pub use config::{BatchPolicy, EngineConfig, Limits, PolicyViolation, RankingPolicy};
 pub use crs::Crs;
 pub use directory::{Directory, MarketKind, MarketSpec};
-pub use engine::{normalized_phone, validate, Engine, EngineSnapshot, EngineSnapshotRef};
+pub use engine::{
+    normalized_phone, validate, BatchWindow, BatchWindows, Engine, EngineSnapshot, EngineSnapshotRef,
+    MAX_WINDOW_REQUESTS,
+};
 pub use error::{EngineError, InvariantViolation, SnapshotError};
 pub use geo::LatLon;
 pub use ledger::{LedgerDay, LedgerReport};

@@ -137,7 +137,7 @@ fn check_outcome(engine: &Engine, now: Timestamp, command: &Command, outcome: &O
             let p = engine.posting(&id).unwrap();
             assert_eq!((*state, *version, reason), (p.state, p.version, &p.reason));
         }
-        (Command::Tick, Outcome::Ticked { offers_expired, postings_expired }) => {
+        (Command::Tick, Outcome::Ticked { offers_expired, postings_expired, .. }) => {
             assert_eq!(*offers_expired, exp.overdue_offers, "offers expired by tick");
             assert_eq!(*postings_expired, exp.overdue_postings, "postings expired by tick");
             assert!(engine.live_offers().iter().all(|o| o.state != OfferState::Pending || o.deadline > now));

@@ -291,7 +291,10 @@ fn an_expired_offer_is_rematched_to_someone_else() {
     assert_eq!((first.worker.as_str(), first.deadline), ("a", at(160)));
 
     // Before the deadline nothing expires.
-    assert_eq!(ok(&mut e, at(159), Command::Tick), Outcome::Ticked { offers_expired: 0, postings_expired: 0 });
+    assert_eq!(
+        ok(&mut e, at(159), Command::Tick),
+        Outcome::Ticked { offers_expired: 0, postings_expired: 0, offers_made: 0 }
+    );
     assert!(e.offer(first.offer).is_some());
     // At the deadline the answer comes too late, and changes nothing.
     let err = refused(
@@ -301,7 +304,10 @@ fn an_expired_offer_is_rematched_to_someone_else() {
     );
     assert_eq!(err, EngineError::OfferExpired(first.offer));
     // The tick expires it: a waits again, the slot reopens.
-    assert_eq!(ok(&mut e, at(160), Command::Tick), Outcome::Ticked { offers_expired: 1, postings_expired: 0 });
+    assert_eq!(
+        ok(&mut e, at(160), Command::Tick),
+        Outcome::Ticked { offers_expired: 1, postings_expired: 0, offers_made: 0 }
+    );
     assert_eq!(e.offer(first.offer), None);
     assert_eq!(e.worker("a").unwrap().status, WorkerStatus::Waiting);
     let p = e.posting("wall").unwrap();
@@ -582,16 +588,16 @@ fn postings_expire_when_their_job_window_ends() {
 
     assert_eq!(
         ok(&mut e, at(600 + 30 * 60 - 1), Command::Tick),
-        Outcome::Ticked { offers_expired: 0, postings_expired: 0 }
+        Outcome::Ticked { offers_expired: 0, postings_expired: 0, offers_made: 0 }
     );
     assert_eq!(
         ok(&mut e, at(600 + 30 * 60), Command::Tick),
-        Outcome::Ticked { offers_expired: 0, postings_expired: 1 }
+        Outcome::Ticked { offers_expired: 0, postings_expired: 1, offers_made: 0 }
     );
     assert_eq!(e.posting("in-review").unwrap().state, PostingState::Expired);
     assert_eq!(
         ok(&mut e, at(600 + 60 * 60), Command::Tick),
-        Outcome::Ticked { offers_expired: 0, postings_expired: 1 }
+        Outcome::Ticked { offers_expired: 0, postings_expired: 1, offers_made: 0 }
     );
     let p = e.posting("short").unwrap();
     assert_eq!((p.state, p.pending), (PostingState::Expired, 0));
@@ -599,7 +605,10 @@ fn postings_expire_when_their_job_window_ends() {
     assert_eq!(e.worker("a").unwrap().status, WorkerStatus::Waiting);
     assert!(e.live_offers().is_empty());
     // Ticking again finds nothing more.
-    assert_eq!(ok(&mut e, at(100_000), Command::Tick), Outcome::Ticked { offers_expired: 0, postings_expired: 0 });
+    assert_eq!(
+        ok(&mut e, at(100_000), Command::Tick),
+        Outcome::Ticked { offers_expired: 0, postings_expired: 0, offers_made: 0 }
+    );
     e.check_invariants().unwrap();
 }
 

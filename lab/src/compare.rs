@@ -7,7 +7,7 @@
 use crate::figures::{metrics, Area, Figures, Metric};
 use crate::model::ModelSummary;
 use crate::policy::PolicyFile;
-use crate::replay::{run, Answers, LabError, LoggedStep, ReplayStats};
+use crate::replay::{run, run_batched, Answers, LabError, LoggedStep, ReplayStats};
 use linggong_engine::{Engine, Timestamp};
 use serde::Serialize;
 
@@ -107,9 +107,10 @@ impl LabRequest<'_> {
         for policy in std::iter::once(&self.baseline).chain(&self.policies) {
             let mut column = Column { policy: policy.clone(), seeds: Vec::new(), stats: Vec::new() };
             for seed in 1..=u64::from(self.seeds.max(1)) {
-                let r = run(
+                let r = run_batched(
                     self.start,
                     &policy.ranking,
+                    &policy.batch.engine_policy(),
                     self.steps,
                     (self.from, self.to),
                     Answers::Modelled { model: &model, seed },

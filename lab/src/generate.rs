@@ -189,6 +189,7 @@ pub fn county_day(config: &DayConfig, live: &RankingPolicy) -> Result<GeneratedD
     run_with(
         &start,
         live,
+        &linggong_engine::BatchPolicy::default(),
         &script,
         (from, to),
         Answers::Modelled { model: &model, seed: config.seed },

@@ -20,4 +20,4 @@ pub use compare::{Comparison, Estimate, LabRequest};
 pub use figures::{Area, Figures, Observer};
 pub use model::{ResponseFit, ResponseModel};
 pub use policy::{BatchSettings, PolicyError, PolicyFile};
-pub use replay::{run, Answers, LabError, LoggedStep, Replay, ReplayStats, RunResult};
+pub use replay::{run, run_batched, Answers, LabError, LoggedStep, Replay, ReplayStats, RunResult};

@@ -33,6 +33,14 @@ pub struct BatchSettings {
 }
 
 impl BatchSettings {
+    /// The engine's batch policy for these settings.
+    pub fn engine_policy(&self) -> linggong_engine::BatchPolicy {
+        linggong_engine::BatchPolicy {
+            window_ms: self.window_secs.saturating_mul(1_000),
+            counties: self.counties.clone(),
+        }
+    }
+
     /// Whether postings of this county are batched.
     pub fn batches(&self, county: u32) -> bool {
         self.window_secs > 0 && (self.counties.is_empty() || self.counties.contains(&county))

@@ -33,8 +33,8 @@
 use crate::figures::{Figures, Observer};
 use crate::model::{offer_rng, Answer, History, OfferFeatures, ResponseFit, ResponseModel};
 use linggong_engine::{
-    Command, Engine, EngineError, Event, OfferId, OfferResponse, OfferState, Outcome, RankingPolicy, SnapshotError,
-    Timestamp,
+    BatchPolicy, Command, Engine, EngineError, Event, OfferId, OfferResponse, OfferState, Outcome, RankingPolicy,
+    SnapshotError, Timestamp,
 };
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -158,6 +158,15 @@ impl<'a> Replay<'a> {
         }
     }
 
+    /// Asks for a `Tick` at `at` (a decision window closes then), unless one is
+    /// already asked for at that time.
+    pub fn tick_at(&mut self, at: Timestamp) {
+        let asked = self.scheduled.range((at, 0)..=(at, u64::MAX)).any(|(_, c)| matches!(c, Command::Tick));
+        if !asked {
+            self.schedule(at, Command::Tick);
+        }
+    }
+
     /// The next command in log time, or `None` at the end of the window.
     pub fn next(&mut self) -> Option<Step> {
         loop {
@@ -175,7 +184,8 @@ impl<'a> Replay<'a> {
                         self.stats.logged_answers_replaced += 1;
                         continue;
                     }
-                    if self.modelled() && matches!(s.command, Command::SetRankingPolicy(_)) {
+                    if self.modelled() && matches!(s.command, Command::SetRankingPolicy(_) | Command::SetBatchPolicy(_))
+                    {
                         self.stats.logged_policy_changes_skipped += 1;
                         continue;
                     }
@@ -280,13 +290,14 @@ pub enum LabError {
     Fork(#[from] SnapshotError),
 }
 
-/// A copy of `start` ranking with `policy`.
-pub fn fork(start: &Engine, policy: &RankingPolicy) -> Result<Engine, SnapshotError> {
+/// A copy of `start` ranking with `policy` and assigning by `batch`.
+pub fn fork(start: &Engine, policy: &RankingPolicy, batch: &BatchPolicy) -> Result<Engine, SnapshotError> {
     let mut engine = start.clone();
-    if engine.config().policy != *policy {
-        let mut config = engine.config().clone();
-        config.policy = policy.clone();
-        engine = Engine::restore(config, start.snapshot())?;
+    if engine.config().policy != *policy || engine.config().batch != *batch {
+        let mut snapshot = start.snapshot();
+        snapshot.ranking_policy = Some(policy.clone());
+        snapshot.batch_policy = Some(batch.clone());
+        engine = Engine::restore(engine.config().clone(), snapshot)?;
     }
     Ok(engine)
 }
@@ -299,19 +310,33 @@ pub fn run(
     window: (Timestamp, Timestamp),
     answers: Answers<'_>,
 ) -> Result<RunResult, LabError> {
-    run_with(start, policy, steps, window, answers, |_, _| {})
+    run_with(start, policy, &BatchPolicy::default(), steps, window, answers, |_, _| {})
+}
+
+/// [`run`] under a batch policy too: instant matches of batching counties wait
+/// in decision windows, closed by ticks at their close times.
+pub fn run_batched(
+    start: &Engine,
+    policy: &RankingPolicy,
+    batch: &BatchPolicy,
+    steps: &[LoggedStep],
+    window: (Timestamp, Timestamp),
+    answers: Answers<'_>,
+) -> Result<RunResult, LabError> {
+    run_with(start, policy, batch, steps, window, answers, |_, _| {})
 }
 
 /// [`run`], calling `on_applied` with every step the engine accepted and its outcome.
 pub fn run_with(
     start: &Engine,
     policy: &RankingPolicy,
+    batch: &BatchPolicy,
     steps: &[LoggedStep],
     (from, to): (Timestamp, Timestamp),
     answers: Answers<'_>,
     mut on_applied: impl FnMut(&Step, &Outcome),
 ) -> Result<RunResult, LabError> {
-    let mut engine = fork(start, policy)?;
+    let mut engine = fork(start, policy, batch)?;
     let first_window_offer = start.snapshot().next_offer_id;
     let mut observer = Observer::new(&engine, from);
     let mut replay = Replay::new(steps, answers, first_window_offer, to);
@@ -325,6 +350,9 @@ pub fn run_with(
                 on_applied(&step, &outcome);
             }
             Err(e) => replay.complete(&step, Err(&e), &[], &engine),
+        }
+        if let Some(close) = engine.batch_windows().next_close() {
+            replay.tick_at(close);
         }
     }
     let fit = observer.fit().clone();

@@ -74,6 +74,7 @@ fn action(c: &Command) -> &'static str {
         Command::UpsertMarket(_) => "UpsertMarket",
         Command::RemoveMarket { .. } => "RemoveMarket",
         Command::SetRankingPolicy(_) => "SetRankingPolicy",
+        Command::SetBatchPolicy(_) => "SetBatchPolicy",
     }
 }
 
@@ -108,6 +109,7 @@ fn detail(c: &Command) -> String {
         Command::UpsertMarket(m) => format!("market {}", m.id),
         Command::RemoveMarket { market } => format!("market {market}"),
         Command::SetRankingPolicy(p) => format!("ranking policy {p:?}"),
+        Command::SetBatchPolicy(b) => format!("batch window {} ms, counties {:?}", b.window_ms, b.counties),
     }
 }
 

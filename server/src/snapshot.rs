@@ -276,6 +276,48 @@ mod tests {
         assert_eq!(e.ledger.entries().next().is_none(), version == 1, "format 1 had no ledger");
     }
 
+    /// A snapshot written under a logged batch policy and ranking policy, with
+    /// an instant match waiting in a decision window, restores all three even
+    /// under a configuration that says otherwise.
+    #[test]
+    fn logged_policies_and_waiting_matches_survive_a_snapshot_file() {
+        use linggong_engine::{
+            BatchPolicy, Command, Engine, EngineConfig, Outcome, RankingPolicy, Timestamp, TradeSkillSpec,
+        };
+        let now = Timestamp(1_700_000_000_000);
+        let mut engine = Engine::linfen(EngineConfig::default());
+        let mut events = Vec::new();
+        let mut apply = |e: &mut Engine, c: Command| e.apply(now, &c, &mut events).expect("applies");
+        let batch = BatchPolicy { window_ms: 5_000, counties: vec![141002] };
+        let ranking = RankingPolicy { hardship_bonus_m: 4_000.0, ..RankingPolicy::default() };
+        apply(&mut engine, Command::SetBatchPolicy(batch.clone()));
+        apply(&mut engine, Command::SetRankingPolicy(ranking.clone()));
+        let mut pop = linggong_engine::population::Population::linfen(Default::default());
+        let mut employer = pop.employer(1);
+        employer.verified = true;
+        let employer_id = employer.id.clone();
+        apply(&mut engine, Command::UpsertEmployer(employer));
+        let mut spec = pop.posting(1, &employer_id, now);
+        spec.county = 141002;
+        let posting = spec.id.clone();
+        apply(&mut engine, Command::SubmitPosting(spec.clone()));
+        let mut worker = pop.worker(1);
+        worker.county = 141002;
+        worker.position = spec.position;
+        worker.trades = [TradeSkillSpec { trade: spec.trade.clone(), level: 3 }].into_iter().collect();
+        apply(&mut engine, Command::UpsertWorker(worker));
+        let queued = apply(&mut engine, Command::InstantMatch { posting, max_offers: 0 });
+        assert!(matches!(queued, Outcome::Queued { .. }), "{queued:?}");
+        let expected = engine.snapshot();
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_snapshot(dir.path(), &ServiceState::new(engine, 100)).unwrap();
+        let state = load_snapshot(&path, &EngineConfig::default(), 100).unwrap();
+        let restored = state.engine();
+        assert_eq!(restored.snapshot(), expected);
+        assert_eq!((restored.batch_policy(), &restored.config().policy), (&batch, &ranking));
+        assert_eq!(restored.batch_windows().windows().len(), 1);
+    }
+
     #[test]
     fn stored_fixtures_of_every_older_format_load_and_restore() {
         for version in [SNAPSHOT_VERSION_V1, SNAPSHOT_VERSION_V2, SNAPSHOT_VERSION_V3] {
@@ -301,7 +343,11 @@ mod tests {
         let (seq, new) = decode_snapshot(&bytes).unwrap();
         assert_eq!(seq, 14);
         assert_fixture_state(SNAPSHOT_VERSION, &new);
-        let (_, old) = decode_snapshot(&fixture(SNAPSHOT_VERSION_V3)).unwrap();
+        let (_, mut old) = decode_snapshot(&fixture(SNAPSHOT_VERSION_V3)).unwrap();
+        // Format 3 recorded no policies: the restored state ranks by the configuration's, and says so.
+        assert_eq!((old.engine.ranking_policy.take(), old.engine.batch_policy.take()), (None, None));
+        old.engine.ranking_policy = Some(EngineConfig::default().policy);
+        old.engine.batch_policy = Some(EngineConfig::default().batch);
         assert_eq!(new, old, "the current format keeps everything format 3 held");
         let reloaded = load_snapshot(&path, &EngineConfig::default(), 16).unwrap();
         assert_eq!(reloaded.engine().snapshot(), state.engine().snapshot());

@@ -3,7 +3,8 @@
 //! `check` ([`WorkerIndex`](super::worker_index::WorkerIndex),
 //! [`PostingIndex`](super::posting_index::PostingIndex),
 //! [`PhoneIndex`](super::phone_index::PhoneIndex),
-//! [`OfferBook`](super::offers::OfferBook)).
+//! [`OfferBook`](super::offers::OfferBook),
+//! [`BatchWindows`](super::batching::BatchWindows)).
 
 use super::Engine;
 use crate::directory::MarketKind;
@@ -26,6 +27,7 @@ impl Engine {
         self.check_records()?;
         self.offers.check(&self.workers, &self.postings)?;
         self.posting_index.check(&self.employers, &self.postings)?;
+        self.batch.check(&self.postings)?;
         self.phone_index.check(&self.workers)?;
         Ok(())
     }

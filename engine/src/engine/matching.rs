@@ -16,9 +16,9 @@ use std::collections::BinaryHeap;
 /// A candidate worker during matching.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Candidate {
-    score: f64,
+    pub(super) score: f64,
     distance_m: f64,
-    key: WorkerKey,
+    pub(super) key: WorkerKey,
 }
 
 /// A worker-tree node or entry queued by the matcher's best-first walk, keyed by
@@ -145,7 +145,7 @@ impl Engine {
     /// node, less the worker's own credit for a worker. Stops once that bound is
     /// worse than the current selection's last; nodes and workers that cannot
     /// make the selection are never queued.
-    fn rank_candidates<'a>(&'a self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
+    pub(super) fn rank_candidates<'a>(&'a self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
         best.clear();
         let p = &self.postings[key as usize];
         let policy = &self.config.policy;

@@ -5,6 +5,7 @@
 //! to its command family's file and returns the outcome; the events it
 //! produced are appended to the caller's buffer.
 
+mod batching;
 mod complaints;
 mod employers;
 mod invariants;
@@ -22,6 +23,7 @@ mod worker_index;
 mod worker_tree;
 mod workers;
 
+pub use batching::{BatchWindows, Window as BatchWindow, MAX_WINDOW_REQUESTS};
 pub use phone_index::normalized_phone;
 pub use snapshot::{EngineSnapshot, EngineSnapshotRef};
 
@@ -72,6 +74,7 @@ pub struct Engine {
     counters: Vec<CountyCounters>,
     directory: Directory,
     ledger: Ledger,
+    batch: BatchWindows,
     // Derived from the records: rebuilt on restore, never in snapshots.
     worker_index: WorkerIndex,
     posting_index: PostingIndex,
@@ -96,6 +99,7 @@ impl Engine {
             counters: vec![CountyCounters::default(); nc],
             directory: Directory::default(),
             ledger: Ledger::default(),
+            batch: BatchWindows::default(),
             worker_index: WorkerIndex::new(nc, nt),
             posting_index: PostingIndex::new(nc, nt),
             phone_index: PhoneIndex::default(),
@@ -196,6 +200,9 @@ impl Engine {
             Command::UpdatePosting(spec) => self.update_posting_spec(now, spec, ev),
             Command::ReviewPosting { posting, decision } => self.review_posting(now, posting, decision, ev),
             Command::CancelPosting { posting, reason } => self.cancel_posting(now, posting, reason, ev),
+            Command::InstantMatch { posting, max_offers } if self.batches_posting(posting) => {
+                self.queue_instant_match(now, posting, *max_offers)
+            }
             Command::InstantMatch { posting, max_offers } => {
                 let mut offers = Vec::new();
                 let remaining = self.instant_match_into(now, posting, *max_offers, &mut offers, ev)?;
@@ -221,22 +228,21 @@ impl Engine {
             Command::UpsertMarket(spec) => self.upsert_market(spec),
             Command::RemoveMarket { market } => self.remove_market(market),
             Command::SetRankingPolicy(policy) => self.set_ranking_policy(policy),
+            Command::SetBatchPolicy(batch) => self.set_batch_policy(batch),
         }
     }
 
     // ------------------------------------------------------------------ time
 
     /// When the engine next has something to do at a [`Command::Tick`]: the
-    /// earliest answer deadline of a pending offer or end of an open posting.
+    /// earliest answer deadline of a pending offer, end of an open posting or
+    /// close of a decision window.
     /// `None` when nothing is due ever (until another command changes that).
     /// A host ticks at this time rather than on a fixed period.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let offer = self.offers.next_deadline().map(|(at, _)| at);
         let posting = self.posting_index.next_expiry().map(|(at, _)| at);
-        match (offer, posting) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [offer, posting, self.batch.next_close()].into_iter().flatten().min()
     }
 
     fn tick(&mut self, now: Timestamp, events: &mut Vec<Event>) -> Outcome {
@@ -257,7 +263,8 @@ impl Engine {
             self.update_posting(now, key, |p| p.state = PostingState::Expired, events);
             postings_expired += 1;
         }
-        Outcome::Ticked { offers_expired, postings_expired }
+        let offers_made = self.close_due_windows(now, events);
+        Outcome::Ticked { offers_expired, postings_expired, offers_made }
     }
 
     // ---------------------------------------------------------------- ledger

@@ -1,13 +1,14 @@
 //! Snapshots: the engine's records as one canonical value, and restore, which
 //! checks an untrusted snapshot and rebuilds the derived parts by bulk loads.
 
+use super::batching::{BatchWindows, Window as BatchWindow};
 use super::offers::OfferBook;
 use super::phone_index::PhoneIndex;
 use super::posting_index::PostingIndex;
 use super::worker_index::WorkerIndex;
 use super::Engine;
 use crate::catalog::{County, Regions, Trade, TradeCatalog};
-use crate::config::EngineConfig;
+use crate::config::{BatchPolicy, EngineConfig, RankingPolicy};
 use crate::directory::{Directory, MarketSpec};
 use crate::error::SnapshotError;
 use crate::ledger::Ledger;
@@ -42,6 +43,16 @@ pub struct EngineSnapshot {
     pub directory: Vec<MarketSpec>,
     /// The ledger.
     pub ledger: Ledger,
+    /// Instant matches waiting in decision windows (empty in snapshots older than decision windows).
+    #[serde(default)]
+    pub batch_windows: Vec<BatchWindow>,
+    /// The ranking policy in force, as logged `SetRankingPolicy` commands left
+    /// it; `None` in older snapshots, which then rank by the configuration's.
+    #[serde(default)]
+    pub ranking_policy: Option<RankingPolicy>,
+    /// The batch policy in force; `None` in older snapshots (the configuration's).
+    #[serde(default)]
+    pub batch_policy: Option<BatchPolicy>,
 }
 
 /// Borrowed form of [`EngineSnapshot`], serialising to the same bytes without copying state.
@@ -58,6 +69,9 @@ pub struct EngineSnapshotRef<'a> {
     counters: &'a [CountyCounters],
     directory: Vec<&'a MarketSpec>,
     ledger: &'a Ledger,
+    batch_windows: &'a [BatchWindow],
+    ranking_policy: Option<&'a RankingPolicy>,
+    batch_policy: Option<&'a BatchPolicy>,
 }
 
 impl Engine {
@@ -75,6 +89,9 @@ impl Engine {
             counters: &self.counters,
             directory: self.directory.iter().collect(),
             ledger: &self.ledger,
+            batch_windows: self.batch.windows(),
+            ranking_policy: Some(&self.config.policy),
+            batch_policy: Some(&self.config.batch),
         }
     }
 
@@ -92,13 +109,29 @@ impl Engine {
             counters: self.counters.clone(),
             directory: self.directory.iter().cloned().collect(),
             ledger: self.ledger.clone(),
+            batch_windows: self.batch.windows().to_vec(),
+            ranking_policy: Some(self.config.policy.clone()),
+            batch_policy: Some(self.config.batch.clone()),
         }
     }
 
     /// Rebuilds an engine from a snapshot, checking it for consistency (a
-    /// snapshot read from disk is untrusted input).
-    pub fn restore(config: EngineConfig, s: EngineSnapshot) -> Result<Self, SnapshotError> {
+    /// snapshot read from disk is untrusted input). The policies the snapshot
+    /// records (set by logged commands) take the place of `config`'s.
+    pub fn restore(mut config: EngineConfig, s: EngineSnapshot) -> Result<Self, SnapshotError> {
         let bad = |m: String| SnapshotError::Damaged(m);
+        if let Some(policy) = s.ranking_policy {
+            if let Some(v) = policy.violations().into_iter().next() {
+                return Err(bad(format!("ranking policy: {v}")));
+            }
+            config.policy = policy;
+        }
+        if let Some(batch) = s.batch_policy {
+            if let Some(v) = batch.violations().into_iter().next() {
+                return Err(bad(format!("batch policy: {v}")));
+            }
+            config.batch = batch;
+        }
         let regions = Regions::new(s.counties).map_err(|e| bad(e.to_string()))?;
         let trades = TradeCatalog::new(s.trades).map_err(|e| bad(e.to_string()))?;
         if s.counters.len() != regions.len() {
@@ -156,7 +189,9 @@ impl Engine {
         let directory = Directory::from_entries(s.directory).ok_or_else(|| bad("market repeated".into()))?;
         let posting_index = PostingIndex::bulk_load(nc, nt, &s.employers, &s.postings);
         let phone_index = PhoneIndex::bulk_load(&s.workers);
+        let batch = BatchWindows::from_windows(s.batch_windows).map_err(bad)?;
         let e = Engine {
+            batch,
             config,
             regions,
             trades,

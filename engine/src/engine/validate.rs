@@ -167,6 +167,14 @@ impl Rules<'_> {
                     v.add(p.field, p.reason);
                 }
             }
+            Command::SetBatchPolicy(batch) => {
+                for p in batch.violations() {
+                    v.add(p.field, p.reason);
+                }
+                for (i, code) in batch.counties.iter().enumerate() {
+                    self.county(&mut v, &format!("counties[{i}]"), *code);
+                }
+            }
         }
         v
     }

@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 const WRITERS: &[Role] = &[Role::County, Role::Operator];
 const WATCHERS: &[Role] = &[Role::County, Role::Reviewer, Role::Operator];
+const POLICY_EDITORS: &[Role] = &[Role::Operator];
 
 /// The result of an offer-lifecycle command.
 struct OfferChange {
@@ -87,14 +88,28 @@ impl pb::match_service_server::MatchService for Api {
                 caller.require_county(county)?;
             }
             let applied = self.submit(&caller, &req.request_id, command).await?;
-            let Outcome::Matched { offers, remaining } = applied.outcome else {
-                return Err(errors::unexpected_outcome(caller.rpc, &applied.outcome));
+            let (offers, remaining) = match applied.outcome {
+                Outcome::Matched { offers, remaining } => (offers, remaining),
+                Outcome::Queued { decide_at, remaining } => {
+                    return Ok(pb::InstantMatchResponse {
+                        offers: Vec::new(),
+                        remaining_slots: u32::from(remaining),
+                        offer_deadline: None,
+                        decision_at: Some(convert::timestamp_to_pb(decide_at)),
+                    });
+                }
+                other => return Err(errors::unexpected_outcome(caller.rpc, &other)),
             };
             let offer_deadline = offers.first().map(|o| convert::timestamp_to_pb(o.deadline));
             let offers = self
                 .read_answer(|e| offers.iter().map(|o| convert::offer_to_pb(e, o, &caller.principal)).collect())
                 .await?;
-            Ok(pb::InstantMatchResponse { offers, remaining_slots: u32::from(remaining), offer_deadline })
+            Ok(pb::InstantMatchResponse {
+                offers,
+                remaining_slots: u32::from(remaining),
+                offer_deadline,
+                decision_at: None,
+            })
         })
         .await
     }
@@ -176,6 +191,57 @@ impl pb::match_service_server::MatchService for Api {
                     Some(pb::WatchOffersResponse { seq: event.seq, event: Some(convert::offer_event_to_pb(o)) })
                 }
                 _ => None,
+            })
+        })
+        .await
+    }
+
+    async fn get_matching_policy(
+        &self,
+        request: Request<pb::GetMatchingPolicyRequest>,
+    ) -> Result<Response<pb::GetMatchingPolicyResponse>, Status> {
+        self.call("GetMatchingPolicy", request, |_caller, _req| async move {
+            let policy = self.read_answer(|e| convert::matching_policy_to_pb(e.config())).await?;
+            Ok(pb::GetMatchingPolicyResponse { policy: Some(policy) })
+        })
+        .await
+    }
+
+    async fn set_matching_policy(
+        &self,
+        request: Request<pb::SetMatchingPolicyRequest>,
+    ) -> Result<Response<pb::SetMatchingPolicyResponse>, Status> {
+        self.call("SetMatchingPolicy", request, |caller, req| async move {
+            caller.require_role(POLICY_EDITORS)?;
+            let (ranking, batch) = self
+                .ctx
+                .host
+                .read_engine(|e| convert::matching_policy(e.regions(), &req))
+                .map_err(|e| errors::invalid_request(&e))?;
+            // Two logged commands; a retry with the same request id repeats neither.
+            let part = |name: &str| {
+                if req.request_id.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}/{name}", req.request_id)
+                }
+            };
+            let mut changed = [false; 2];
+            for (i, (key, command)) in
+                [(part("ranking"), Command::SetRankingPolicy(ranking)), (part("batch"), Command::SetBatchPolicy(batch))]
+                    .into_iter()
+                    .enumerate()
+            {
+                match self.submit(&caller, &key, command).await?.outcome {
+                    Outcome::PolicySet { changed: c } => changed[i] = c,
+                    other => return Err(errors::unexpected_outcome(caller.rpc, &other)),
+                }
+            }
+            let policy = self.read_answer(|e| convert::matching_policy_to_pb(e.config())).await?;
+            Ok(pb::SetMatchingPolicyResponse {
+                policy: Some(policy),
+                ranking_changed: changed[0],
+                batch_changed: changed[1],
             })
         })
         .await

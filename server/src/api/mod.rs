@@ -198,6 +198,7 @@ with_request_id!(
     pb::UpsertEmployerRequest,
     pb::UpsertMarketRequest,
     pb::RemoveMarketRequest,
+    pb::SetMatchingPolicyRequest,
 );
 
 without_request_id!(
@@ -219,6 +220,7 @@ without_request_id!(
     pb::ListPostingOffersRequest,
     pb::ExportLedgerRequest,
     pb::GetHistoryRequest,
+    pb::GetMatchingPolicyRequest,
 );
 
 /// A usable id for logs: printable ASCII without spaces, at most 64 bytes.

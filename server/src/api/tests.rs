@@ -14,6 +14,7 @@ use pb::posting_service_client::PostingServiceClient;
 use pb::review_service_client::ReviewServiceClient;
 use pb::stats_service_client::StatsServiceClient;
 use pb::worker_service_client::WorkerServiceClient;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -55,11 +56,16 @@ fn token(name: &str, raw: &str, role: Role, counties: Vec<u32>, township: Option
 }
 
 async fn start(event_history: usize) -> TestServer {
+    start_clocked(event_history, Arc::new(AtomicI64::new(NOW_MS))).await
+}
+
+/// A server whose clock reads `clock` (milliseconds), which the test advances.
+async fn start_clocked(event_history: usize, clock: Arc<AtomicI64>) -> TestServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = HostConfig::new(dir.path());
     config.durability = Durability::None;
     config.event_history = event_history;
-    config.clock = Arc::new(|| Timestamp(NOW_MS));
+    config.clock = Arc::new(move || Timestamp(clock.load(Ordering::SeqCst)));
     let host = Host::open(config).expect("host opens");
     let auth = Auth::new(&[
         token("operator", OPERATOR, Role::Operator, vec![], None),
@@ -562,4 +568,52 @@ async fn lists_page_through_the_callers_scope() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn a_matching_policy_set_by_an_operator_batches_instant_matches_until_the_window_closes() {
+    let clock = Arc::new(AtomicI64::new(NOW_MS));
+    let server = start_clocked(1000, clock.clone()).await;
+    add_employer(&server, true).await;
+    let policy = "name = \"batch\"\n[batch]\nwindow_secs = 5\ncounties = [141002]\n";
+    let set = |token: &str, toml: &str| {
+        let request = pb::SetMatchingPolicyRequest { request_id: "policy-1".into(), policy_toml: toml.into() };
+        let mut client = server.matching();
+        let request = authed(token, request);
+        async move { client.set_matching_policy(request).await }
+    };
+    let err = set(YAODU_COUNTY, policy).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = set(OPERATOR, "[batch]\nwindow_secs = 1\n").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(err.get_error_details().bad_request().unwrap().field_violations[0].field, "policy_toml");
+    let seq = server.last_seq();
+    let answer = set(OPERATOR, policy).await.unwrap().into_inner();
+    assert!(answer.batch_changed && !answer.ranking_changed);
+    assert_eq!(server.last_seq(), seq + 1, "only the changed part is logged");
+    let again = set(OPERATOR, policy).await.unwrap().into_inner();
+    assert_eq!(again.policy, answer.policy, "a retry gets the first result");
+    assert_eq!(server.last_seq(), seq + 1);
+    let got = server.matching().get_matching_policy(authed(REVIEWER, pb::GetMatchingPolicyRequest {})).await;
+    let got = got.unwrap().into_inner().policy.unwrap();
+    assert_eq!((got.batch_window_ms, got.batch_counties.clone()), (5_000, vec![YAODU]));
+
+    register(&server, YAODU_COUNTY, "", worker("w1", YAODU, 36.081, 111.52)).await.unwrap();
+    submit(&server, STATION, posting("p-1", 1)).await.unwrap();
+    let request = pb::InstantMatchRequest { request_id: "m-1".into(), posting_id: "p-1".into(), max_offers: 0 };
+    let queued = server.matching().instant_match(authed(YAODU_COUNTY, request)).await.unwrap().into_inner();
+    assert!(queued.offers.is_empty() && queued.offer_deadline.is_none());
+    assert_eq!(queued.remaining_slots, 1);
+    assert_eq!(queued.decision_at, Some(prost_types::Timestamp { seconds: NOW_MS / 1000 + 5, nanos: 0 }));
+    let offers = || {
+        let mut client = server.postings();
+        let request = authed(YAODU_COUNTY, pb::ListPostingOffersRequest { posting_id: "p-1".into() });
+        async move { client.list_posting_offers(request).await.unwrap().into_inner().offers }
+    };
+    assert!(offers().await.is_empty(), "nothing is offered before the window closes");
+    clock.store(NOW_MS + 5_000, Ordering::SeqCst);
+    server.host.submit(None, Command::Tick).await.expect("tick");
+    let made = offers().await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].worker_id, "w1");
 }

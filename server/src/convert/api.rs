@@ -1514,3 +1514,28 @@ mod tests {
         assert!(v.is_empty());
     }
 }
+
+/// A `SetMatchingPolicy` request's policy file, parsed and validated by the
+/// policy lab's reader (every problem reported), as the two engine policies.
+pub fn matching_policy(
+    regions: &linggong_engine::Regions,
+    req: &pb::SetMatchingPolicyRequest,
+) -> Result<(linggong_engine::RankingPolicy, linggong_engine::BatchPolicy), InvalidRequest> {
+    let file = linggong_lab::PolicyFile::parse(&req.policy_toml, "policy_toml", "policy", regions)
+        .map_err(|e| InvalidRequest::single("policy_toml", e.to_string()))?;
+    let batch = file.batch.engine_policy();
+    Ok((file.ranking, batch))
+}
+
+/// The policy in force.
+pub fn matching_policy_to_pb(config: &linggong_engine::EngineConfig) -> pb::MatchingPolicy {
+    let r = &config.policy;
+    pb::MatchingPolicy {
+        hardship_bonus_m: r.hardship_bonus_m,
+        waiting_bonus_m_per_hour: r.waiting_bonus_m_per_hour,
+        waiting_bonus_cap_m: r.waiting_bonus_cap_m,
+        reliability_bonus_m: r.reliability_bonus_m,
+        batch_window_ms: config.batch.window_ms,
+        batch_counties: config.batch.counties.clone(),
+    }
+}

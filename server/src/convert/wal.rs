@@ -14,9 +14,9 @@
 
 use crate::proto::wal::v1 as pb;
 use linggong_engine::{
-    Availability, Command, ComplaintCategory, ComplaintResolution, EmployerKind, EmployerSpec, Hardship, LatLon,
-    MarketKind, MarketSpec, OfferResponse, PostingSource, PostingSpec, RankingPolicy, ReviewDecision, Timestamp,
-    TradeSkillSpec, WorkerSpec,
+    Availability, BatchPolicy, Command, ComplaintCategory, ComplaintResolution, EmployerKind, EmployerSpec, Hardship,
+    LatLon, MarketKind, MarketSpec, OfferResponse, PostingSource, PostingSpec, RankingPolicy, ReviewDecision,
+    Timestamp, TradeSkillSpec, WorkerSpec,
 };
 use prost::Message;
 
@@ -237,6 +237,9 @@ fn command_to_pb(command: &Command) -> pb::command::Kind {
             waiting_bonus_cap_m: Some(p.waiting_bonus_cap_m),
             reliability_bonus_m: Some(p.reliability_bonus_m),
         }),
+        Command::SetBatchPolicy(b) => {
+            Kind::SetBatchPolicy(pb::BatchPolicy { window_ms: b.window_ms, counties: b.counties.clone() })
+        }
     }
 }
 
@@ -439,6 +442,9 @@ fn command_from_pb(kind: pb::command::Kind) -> Result<Command, WalDecodeError> {
                 .reliability_bonus_m
                 .ok_or(WalDecodeError::MissingField { field: "RankingPolicy.reliability_bonus_m" })?,
         }),
+        Kind::SetBatchPolicy(m) => {
+            Command::SetBatchPolicy(BatchPolicy { window_ms: m.window_ms, counties: m.counties })
+        }
     })
 }
 
@@ -1298,6 +1304,9 @@ mod tests {
                         reliability_bonus_m: d,
                     })
                 })
+                .boxed(),
+            (any::<u32>(), prop::collection::vec(any::<u32>(), 0..4))
+                .prop_map(|(window_ms, counties)| Command::SetBatchPolicy(BatchPolicy { window_ms, counties }))
                 .boxed(),
         ])
     }

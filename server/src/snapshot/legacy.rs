@@ -177,6 +177,9 @@ impl From<EngineSnapshotV3> for EngineSnapshot {
             counters: e.counters,
             directory: e.directory,
             ledger: e.ledger,
+            batch_windows: Vec::new(),
+            ranking_policy: None,
+            batch_policy: None,
         }
     }
 }
@@ -195,6 +198,9 @@ impl From<EngineSnapshotV1> for EngineSnapshot {
             counters: e.counters,
             directory: Vec::new(),
             ledger: Default::default(),
+            batch_windows: Vec::new(),
+            ranking_policy: None,
+            batch_policy: None,
         }
     }
 }

@@ -16,7 +16,143 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linggong/v1/match.proto.
  */
 export const file_linggong_v1_match: GenFile = /*@__PURE__*/
-  fileDesc("ChdsaW5nZ29uZy92MS9tYXRjaC5wcm90bxILbGluZ2dvbmcudjEiUQoTSW5zdGFudE1hdGNoUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhIKCnBvc3RpbmdfaWQYAiABKAkSEgoKbWF4X29mZmVycxgDIAEoDSKHAQoUSW5zdGFudE1hdGNoUmVzcG9uc2USIgoGb2ZmZXJzGAEgAygLMhIubGluZ2dvbmcudjEuT2ZmZXISFwoPcmVtYWluaW5nX3Nsb3RzGAIgASgNEjIKDm9mZmVyX2RlYWRsaW5lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ+ChVSZXNwb25kVG9PZmZlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoBBIRCgl3b3JrZXJfaWQYAyABKAkSLAoIcmVzcG9uc2UYBCABKA4yGi5saW5nZ29uZy52MS5PZmZlclJlc3BvbnNlIngKFlJlc3BvbmRUb09mZmVyUmVzcG9uc2USLAoLb2ZmZXJfc3RhdGUYASABKA4yFy5saW5nZ29uZy52MS5PZmZlclN0YXRlEjAKDXBvc3Rpbmdfc3RhdGUYAiABKA4yGS5saW5nZ29uZy52MS5Qb3N0aW5nU3RhdGUiPQoVQ29uZmlybUFycml2YWxSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEAoIb2ZmZXJfaWQYAiABKAQieAoWQ29uZmlybUFycml2YWxSZXNwb25zZRIsCgtvZmZlcl9zdGF0ZRgBIAEoDjIXLmxpbmdnb25nLnYxLk9mZmVyU3RhdGUSMAoNcG9zdGluZ19zdGF0ZRgCIAEoDjIZLmxpbmdnb25nLnYxLlBvc3RpbmdTdGF0ZSI6ChJDb21wbGV0ZUpvYlJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoBCKdAQoTQ29tcGxldGVKb2JSZXNwb25zZRIsCgtvZmZlcl9zdGF0ZRgBIAEoDjIXLmxpbmdnb25nLnYxLk9mZmVyU3RhdGUSMAoNcG9zdGluZ19zdGF0ZRgCIAEoDjIZLmxpbmdnb25nLnYxLlBvc3RpbmdTdGF0ZRImCgpuZXh0X29mZmVyGAMgASgLMhIubGluZ2dvbmcudjEuT2ZmZXIiOwoTUmVwb3J0Tm9TaG93UmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhAKCG9mZmVyX2lkGAIgASgEInYKFFJlcG9ydE5vU2hvd1Jlc3BvbnNlEiwKC29mZmVyX3N0YXRlGAEgASgOMhcubGluZ2dvbmcudjEuT2ZmZXJTdGF0ZRIwCg1wb3N0aW5nX3N0YXRlGAIgASgOMhkubGluZ2dvbmcudjEuUG9zdGluZ1N0YXRlIk8KEldhdGNoT2ZmZXJzUmVxdWVzdBITCgtjb3VudHlfY29kZRgBIAEoDRIWCglhZnRlcl9zZXEYAiABKARIAIgBAUIMCgpfYWZ0ZXJfc2VxIsYBCgpPZmZlckV2ZW50EhAKCG9mZmVyX2lkGAEgASgEEhIKCnBvc3RpbmdfaWQYAiABKAkSEQoJd29ya2VyX2lkGAMgASgJEhMKC2NvdW50eV9jb2RlGAQgASgNEiYKBXN0YXRlGAUgASgOMhcubGluZ2dvbmcudjEuT2ZmZXJTdGF0ZRISCgpkaXN0YW5jZV9tGAYgASgNEi4KCmV2ZW50X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKE1dhdGNoT2ZmZXJzUmVzcG9uc2USCwoDc2VxGAEgASgEEiYKBWV2ZW50GAIgASgLMhcubGluZ2dvbmcudjEuT2ZmZXJFdmVudCpmCg1PZmZlclJlc3BvbnNlEh4KGk9GRkVSX1JFU1BPTlNFX1VOU1BFQ0lGSUVEEAASGQoVT0ZGRVJfUkVTUE9OU0VfQUNDRVBUEAESGgoWT0ZGRVJfUkVTUE9OU0VfREVDTElORRACMpQECgxNYXRjaFNlcnZpY2USUwoMSW5zdGFudE1hdGNoEiAubGluZ2dvbmcudjEuSW5zdGFudE1hdGNoUmVxdWVzdBohLmxpbmdnb25nLnYxLkluc3RhbnRNYXRjaFJlc3BvbnNlElkKDlJlc3BvbmRUb09mZmVyEiIubGluZ2dvbmcudjEuUmVzcG9uZFRvT2ZmZXJSZXF1ZXN0GiMubGluZ2dvbmcudjEuUmVzcG9uZFRvT2ZmZXJSZXNwb25zZRJZCg5Db25maXJtQXJyaXZhbBIiLmxpbmdnb25nLnYxLkNvbmZpcm1BcnJpdmFsUmVxdWVzdBojLmxpbmdnb25nLnYxLkNvbmZpcm1BcnJpdmFsUmVzcG9uc2USUAoLQ29tcGxldGVKb2ISHy5saW5nZ29uZy52MS5Db21wbGV0ZUpvYlJlcXVlc3QaIC5saW5nZ29uZy52MS5Db21wbGV0ZUpvYlJlc3BvbnNlElMKDFJlcG9ydE5vU2hvdxIgLmxpbmdnb25nLnYxLlJlcG9ydE5vU2hvd1JlcXVlc3QaIS5saW5nZ29uZy52MS5SZXBvcnROb1Nob3dSZXNwb25zZRJSCgtXYXRjaE9mZmVycxIfLmxpbmdnb25nLnYxLldhdGNoT2ZmZXJzUmVxdWVzdBogLmxpbmdnb25nLnYxLldhdGNoT2ZmZXJzUmVzcG9uc2UwAUI6Cg5jbi5saW5nZ29uZy52MVABWiZsaW5nZ29uZy9nZW4vZ28vbGluZ2dvbmcvdjE7bGluZ2dvbmd2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_linggong_v1_common]);
+  fileDesc("ChdsaW5nZ29uZy92MS9tYXRjaC5wcm90bxILbGluZ2dvbmcudjEitwEKDk1hdGNoaW5nUG9saWN5EhgKEGhhcmRzaGlwX2JvbnVzX20YASABKAESIAoYd2FpdGluZ19ib251c19tX3Blcl9ob3VyGAIgASgBEhsKE3dhaXRpbmdfYm9udXNfY2FwX20YAyABKAESGwoTcmVsaWFiaWxpdHlfYm9udXNfbRgEIAEoARIXCg9iYXRjaF93aW5kb3dfbXMYBSABKA0SFgoOYmF0Y2hfY291bnRpZXMYBiADKA0iGgoYR2V0TWF0Y2hpbmdQb2xpY3lSZXF1ZXN0IkgKGUdldE1hdGNoaW5nUG9saWN5UmVzcG9uc2USKwoGcG9saWN5GAEgASgLMhsubGluZ2dvbmcudjEuTWF0Y2hpbmdQb2xpY3kiQwoYU2V0TWF0Y2hpbmdQb2xpY3lSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEwoLcG9saWN5X3RvbWwYAiABKAkieAoZU2V0TWF0Y2hpbmdQb2xpY3lSZXNwb25zZRIrCgZwb2xpY3kYASABKAsyGy5saW5nZ29uZy52MS5NYXRjaGluZ1BvbGljeRIXCg9yYW5raW5nX2NoYW5nZWQYAiABKAgSFQoNYmF0Y2hfY2hhbmdlZBgDIAEoCCJRChNJbnN0YW50TWF0Y2hSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEgoKcG9zdGluZ19pZBgCIAEoCRISCgptYXhfb2ZmZXJzGAMgASgNIrgBChRJbnN0YW50TWF0Y2hSZXNwb25zZRIiCgZvZmZlcnMYASADKAsyEi5saW5nZ29uZy52MS5PZmZlchIXCg9yZW1haW5pbmdfc2xvdHMYAiABKA0SMgoOb2ZmZXJfZGVhZGxpbmUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2RlY2lzaW9uX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ+ChVSZXNwb25kVG9PZmZlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoBBIRCgl3b3JrZXJfaWQYAyABKAkSLAoIcmVzcG9uc2UYBCABKA4yGi5saW5nZ29uZy52MS5PZmZlclJlc3BvbnNlIngKFlJlc3BvbmRUb09mZmVyUmVzcG9uc2USLAoLb2ZmZXJfc3RhdGUYASABKA4yFy5saW5nZ29uZy52MS5PZmZlclN0YXRlEjAKDXBvc3Rpbmdfc3RhdGUYAiABKA4yGS5saW5nZ29uZy52MS5Qb3N0aW5nU3RhdGUiPQoVQ29uZmlybUFycml2YWxSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEAoIb2ZmZXJfaWQYAiABKAQieAoWQ29uZmlybUFycml2YWxSZXNwb25zZRIsCgtvZmZlcl9zdGF0ZRgBIAEoDjIXLmxpbmdnb25nLnYxLk9mZmVyU3RhdGUSMAoNcG9zdGluZ19zdGF0ZRgCIAEoDjIZLmxpbmdnb25nLnYxLlBvc3RpbmdTdGF0ZSI6ChJDb21wbGV0ZUpvYlJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoBCKdAQoTQ29tcGxldGVKb2JSZXNwb25zZRIsCgtvZmZlcl9zdGF0ZRgBIAEoDjIXLmxpbmdnb25nLnYxLk9mZmVyU3RhdGUSMAoNcG9zdGluZ19zdGF0ZRgCIAEoDjIZLmxpbmdnb25nLnYxLlBvc3RpbmdTdGF0ZRImCgpuZXh0X29mZmVyGAMgASgLMhIubGluZ2dvbmcudjEuT2ZmZXIiOwoTUmVwb3J0Tm9TaG93UmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhAKCG9mZmVyX2lkGAIgASgEInYKFFJlcG9ydE5vU2hvd1Jlc3BvbnNlEiwKC29mZmVyX3N0YXRlGAEgASgOMhcubGluZ2dvbmcudjEuT2ZmZXJTdGF0ZRIwCg1wb3N0aW5nX3N0YXRlGAIgASgOMhkubGluZ2dvbmcudjEuUG9zdGluZ1N0YXRlIk8KEldhdGNoT2ZmZXJzUmVxdWVzdBITCgtjb3VudHlfY29kZRgBIAEoDRIWCglhZnRlcl9zZXEYAiABKARIAIgBAUIMCgpfYWZ0ZXJfc2VxIsYBCgpPZmZlckV2ZW50EhAKCG9mZmVyX2lkGAEgASgEEhIKCnBvc3RpbmdfaWQYAiABKAkSEQoJd29ya2VyX2lkGAMgASgJEhMKC2NvdW50eV9jb2RlGAQgASgNEiYKBXN0YXRlGAUgASgOMhcubGluZ2dvbmcudjEuT2ZmZXJTdGF0ZRISCgpkaXN0YW5jZV9tGAYgASgNEi4KCmV2ZW50X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKE1dhdGNoT2ZmZXJzUmVzcG9uc2USCwoDc2VxGAEgASgEEiYKBWV2ZW50GAIgASgLMhcubGluZ2dvbmcudjEuT2ZmZXJFdmVudCpmCg1PZmZlclJlc3BvbnNlEh4KGk9GRkVSX1JFU1BPTlNFX1VOU1BFQ0lGSUVEEAASGQoVT0ZGRVJfUkVTUE9OU0VfQUNDRVBUEAESGgoWT0ZGRVJfUkVTUE9OU0VfREVDTElORRACMtwFCgxNYXRjaFNlcnZpY2USUwoMSW5zdGFudE1hdGNoEiAubGluZ2dvbmcudjEuSW5zdGFudE1hdGNoUmVxdWVzdBohLmxpbmdnb25nLnYxLkluc3RhbnRNYXRjaFJlc3BvbnNlElkKDlJlc3BvbmRUb09mZmVyEiIubGluZ2dvbmcudjEuUmVzcG9uZFRvT2ZmZXJSZXF1ZXN0GiMubGluZ2dvbmcudjEuUmVzcG9uZFRvT2ZmZXJSZXNwb25zZRJZCg5Db25maXJtQXJyaXZhbBIiLmxpbmdnb25nLnYxLkNvbmZpcm1BcnJpdmFsUmVxdWVzdBojLmxpbmdnb25nLnYxLkNvbmZpcm1BcnJpdmFsUmVzcG9uc2USUAoLQ29tcGxldGVKb2ISHy5saW5nZ29uZy52MS5Db21wbGV0ZUpvYlJlcXVlc3QaIC5saW5nZ29uZy52MS5Db21wbGV0ZUpvYlJlc3BvbnNlElMKDFJlcG9ydE5vU2hvdxIgLmxpbmdnb25nLnYxLlJlcG9ydE5vU2hvd1JlcXVlc3QaIS5saW5nZ29uZy52MS5SZXBvcnROb1Nob3dSZXNwb25zZRJSCgtXYXRjaE9mZmVycxIfLmxpbmdnb25nLnYxLldhdGNoT2ZmZXJzUmVxdWVzdBogLmxpbmdnb25nLnYxLldhdGNoT2ZmZXJzUmVzcG9uc2UwARJiChFHZXRNYXRjaGluZ1BvbGljeRIlLmxpbmdnb25nLnYxLkdldE1hdGNoaW5nUG9saWN5UmVxdWVzdBomLmxpbmdnb25nLnYxLkdldE1hdGNoaW5nUG9saWN5UmVzcG9uc2USYgoRU2V0TWF0Y2hpbmdQb2xpY3kSJS5saW5nZ29uZy52MS5TZXRNYXRjaGluZ1BvbGljeVJlcXVlc3QaJi5saW5nZ29uZy52MS5TZXRNYXRjaGluZ1BvbGljeVJlc3BvbnNlQjoKDmNuLmxpbmdnb25nLnYxUAFaJmxpbmdnb25nL2dlbi9nby9saW5nZ29uZy92MTtsaW5nZ29uZ3YxYgZwcm90bzM", [file_google_protobuf_timestamp, file_linggong_v1_common]);
+
+/**
+ * Ranking credits (metres of effective distance) and batch windows.
+ *
+ * @generated from message linggong.v1.MatchingPolicy
+ */
+export type MatchingPolicy = Message<"linggong.v1.MatchingPolicy"> & {
+  /**
+   * @generated from field: double hardship_bonus_m = 1;
+   */
+  hardshipBonusM: number;
+
+  /**
+   * @generated from field: double waiting_bonus_m_per_hour = 2;
+   */
+  waitingBonusMPerHour: number;
+
+  /**
+   * @generated from field: double waiting_bonus_cap_m = 3;
+   */
+  waitingBonusCapM: number;
+
+  /**
+   * @generated from field: double reliability_bonus_m = 4;
+   */
+  reliabilityBonusM: number;
+
+  /**
+   * Decision window, milliseconds; 0: greedy, one posting at a time.
+   *
+   * @generated from field: uint32 batch_window_ms = 5;
+   */
+  batchWindowMs: number;
+
+  /**
+   * Counties that batch; empty: every county (when the window is not 0).
+   *
+   * @generated from field: repeated uint32 batch_counties = 6;
+   */
+  batchCounties: number[];
+};
+
+/**
+ * Describes the message linggong.v1.MatchingPolicy.
+ * Use `create(MatchingPolicySchema)` to create a new message.
+ */
+export const MatchingPolicySchema: GenMessage<MatchingPolicy> = /*@__PURE__*/
+  messageDesc(file_linggong_v1_match, 0);
+
+/**
+ * @generated from message linggong.v1.GetMatchingPolicyRequest
+ */
+export type GetMatchingPolicyRequest = Message<"linggong.v1.GetMatchingPolicyRequest"> & {
+};
+
+/**
+ * Describes the message linggong.v1.GetMatchingPolicyRequest.
+ * Use `create(GetMatchingPolicyRequestSchema)` to create a new message.
+ */
+export const GetMatchingPolicyRequestSchema: GenMessage<GetMatchingPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_linggong_v1_match, 1);
+
+/**
+ * @generated from message linggong.v1.GetMatchingPolicyResponse
+ */
+export type GetMatchingPolicyResponse = Message<"linggong.v1.GetMatchingPolicyResponse"> & {
+  /**
+   * @generated from field: linggong.v1.MatchingPolicy policy = 1;
+   */
+  policy?: MatchingPolicy | undefined;
+};
+
+/**
+ * Describes the message linggong.v1.GetMatchingPolicyResponse.
+ * Use `create(GetMatchingPolicyResponseSchema)` to create a new message.
+ */
+export const GetMatchingPolicyResponseSchema: GenMessage<GetMatchingPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_linggong_v1_match, 2);
+
+/**
+ * @generated from message linggong.v1.SetMatchingPolicyRequest
+ */
+export type SetMatchingPolicyRequest = Message<"linggong.v1.SetMatchingPolicyRequest"> & {
+  /**
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * A policy file as the policy lab reads it (`[ranking]` credits, `[batch]`
+   * window_secs and counties); parts left out keep today's defaults.
+   *
+   * @generated from field: string policy_toml = 2;
+   */
+  policyToml: string;
+};
+
+/**
+ * Describes the message linggong.v1.SetMatchingPolicyRequest.
+ * Use `create(SetMatchingPolicyRequestSchema)` to create a new message.
+ */
+export const SetMatchingPolicyRequestSchema: GenMessage<SetMatchingPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_linggong_v1_match, 3);
+
+/**
+ * @generated from message linggong.v1.SetMatchingPolicyResponse
+ */
+export type SetMatchingPolicyResponse = Message<"linggong.v1.SetMatchingPolicyResponse"> & {
+  /**
+   * The policy in force afterwards.
+   *
+   * @generated from field: linggong.v1.MatchingPolicy policy = 1;
+   */
+  policy?: MatchingPolicy | undefined;
+
+  /**
+   * Whether the ranking credits changed.
+   *
+   * @generated from field: bool ranking_changed = 2;
+   */
+  rankingChanged: boolean;
+
+  /**
+   * Whether the batch settings changed.
+   *
+   * @generated from field: bool batch_changed = 3;
+   */
+  batchChanged: boolean;
+};
+
+/**
+ * Describes the message linggong.v1.SetMatchingPolicyResponse.
+ * Use `create(SetMatchingPolicyResponseSchema)` to create a new message.
+ */
+export const SetMatchingPolicyResponseSchema: GenMessage<SetMatchingPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_linggong_v1_match, 4);
 
 /**
  * @generated from message linggong.v1.InstantMatchRequest
@@ -45,7 +181,7 @@ export type InstantMatchRequest = Message<"linggong.v1.InstantMatchRequest"> & {
  * Use `create(InstantMatchRequestSchema)` to create a new message.
  */
 export const InstantMatchRequestSchema: GenMessage<InstantMatchRequest> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 0);
+  messageDesc(file_linggong_v1_match, 5);
 
 /**
  * @generated from message linggong.v1.InstantMatchResponse
@@ -71,6 +207,16 @@ export type InstantMatchResponse = Message<"linggong.v1.InstantMatchResponse"> &
    * @generated from field: google.protobuf.Timestamp offer_deadline = 3;
    */
   offerDeadline?: Timestamp | undefined;
+
+  /**
+   * Set when the posting's county assigns in decision windows (batch
+   * assignment): no offer is made now; the request waits and is assigned
+   * together with the window's others at this time. The offers then reach
+   * the county's and the posting's watch streams.
+   *
+   * @generated from field: google.protobuf.Timestamp decision_at = 4;
+   */
+  decisionAt?: Timestamp | undefined;
 };
 
 /**
@@ -78,7 +224,7 @@ export type InstantMatchResponse = Message<"linggong.v1.InstantMatchResponse"> &
  * Use `create(InstantMatchResponseSchema)` to create a new message.
  */
 export const InstantMatchResponseSchema: GenMessage<InstantMatchResponse> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 1);
+  messageDesc(file_linggong_v1_match, 6);
 
 /**
  * @generated from message linggong.v1.RespondToOfferRequest
@@ -112,7 +258,7 @@ export type RespondToOfferRequest = Message<"linggong.v1.RespondToOfferRequest">
  * Use `create(RespondToOfferRequestSchema)` to create a new message.
  */
 export const RespondToOfferRequestSchema: GenMessage<RespondToOfferRequest> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 2);
+  messageDesc(file_linggong_v1_match, 7);
 
 /**
  * @generated from message linggong.v1.RespondToOfferResponse
@@ -134,7 +280,7 @@ export type RespondToOfferResponse = Message<"linggong.v1.RespondToOfferResponse
  * Use `create(RespondToOfferResponseSchema)` to create a new message.
  */
 export const RespondToOfferResponseSchema: GenMessage<RespondToOfferResponse> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 3);
+  messageDesc(file_linggong_v1_match, 8);
 
 /**
  * @generated from message linggong.v1.ConfirmArrivalRequest
@@ -156,7 +302,7 @@ export type ConfirmArrivalRequest = Message<"linggong.v1.ConfirmArrivalRequest">
  * Use `create(ConfirmArrivalRequestSchema)` to create a new message.
  */
 export const ConfirmArrivalRequestSchema: GenMessage<ConfirmArrivalRequest> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 4);
+  messageDesc(file_linggong_v1_match, 9);
 
 /**
  * @generated from message linggong.v1.ConfirmArrivalResponse
@@ -178,7 +324,7 @@ export type ConfirmArrivalResponse = Message<"linggong.v1.ConfirmArrivalResponse
  * Use `create(ConfirmArrivalResponseSchema)` to create a new message.
  */
 export const ConfirmArrivalResponseSchema: GenMessage<ConfirmArrivalResponse> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 5);
+  messageDesc(file_linggong_v1_match, 10);
 
 /**
  * @generated from message linggong.v1.CompleteJobRequest
@@ -200,7 +346,7 @@ export type CompleteJobRequest = Message<"linggong.v1.CompleteJobRequest"> & {
  * Use `create(CompleteJobRequestSchema)` to create a new message.
  */
 export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 6);
+  messageDesc(file_linggong_v1_match, 11);
 
 /**
  * @generated from message linggong.v1.CompleteJobResponse
@@ -229,7 +375,7 @@ export type CompleteJobResponse = Message<"linggong.v1.CompleteJobResponse"> & {
  * Use `create(CompleteJobResponseSchema)` to create a new message.
  */
 export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 7);
+  messageDesc(file_linggong_v1_match, 12);
 
 /**
  * @generated from message linggong.v1.ReportNoShowRequest
@@ -251,7 +397,7 @@ export type ReportNoShowRequest = Message<"linggong.v1.ReportNoShowRequest"> & {
  * Use `create(ReportNoShowRequestSchema)` to create a new message.
  */
 export const ReportNoShowRequestSchema: GenMessage<ReportNoShowRequest> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 8);
+  messageDesc(file_linggong_v1_match, 13);
 
 /**
  * @generated from message linggong.v1.ReportNoShowResponse
@@ -273,7 +419,7 @@ export type ReportNoShowResponse = Message<"linggong.v1.ReportNoShowResponse"> &
  * Use `create(ReportNoShowResponseSchema)` to create a new message.
  */
 export const ReportNoShowResponseSchema: GenMessage<ReportNoShowResponse> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 9);
+  messageDesc(file_linggong_v1_match, 14);
 
 /**
  * @generated from message linggong.v1.WatchOffersRequest
@@ -299,7 +445,7 @@ export type WatchOffersRequest = Message<"linggong.v1.WatchOffersRequest"> & {
  * Use `create(WatchOffersRequestSchema)` to create a new message.
  */
 export const WatchOffersRequestSchema: GenMessage<WatchOffersRequest> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 10);
+  messageDesc(file_linggong_v1_match, 15);
 
 /**
  * An offer change as watchers see it.
@@ -352,7 +498,7 @@ export type OfferEvent = Message<"linggong.v1.OfferEvent"> & {
  * Use `create(OfferEventSchema)` to create a new message.
  */
 export const OfferEventSchema: GenMessage<OfferEvent> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 11);
+  messageDesc(file_linggong_v1_match, 16);
 
 /**
  * @generated from message linggong.v1.WatchOffersResponse
@@ -378,7 +524,7 @@ export type WatchOffersResponse = Message<"linggong.v1.WatchOffersResponse"> & {
  * Use `create(WatchOffersResponseSchema)` to create a new message.
  */
 export const WatchOffersResponseSchema: GenMessage<WatchOffersResponse> = /*@__PURE__*/
-  messageDesc(file_linggong_v1_match, 12);
+  messageDesc(file_linggong_v1_match, 17);
 
 /**
  * A worker's answer.
@@ -476,6 +622,28 @@ export const MatchService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchOffersRequestSchema;
     output: typeof WatchOffersResponseSchema;
+  },
+  /**
+   * The matching policy in force: ranking credits and batch decision windows.
+   *
+   * @generated from rpc linggong.v1.MatchService.GetMatchingPolicy
+   */
+  getMatchingPolicy: {
+    methodKind: "unary";
+    input: typeof GetMatchingPolicyRequestSchema;
+    output: typeof GetMatchingPolicyResponseSchema;
+  },
+  /**
+   * Puts a policy file in force (operators). Each changed part is a logged
+   * command, so recovery and the policy lab's replay see the same policy at
+   * the same time; instant matches already waiting keep their window.
+   *
+   * @generated from rpc linggong.v1.MatchService.SetMatchingPolicy
+   */
+  setMatchingPolicy: {
+    methodKind: "unary";
+    input: typeof SetMatchingPolicyRequestSchema;
+    output: typeof SetMatchingPolicyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_linggong_v1_match, 0);
