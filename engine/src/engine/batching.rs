@@ -167,14 +167,8 @@ impl Engine {
     /// An instant match in a batching county: the same checks as greedy
     /// matching, then the request joins the county's window.
     pub(super) fn queue_instant_match(&mut self, now: Timestamp, posting: &str, max_offers: u8) -> Result<Outcome> {
-        let key = self.posting_key(posting)?;
+        let key = self.matchable_posting(posting)?;
         let p = &self.postings[key as usize];
-        if !p.state.is_open() {
-            return Err(EngineError::PostingState { id: p.id.clone(), state: p.state, action: "matching" });
-        }
-        if self.employers[p.employer as usize].suspended {
-            return Err(EngineError::EmployerSuspended(self.employers[p.employer as usize].id.clone()));
-        }
         let remaining = p.remaining();
         if remaining == 0 {
             return Ok(Outcome::Matched { offers: Vec::new(), remaining });

@@ -96,15 +96,8 @@ impl Engine {
         out: &mut Vec<MatchedOffer>,
         events: &mut Vec<Event>,
     ) -> Result<u8> {
-        let key = self.posting_key(posting)?;
-        let p = &self.postings[key as usize];
-        if !p.state.is_open() {
-            return Err(EngineError::PostingState { id: p.id.clone(), state: p.state, action: "matching" });
-        }
-        if self.employers[p.employer as usize].suspended {
-            return Err(EngineError::EmployerSuspended(self.employers[p.employer as usize].id.clone()));
-        }
-        let remaining = p.remaining();
+        let key = self.matchable_posting(posting)?;
+        let remaining = self.postings[key as usize].remaining();
         let want = if max_offers == 0 { remaining } else { remaining.min(max_offers) };
         if want == 0 {
             return Ok(remaining);
@@ -123,6 +116,19 @@ impl Engine {
             self.update_posting(now, key, |p| p.pending += made, events);
         }
         Ok(self.postings[key as usize].remaining())
+    }
+
+    /// The key of a posting that may be matched now: open, of an employer not suspended.
+    pub(super) fn matchable_posting(&self, posting: &str) -> Result<PostingKey> {
+        let key = self.posting_key(posting)?;
+        let p = &self.postings[key as usize];
+        if !p.state.is_open() {
+            return Err(EngineError::PostingState { id: p.id.clone(), state: p.state, action: "matching" });
+        }
+        if self.employers[p.employer as usize].suspended {
+            return Err(EngineError::EmployerSuspended(self.employers[p.employer as usize].id.clone()));
+        }
+        Ok(key)
     }
 
     /// Whether a waiting worker may be offered this posting (distance aside).
