@@ -271,3 +271,21 @@ fn a_restored_engine_keeps_its_windows_and_policies_and_closes_them_alike() {
     assert_eq!(a, b);
     assert_eq!(engine.snapshot(), restored.snapshot());
 }
+
+#[test]
+fn a_worker_arriving_during_a_window_waits_for_it_instead_of_being_reverse_matched() {
+    let mut engine = batching(Vec::new());
+    let base = yaodu_seat();
+    ok(&mut engine, T0, Command::UpsertEmployer(employer_spec("e", true)));
+    ok(&mut engine, T0, Command::UpsertWorker(worker_spec("w-far", &["mason"], offset(base, 0.0, 5_000.0))));
+    ok(&mut engine, T0, Command::SubmitPosting(posting_spec("p", "e", "mason", 1, base)));
+    let queued = ok(&mut engine, at(10), Command::InstantMatch { posting: "p".into(), max_offers: 0 });
+    let Outcome::Queued { decide_at, .. } = queued else { panic!("{queued:?}") };
+    // A nearer worker registers while the window is open: no reverse-match offer for the waiting posting.
+    let arrived =
+        ok(&mut engine, at(11), Command::UpsertWorker(worker_spec("w-near", &["mason"], offset(base, 0.0, 500.0))));
+    assert!(offers_made(&arrived).is_empty(), "{arrived:?}");
+    ok(&mut engine, decide_at, Command::Tick);
+    assert_eq!(live_offers(&engine).iter().map(|o| o.1.as_str()).collect::<Vec<_>>(), ["w-near"]);
+    engine.check_invariants().expect("invariants");
+}

@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     let t0 = Timestamp(1_700_000_000_000);
     let mut state = ServiceState::new(Engine::linfen(EngineConfig::default()), 16);
     let mut pop = Population::linfen(PopulationConfig::default());
-    let mut apply = |state: &mut ServiceState, command: Command| {
+    let apply = |state: &mut ServiceState, command: Command| {
         let logged = LoggedCommand { now: t0, request_key: None, command, actor: None, effect: None };
         state.apply(&logged, &mut Vec::new()).map(|_| ())
     };

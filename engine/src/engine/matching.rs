@@ -360,6 +360,10 @@ impl Engine {
                 if d > p.max_distance_m as f64 || !Self::eligible(w, p, key) {
                     continue;
                 }
+                // A posting waiting in a decision window is assigned when it closes, with the others.
+                if self.batch.contains(entry.key) {
+                    continue;
+                }
                 let better = match best {
                     None => true,
                     Some((bd, bk)) => d < bd || (d == bd && p.id < self.postings[bk as usize].id),
