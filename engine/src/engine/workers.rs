@@ -28,8 +28,8 @@ impl Engine {
         let existing = self.worker_index.key(&self.workers, &spec.id);
         let created = existing.is_none();
         let offer = if let Some(key) = existing {
-            self.phone_index.change(key, &self.workers[key as usize].phone, &spec.phone);
-            self.update_worker_and_match(
+            let old_phone = self.workers[key as usize].phone.clone();
+            let offer = self.update_worker_and_match(
                 now,
                 key,
                 |w| {
@@ -48,7 +48,9 @@ impl Engine {
                     }
                 },
                 events,
-            )
+            );
+            self.phone_index.change(&self.workers, key, &old_phone);
+            offer
         } else {
             let key = self.workers.len() as WorkerKey;
             self.workers.push(Worker {
@@ -68,7 +70,7 @@ impl Engine {
                 offer: None,
             });
             self.worker_index.add(&self.workers, key);
-            self.phone_index.add(key, &spec.phone);
+            self.phone_index.add(&self.workers, key);
             self.counters[county as usize].registrations += 1;
             self.ledger.at(self.county_code(county), now).registrations += 1;
             self.worker_index.sync_deferred(&self.config.policy, key, &self.workers[key as usize], None);
