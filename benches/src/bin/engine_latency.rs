@@ -12,9 +12,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use compact_str::CompactString;
 use hdrhistogram::Histogram;
 use linggong_benches::{bench_sizes_from_env, Batch, Market, MarketConfig, Operation, SetupPlan};
 use linggong_engine::geo::INDEX_SLACK_M;
+use linggong_engine::population::{Population, PopulationConfig};
 use linggong_engine::{Command, Engine, OfferResponse, WorkerStatus};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,6 +105,11 @@ struct Args {
     /// Turn the engine's reverse matching off, to see registration and moves without it.
     #[arg(long)]
     no_reverse_match: bool,
+    /// With the memory measurement: after the restore, apply this many `MoveWorker` commands to
+    /// the restored engine (workers picked as the server's recovery bench does, positions drawn
+    /// from the seeded population), the engine's share of recovering from a snapshot plus a log.
+    #[arg(long, default_value_t = 0)]
+    replay_moves: usize,
 }
 
 fn batch_size(operation: Operation) -> usize {
@@ -124,34 +131,61 @@ struct MemoryFigures {
     restored_bytes: usize,
     build_secs: f64,
     restore_secs: f64,
+    replay_secs: f64,
 }
 
-fn measure_memory(n: usize) -> Result<MemoryFigures> {
+fn measure_memory(n: usize, replay_moves: usize) -> Result<MemoryFigures> {
     let config = MarketConfig { employers: 0, postings: 0, ..MarketConfig::with_waiting_workers(n) };
     let (bytes_before, rss_before) = (live_bytes(), rss_bytes());
     let started = Instant::now();
     let mut engine = Engine::linfen(config.engine.clone());
     let mut events = Vec::new();
+    let mut ids = Vec::new();
+    let mut last = None;
     for (at, command) in SetupPlan::new(&config) {
-        if let Command::UpsertWorker(_) = command {
+        if let Command::UpsertWorker(spec) = &command {
             engine.apply(at, &command, &mut events).with_context(|| format!("building {n} workers"))?;
             events.clear();
+            if replay_moves > 0 {
+                ids.push(spec.id.clone());
+            }
+            last = Some(at);
         }
     }
     let build_secs = started.elapsed().as_secs_f64();
     if engine.waiting_count() != n {
         bail!("expected {n} waiting workers, found {}", engine.waiting_count());
     }
-    let built_bytes = live_bytes() - bytes_before;
+    // The roster kept for the replay (ids are inline strings: no heap of their own) is not the engine's.
+    let roster_bytes = ids.capacity() * std::mem::size_of::<CompactString>();
+    let built_bytes = live_bytes() - bytes_before - roster_bytes;
     let built_rss = rss_bytes().saturating_sub(rss_before);
     let snapshot = engine.snapshot();
     drop(engine);
     let started = Instant::now();
     let restored = Engine::restore(config.engine.clone(), snapshot).context("restoring the snapshot")?;
     let restore_secs = started.elapsed().as_secs_f64();
-    let restored_bytes = live_bytes() - bytes_before;
-    drop(restored);
-    Ok(MemoryFigures { built_bytes, built_rss, restored_bytes, build_secs, restore_secs })
+    let restored_bytes = live_bytes() - bytes_before - roster_bytes;
+    let mut replay_secs = 0.0;
+    if replay_moves > 0 {
+        let mut restored = restored;
+        let mut pop = Population::linfen(PopulationConfig { seed: 99, ..PopulationConfig::default() });
+        let moves: Vec<Command> = (0..replay_moves as u64)
+            .map(|i| {
+                let county = pop.pick_county_code();
+                let worker = ids[(i * 7919 % ids.len() as u64) as usize].clone();
+                Command::MoveWorker { worker, position: pop.position_near(county) }
+            })
+            .collect();
+        let at = last.context("no workers")?;
+        let started = Instant::now();
+        for command in &moves {
+            restored.apply(at, command, &mut events).context("replaying a move")?;
+            events.clear();
+        }
+        replay_secs = started.elapsed().as_secs_f64();
+    }
+    Ok(MemoryFigures { built_bytes, built_rss, restored_bytes, build_secs, restore_secs, replay_secs })
 }
 
 /// Histograms of one operation: all calls, and for offer answers accepts and declines apart.
@@ -273,17 +307,22 @@ fn main() -> Result<()> {
     println!("size_of::<Worker>() = {} bytes", std::mem::size_of::<linggong_engine::Worker>());
 
     if !args.skip_memory {
-        println!("\n| N | heap bytes / worker (commands) | RSS growth / worker | heap bytes / worker (restored) | build s | restore s |");
-        println!("|---|---|---|---|---|---|");
+        println!(
+            "\n| N | heap bytes / worker (commands) | RSS growth / worker | heap bytes / worker (restored) \
+             | build s | restore s | {} moves replayed after the restore, s |",
+            args.replay_moves
+        );
+        println!("|---|---|---|---|---|---|---|");
         for &n in &sizes {
-            let m = measure_memory(n)?;
+            let m = measure_memory(n, args.replay_moves)?;
             println!(
-                "| {n} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} |",
+                "| {n} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} | {:.2} |",
                 m.built_bytes as f64 / n as f64,
                 m.built_rss as f64 / n as f64,
                 m.restored_bytes as f64 / n as f64,
                 m.build_secs,
                 m.restore_secs,
+                m.replay_secs,
             );
         }
     }
