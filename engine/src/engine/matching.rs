@@ -10,7 +10,7 @@ use crate::geo::{distance_m_for_chord2, EARTH_RADIUS_M, INDEX_SLACK_M};
 use crate::index::IndexEntry;
 use crate::model::*;
 use compact_str::CompactString;
-use rstar::{ParentNode, PointDistance, RTreeNode};
+use rstar::PointDistance;
 use std::collections::BinaryHeap;
 
 /// A candidate worker during matching.
@@ -29,8 +29,6 @@ struct ScanItem<'a> {
 }
 
 enum ScanNode<'a> {
-    /// An inner node of a recent tree, with the largest credit in its tree.
-    Parent(&'a ParentNode<IndexEntry>, f64),
     /// A node of a packed tree (level, index), with the largest credit in its tree.
     Packed(&'a PackedTree, u32, u32, f64),
     Leaf(&'a IndexEntry),
@@ -184,24 +182,15 @@ impl Engine {
         for (class, hardship) in [false, true].into_iter().enumerate() {
             let tree = self.worker_index.tree(p.trade, hardship);
             let bonus = class_bonus[class];
-            let packed = tree.packed();
-            if let Some((level, index)) = packed.root() {
-                let d = near(packed.bounds(level, index).distance_2(&q));
-                if d <= limit {
-                    queue.push(ScanItem {
-                        bound: d - INDEX_SLACK_M - bonus,
-                        node: ScanNode::Packed(packed, level as u32, index as u32, bonus),
-                    });
-                }
-            }
-            let recent = tree.recent();
-            if recent.size() > 0 {
-                let d = near(recent.root().envelope().distance_2(&q));
-                if d <= limit {
-                    queue.push(ScanItem {
-                        bound: d - INDEX_SLACK_M - bonus,
-                        node: ScanNode::Parent(recent.root(), bonus),
-                    });
+            for packed in tree.parts() {
+                if let Some((level, index)) = packed.root() {
+                    let d = near(packed.bounds(level, index).distance_2(&q));
+                    if d <= limit {
+                        queue.push(ScanItem {
+                            bound: d - INDEX_SLACK_M - bonus,
+                            node: ScanNode::Packed(packed, level as u32, index as u32, bonus),
+                        });
+                    }
                 }
             }
         }
@@ -214,7 +203,6 @@ impl Engine {
             // queued items are never reached, so they are not prefetched when queued.
             if let Some(next) = queue.peek() {
                 match next.node {
-                    ScanNode::Parent(node, _) => prefetch(node.children()),
                     ScanNode::Packed(tree, level, index, _) => {
                         let (ptr, len) = tree.children_bytes(level as usize, index as usize);
                         prefetch_bytes(ptr, len);
@@ -227,22 +215,6 @@ impl Engine {
                 }
             }
             let entry = match item.node {
-                ScanNode::Parent(node, bonus) => {
-                    for child in node.children() {
-                        match child {
-                            RTreeNode::Parent(child) => {
-                                let d = near(child.envelope().distance_2(&q));
-                                let bound = d - INDEX_SLACK_M - bonus;
-                                if d > limit || bound > worst {
-                                    continue;
-                                }
-                                queue.push(ScanItem { bound, node: ScanNode::Parent(child, bonus) });
-                            }
-                            RTreeNode::Leaf(e) => queue.extend(entry_item(e, worst)),
-                        }
-                    }
-                    continue;
-                }
                 ScanNode::Packed(tree, level, index, bonus) => {
                     let (level, index) = (level as usize, index as usize);
                     if level == 0 {

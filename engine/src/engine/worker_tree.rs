@@ -1,11 +1,12 @@
 //! `WorkerTree`: the waiting workers of one trade and hardship class as an
-//! R-tree in two parts: a packed tree in flat arrays (entries in k-d order,
-//! node boxes level by level, built by bulk load; a removed entry is marked in
-//! place) and a small `rstar` tree of the entries inserted since, merged into a
-//! new packed tree when it grows or when marked entries pile up.
+//! R-tree in parts: a packed tree in flat arrays (entries in k-d order, node
+//! boxes level by level, built by bulk load; a removed entry is marked in
+//! place) and a few smaller packed trees of the entries inserted since (runs
+//! of a log-structured merge: the smallest is rebuilt on each insertion, each
+//! merged into the next when full), all merged into a new packed tree when
+//! they grow or when marked entries pile up.
 
 use crate::index::IndexEntry;
-use rstar::RTree;
 use smallvec::SmallVec;
 
 /// Children per node of the packed tree.
@@ -15,7 +16,7 @@ pub(super) const NODE: usize = 16;
 /// dense record indexes).
 pub(super) const REMOVED: u32 = u32::MAX;
 
-/// The recent tree is merged once it holds more than this many entries and
+/// The runs are merged into the packed tree once they hold more than this many entries and
 /// more than `1 / MERGE_FRACTION` of the packed tree's live ones.
 const RECENT_MIN: usize = 64;
 const MERGE_FRACTION: usize = 8;
@@ -222,39 +223,70 @@ fn kd_order(entries: &mut [IndexEntry]) {
     kd_order(right);
 }
 
+/// Live entries of the smallest run of recent insertions before it is merged
+/// into the next; each further run holds `RUN_GROWTH` times more.
+const RUN_FIRST: usize = 32;
+const RUN_GROWTH: usize = 8;
+
 /// One trade and hardship class's indexed workers: see the module docs.
 #[derive(Clone, Default)]
 pub(super) struct WorkerTree {
     packed: PackedTree,
-    recent: RTree<IndexEntry>,
+    /// Packed trees of the entries inserted since the last merge into
+    /// `packed`, smallest first: run `i` is merged into run `i + 1` once it
+    /// holds more than `RUN_FIRST * RUN_GROWTH^i` live entries (a
+    /// log-structured merge, so an entry is rebuilt a few times, not
+    /// restructured in place).
+    runs: Vec<PackedTree>,
 }
 
 impl WorkerTree {
     /// A tree of these entries, all packed.
     pub(super) fn bulk_load(entries: Vec<IndexEntry>) -> Self {
-        Self { packed: PackedTree::build(entries), recent: RTree::new() }
+        Self { packed: PackedTree::build(entries), runs: Vec::new() }
     }
 
     /// Entries in the tree.
     pub(super) fn size(&self) -> usize {
-        self.packed.live + self.recent.size()
+        self.packed.live + self.recent_size()
     }
 
-    /// The packed part.
-    pub(super) fn packed(&self) -> &PackedTree {
-        &self.packed
+    fn recent_size(&self) -> usize {
+        self.runs.iter().map(|r| r.live).sum()
     }
 
-    /// The part inserted since the last merge.
-    pub(super) fn recent(&self) -> &RTree<IndexEntry> {
-        &self.recent
+    /// The packed part and the runs of recent insertions (some may be empty).
+    pub(super) fn parts(&self) -> impl Iterator<Item = &PackedTree> {
+        std::iter::once(&self.packed).chain(self.runs.iter())
     }
 
     pub(super) fn insert(&mut self, e: IndexEntry) {
         debug_assert_ne!(e.key, REMOVED);
-        self.recent.insert(e);
-        if self.recent.size() > RECENT_MIN.max(self.packed.live / MERGE_FRACTION) {
+        if self.runs.is_empty() {
+            self.runs.push(PackedTree::default());
+        }
+        let first = &self.runs[0];
+        let mut all = Vec::with_capacity(first.live + 1);
+        all.extend(first.live_entries().copied());
+        all.push(e);
+        self.runs[0] = PackedTree::build(all);
+        if self.recent_size() > RECENT_MIN.max(self.packed.live / MERGE_FRACTION) {
             self.merge();
+            return;
+        }
+        let mut cap = RUN_FIRST;
+        let mut i = 0;
+        while self.runs[i].live > cap {
+            if i + 1 == self.runs.len() {
+                self.runs.push(PackedTree::default());
+            }
+            let mut all = Vec::with_capacity(self.runs[i].live + self.runs[i + 1].live);
+            all.extend(self.runs[i].live_entries().copied());
+            all.extend(self.runs[i + 1].live_entries().copied());
+            self.runs[i] = PackedTree::default();
+            self.runs[i + 1] = PackedTree::build(all);
+            cap *= RUN_GROWTH;
+            i += 1;
         }
     }
 
@@ -269,23 +301,25 @@ impl WorkerTree {
             }
             return true;
         }
-        self.recent.size() > 0 && self.recent.remove(e).is_some()
+        self.runs.iter_mut().rev().any(|r| r.live > 0 && r.remove(e))
     }
 
     /// Rebuilds the packed tree from every live entry.
     fn merge(&mut self) {
         let mut all = Vec::with_capacity(self.size());
-        all.extend(self.packed.live_entries().copied());
-        all.extend(self.recent.iter().copied());
-        self.recent = RTree::new();
+        for part in self.parts() {
+            all.extend(part.live_entries().copied());
+        }
+        self.runs.clear();
         self.packed = PackedTree::build(all);
     }
 
     /// The entries at `point` with this key (for checks).
     pub(super) fn entries_at(&self, point: [f32; 3], key: u32) -> Vec<IndexEntry> {
-        let mut out: Vec<IndexEntry> =
-            self.packed.find(point, |x| x.key == key).into_iter().map(|s| self.packed.entries[s]).collect();
-        out.extend(self.recent.locate_all_at_point(point).filter(|x| x.key == key).copied());
+        let mut out = Vec::new();
+        for part in self.parts() {
+            out.extend(part.find(point, |x| x.key == key).into_iter().map(|s| part.entries[s]));
+        }
         out
     }
 }
