@@ -107,7 +107,8 @@ impl WriteCall {
         let channel = connect(addr).await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         match self {
             WriteCall::Employer { request_id } => {
-                let request = pb::UpsertEmployerRequest { request_id: request_id.clone(), employer: Some(employer("e1")) };
+                let request =
+                    pb::UpsertEmployerRequest { request_id: request_id.clone(), employer: Some(employer("e1")) };
                 ReviewServiceClient::new(channel).upsert_employer(authed(token, request)).await.map(|_| ())
             }
             WriteCall::Worker { request_id, id, n } => {
@@ -467,17 +468,20 @@ async fn a_stopped_follower_catches_up_after_sigcont() -> anyhow::Result<()> {
     *directory.write().expect("directory") =
         all.iter().enumerate().filter(|(i, _)| *i != f).map(|(_, a)| a.clone()).collect();
     let stopped_at = Instant::now();
-    replicas[f].process.as_ref().map(|p| p.signal(libc::SIGSTOP));
+    if let Some(p) = replicas[f].process.as_ref() {
+        p.signal(libc::SIGSTOP);
+    }
     // Stopped for at least 2 s and until 600 writes went through (past the leader's next
     // snapshot at 500 entries, so it may catch up from a snapshot), at most 8 s.
     let deadline = stopped_at + Duration::from_secs(8);
-    while stopped_at.elapsed() < Duration::from_secs(2) || (load.since(stopped_at) < 600 && Instant::now() < deadline)
-    {
+    while stopped_at.elapsed() < Duration::from_secs(2) || (load.since(stopped_at) < 600 && Instant::now() < deadline) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let during = load.since(stopped_at);
     let stopped_for = stopped_at.elapsed();
-    replicas[f].process.as_ref().map(|p| p.signal(libc::SIGCONT));
+    if let Some(p) = replicas[f].process.as_ref() {
+        p.signal(libc::SIGCONT);
+    }
     *directory.write().expect("directory") = all;
     println!("follower stopped for {stopped_for:?}: {during} writes acknowledged meanwhile");
     assert!(during >= 50, "writes kept succeeding while a follower was stopped: only {during} in {stopped_for:?}");
@@ -543,7 +547,11 @@ async fn a_follower_replaced_by_a_wiped_node_with_a_new_id() -> anyhow::Result<(
         .collect();
     let expected: BTreeSet<u64> = replicas.iter().map(|r| r.id).collect();
     assert_eq!(voters, expected, "the new id is a voter, the old one is gone: {status}");
-    println!("replaced member {old_id} by {new_id}: {} replicas at applied index {}", checks.len(), checks[0]["applied_index"]);
+    println!(
+        "replaced member {old_id} by {new_id}: {} replicas at applied index {}",
+        checks.len(),
+        checks[0]["applied_index"]
+    );
     Ok(())
 }
 
