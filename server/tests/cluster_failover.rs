@@ -98,6 +98,7 @@ async fn write(dir: &Directory, start: usize, call: &WriteCall) -> anyhow::Resul
 #[derive(Debug, Clone)]
 enum WriteCall {
     Employer { request_id: String },
+    Posting { request_id: String, id: String },
     Worker { request_id: String, id: String, n: u64 },
     Match { request_id: String, posting: String },
 }
@@ -110,6 +111,11 @@ impl WriteCall {
                 let request =
                     pb::UpsertEmployerRequest { request_id: request_id.clone(), employer: Some(employer("e1")) };
                 ReviewServiceClient::new(channel).upsert_employer(authed(token, request)).await.map(|_| ())
+            }
+            WriteCall::Posting { request_id, id } => {
+                let request =
+                    pb::SubmitPostingRequest { request_id: request_id.clone(), posting: Some(posting(id, "e1", 1)) };
+                PostingServiceClient::new(channel).submit_posting(authed(token, request)).await.map(|_| ())
             }
             WriteCall::Worker { request_id, id, n } => {
                 let request =
@@ -233,7 +239,7 @@ async fn three_replicas_survive_repeated_leader_kills() -> anyhow::Result<()> {
                         WriteCall::Match { .. } => {
                             matches_done.fetch_add(1, Ordering::Relaxed);
                         }
-                        WriteCall::Employer { .. } => {}
+                        WriteCall::Employer { .. } | WriteCall::Posting { .. } => {}
                     }
                 }
                 anyhow::Ok(n)
@@ -567,6 +573,125 @@ fn cluster_cli(args: &[&str]) -> anyhow::Result<()> {
         "cluster {args:?} failed: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// One posting event as a watcher sees it: (seq, posting id, state, version).
+type Seen = (u64, String, i32, u64);
+
+/// Follows `WatchPostings` of the county on `addr` after `after`, appending
+/// events to `seen` and returning the last position (event or marker) once
+/// the stream ends or `until` (a position) is reached.
+async fn follow(addr: SocketAddr, token: &str, after: u64, until: u64, seen: &mut Vec<Seen>) -> u64 {
+    let mut last = after;
+    let Ok(channel) = connect(addr).await else { return last };
+    let request = pb::WatchPostingsRequest { county_code: common::YAODU, after_seq: Some(after) };
+    let Ok(response) = PostingServiceClient::new(channel).watch_postings(authed(token, request)).await else {
+        return last;
+    };
+    let mut stream = response.into_inner();
+    while last < until {
+        match tokio::time::timeout(Duration::from_secs(2), stream.message()).await {
+            Ok(Ok(Some(m))) => {
+                if let Some(e) = m.event {
+                    seen.push((m.seq, e.posting_id, e.state, e.version));
+                }
+                last = last.max(m.seq);
+            }
+            _ => return last,
+        }
+    }
+    last
+}
+
+/// A station watching postings on the leader loses it (SIGKILL) and resumes
+/// on the new leader from the last number it saw: the events it got, old and
+/// new leader together, are exactly those a fresh watcher from 0 gets, in the
+/// same order, and every acknowledged posting is among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumes_on_the_new_leader_with_nothing_lost_or_repeated() -> anyhow::Result<()> {
+    let (mut replicas, directory, _root) = start_cluster().await?;
+    let l = leader(&replicas, Duration::from_secs(10)).await?;
+    let (watch_addr, watch_token) = directory.read().expect("directory")[l].clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let writer = {
+        let (directory, stop, acknowledged) = (directory.clone(), stop.clone(), acknowledged.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let id = format!("p{n}");
+                let call = WriteCall::Posting { request_id: format!("r-{id}"), id: id.clone() };
+                write(&directory, n as usize, &call).await?;
+                acknowledged.lock().expect("acknowledged").push(id);
+            }
+            anyhow::Ok(())
+        })
+    };
+    // The station watches the leader from the start while postings go in.
+    let mut seen = Vec::new();
+    let watcher = tokio::spawn(async move {
+        let last = follow(watch_addr, &watch_token, 0, u64::MAX, &mut seen).await;
+        (last, seen)
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acknowledged.lock().expect("acknowledged").len() < 20 {
+        anyhow::ensure!(Instant::now() < deadline, "no postings before the kill");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if let Some(mut p) = replicas[l].process.take() {
+        p.signal(libc::SIGKILL);
+        p.wait(Duration::from_secs(10))?;
+    }
+    let (last, mut seen) = watcher.await?;
+    anyhow::ensure!(!seen.is_empty(), "the station saw events on the first leader");
+    let before_kill = seen.len();
+    // More postings on the new leader, then stop writing.
+    let after_kill = acknowledged.lock().expect("acknowledged").len() + 20;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acknowledged.lock().expect("acknowledged").len() < after_kill {
+        anyhow::ensure!(Instant::now() < deadline, "no postings after the kill");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await??;
+    let acked = acknowledged.lock().expect("acknowledged").clone();
+    let nl = leader(&replicas, Duration::from_secs(10)).await?;
+    let end = admin_call(&replicas[nl].raft, SECRET, &AdminRequest::Check).await.map_err(anyhow::Error::msg)?;
+    let applied = end["applied_index"].as_u64().unwrap_or(0);
+    // The position of the newest event on the new leader: a live-only watch starts with a marker there.
+    let (addr, token) = directory.read().expect("directory")[nl].clone();
+    let newest = {
+        let channel = connect(addr).await?;
+        let request = pb::WatchPostingsRequest { county_code: common::YAODU, after_seq: None };
+        let mut s = PostingServiceClient::new(channel).watch_postings(authed(&token, request)).await?.into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(5), s.message()).await??;
+        first.map(|m| m.seq).unwrap_or(0)
+    };
+    // Resume from the last number seen, and a fresh watcher from 0, both up to `newest`.
+    let mut resumed_at = last;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while resumed_at < newest {
+        anyhow::ensure!(Instant::now() < deadline, "could not resume after {resumed_at} (newest {newest})");
+        resumed_at = follow(addr, &token, resumed_at, newest, &mut seen).await;
+    }
+    let mut fresh = Vec::new();
+    let fresh_at = follow(addr, &token, 0, newest, &mut fresh).await;
+    assert_eq!(fresh_at, newest, "a fresh watcher reaches the newest position");
+    assert!(seen.len() > before_kill, "events after the kill were seen on the new leader");
+    assert_eq!(seen, fresh, "resumed stream = fresh stream from 0 (nothing lost, repeated or reordered)");
+    let seqs: Vec<u64> = seen.iter().map(|e| e.0).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "increasing event numbers: {seqs:?}");
+    let posted: BTreeSet<&str> = seen.iter().map(|e| e.1.as_str()).collect();
+    for id in &acked {
+        assert!(posted.contains(id.as_str()), "acknowledged posting {id} has an event");
+    }
+    println!(
+        "watch across a leader kill: {before_kill} events on the old leader, {} in all up to seq {newest} (applied index {applied}), {} postings acknowledged",
+        seen.len(),
+        acked.len()
     );
     Ok(())
 }
