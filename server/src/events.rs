@@ -62,6 +62,17 @@ impl EventHub {
         }
     }
 
+    /// Starts numbering afresh at `next_seq` with no history, after the state
+    /// was replaced by a snapshot: the events between the old position and the
+    /// snapshot's were never published here, so a watcher asking for them is
+    /// told it is too far behind instead of silently skipping them, and a live
+    /// watcher sees the jump in numbers and is told to resume.
+    pub fn restart_at(&self, next_seq: u64) {
+        let mut inner = self.inner.lock();
+        inner.history.clear();
+        inner.next_seq = next_seq;
+    }
+
     /// Number of the next event to be published.
     pub fn next_seq(&self) -> u64 {
         self.inner.lock().next_seq
@@ -79,5 +90,41 @@ impl EventHub {
         let backlog = inner.history.iter().skip(skip).cloned().collect();
         let live = self.tx.subscribe();
         Ok(Subscription { backlog, live })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linggong_engine::{Event, PostingEvent, PostingState, Timestamp};
+
+    fn event(seq: u64) -> SequencedEvent {
+        SequencedEvent {
+            seq,
+            command_seq: seq,
+            event: Event::Posting(PostingEvent {
+                posting: format!("p-{seq}").into(),
+                county: 1,
+                township: None,
+                state: PostingState::Published,
+                version: 1,
+                remaining: 1,
+                at: Timestamp(0),
+            }),
+        }
+    }
+
+    #[test]
+    fn after_a_restart_numbering_goes_on_from_the_snapshot_and_older_positions_are_refused() {
+        let hub = EventHub::new(100, 1);
+        hub.publish((1..=3).map(event));
+        hub.restart_at(10);
+        assert_eq!(hub.next_seq(), 10);
+        let refused = hub.subscribe(3).err();
+        assert_eq!(refused, Some(TooFarBehind { requested: 3, oldest_kept: 10 }), "events 4..=9 were never here");
+        hub.publish([event(10), event(11)]);
+        let from_snapshot = hub.subscribe(9).expect("the snapshot's position is served");
+        let seqs: Vec<u64> = from_snapshot.backlog.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![10, 11]);
     }
 }

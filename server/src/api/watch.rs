@@ -86,6 +86,14 @@ where
         if event.seq <= self.last {
             return true;
         }
+        if event.seq > self.last + 1 {
+            // Events were never published here (the member installed a snapshot):
+            // the watcher resumes from its last event, on a member that has them.
+            let missed = event.seq - self.last - 1;
+            tracing::info!(resume_after = self.last, missed, "gap in event numbers; ending the watch");
+            let _ = self.send(Err(errors::watcher_lagged(self.last, missed))).await;
+            return false;
+        }
         self.last = event.seq;
         match (self.select)(event) {
             Some(message) => self.send(Ok(message)).await,
@@ -213,6 +221,20 @@ mod tests {
         assert!(status.message().contains("after_seq = 2"), "{}", status.message());
         let trailer = status.metadata().get(RESUME_AFTER_SEQ_TRAILER).and_then(|v| v.to_str().ok());
         assert_eq!(trailer, Some("2"));
+        assert!(recv_closed(&mut rx).await, "the stream ends after the error");
+    }
+
+    #[tokio::test]
+    async fn a_gap_in_event_numbers_ends_the_stream_with_where_to_resume() {
+        let (sender, live) = broadcast::channel(16);
+        let mut rx = start_pump(vec![event(1, 1)], live, 1);
+        assert_eq!(recv(&mut rx).await.unwrap(), (0, false));
+        assert_eq!(recv(&mut rx).await.unwrap(), (1, true));
+        sender.send(event(5, 1)).expect("a receiver exists");
+        let status = recv(&mut rx).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Aborted);
+        let trailer = status.metadata().get(RESUME_AFTER_SEQ_TRAILER).and_then(|v| v.to_str().ok());
+        assert_eq!(trailer, Some("1"));
         assert!(recv_closed(&mut rx).await, "the stream ends after the error");
     }
 

@@ -331,6 +331,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             a.membership = meta.last_membership.clone();
             a.hash = parse_hash(&header.hash);
             a.last_now = Timestamp(header.last_now);
+            // Event numbers are replicated state: number on from the snapshot's.
+            self.shared.hub.restart_at(a.state.next_event_seq());
         }
         self.shared.applied_index.send_replace(meta.last_log_id.map_or(0, |l| l.index));
         *self.shared.current.lock() = Some((meta.clone(), bytes));
