@@ -196,6 +196,36 @@ impl ClusterNode {
         listener: tokio::net::TcpListener,
     ) -> Result<Arc<ClusterNode>, ClusterError> {
         let (log, sm) = open_storage(host)?;
+        let secret: Arc<str> = options.secret.clone().into();
+        let network = network::Network::new(secret.clone());
+        let node = Self::start_with(host, options, network, log, sm).await?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        *node.stop.lock() = Some(stop_tx);
+        let service = network::authenticated_service(network::TransportService { node: Arc::downgrade(&node) }, secret);
+        tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        Ok(node)
+    }
+
+    /// Starts Raft over the given transport, log and state machine, without
+    /// a listener: [`ClusterNode::start`] passes the gRPC transport and the
+    /// on-disk log; the deterministic simulation passes a simulated network
+    /// that delivers messages to `raft` itself.
+    pub async fn start_with<N, L>(
+        host: &HostConfig,
+        options: RaftOptions,
+        network: N,
+        log: L,
+        sm: state_machine::StateMachine,
+    ) -> Result<Arc<ClusterNode>, ClusterError>
+    where
+        N: openraft::RaftNetworkFactory<TypeConfig>,
+        L: openraft::storage::RaftLogStorage<TypeConfig>,
+    {
         let shared = sm.shared.clone();
         let config = openraft::Config {
             cluster_name: "linggong".into(),
@@ -209,12 +239,9 @@ impl ClusterNode {
         }
         .validate()
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let secret: Arc<str> = options.secret.clone().into();
-        let network = network::Network::new(secret.clone());
         let raft = Raft::new(options.id, Arc::new(config), network, log, sm)
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let node = Arc::new(ClusterNode {
             id: options.id,
             raft,
@@ -222,7 +249,7 @@ impl ClusterNode {
             advertise: options.advertise.clone(),
             clock: host.clock.clone(),
             started: Instant::now(),
-            stop: parking_lot::Mutex::new(Some(stop_tx)),
+            stop: parking_lot::Mutex::new(None),
         });
         let watched = Arc::downgrade(&node);
         tokio::spawn(async move {
@@ -238,13 +265,6 @@ impl ClusterNode {
                 }
             }
         });
-        let service = network::authenticated_service(network::TransportService { node: Arc::downgrade(&node) }, secret);
-        tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
         Ok(node)
     }
 
