@@ -80,7 +80,18 @@ async fn write_following(first: SocketAddr, request_id: &str) -> anyhow::Result<
     let mut at = first;
     let mut followed = Vec::new();
     loop {
-        let mut client = ReviewServiceClient::new(connect(at).await?);
+        let channel = match connect(at).await {
+            Ok(c) => c,
+            // A leader restarted on another port is named by its old address until it has
+            // announced the new one: start again at the first member.
+            Err(_) => {
+                anyhow::ensure!(Instant::now() < deadline, "not acknowledged within 20 s (followed {followed:?})");
+                at = first;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let mut client = ReviewServiceClient::new(channel);
         let request = pb::UpsertEmployerRequest { request_id: request_id.into(), employer: Some(employer("e1")) };
         match client.upsert_employer(authed(TOKEN, request)).await {
             Ok(_) => return Ok((at, followed)),
