@@ -160,8 +160,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     for (path, reason) in &report.skipped_snapshots {
         tracing::warn!(snapshot = %path.display(), %reason, "skipped an unreadable snapshot");
     }
+    // Bound before cluster mode starts, so the member announces its client address.
+    let grpc_listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("binding gRPC address {}", config.listen))?;
+    let grpc_bound = grpc_listener.local_addr()?;
     let raft_addr = match &config.cluster {
-        Some(cluster) => Some(crate::raft::start_for_host(&host, &config, cluster).await?),
+        Some(cluster) => Some(crate::raft::start_for_host(&host, &config, cluster, grpc_bound, http_addr).await?),
         None => None,
     };
 
@@ -243,9 +247,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("binding gRPC address {}", config.listen))?;
-    let listener = GuardedListener::new(listener, config.connections);
+    let listener = GuardedListener::new(grpc_listener, config.connections);
     let addr = listener.local_addr()?;
     let grpc_connections = listener.stats();
     let incoming = listener.into_incoming();

@@ -607,6 +607,9 @@ pub struct FileConfig {
     pub web: Option<WebSettings>,
     /// Connection limits of both listeners.
     pub connections: Option<ConnLimits>,
+    /// Cluster mode (each also a flag, which wins).
+    #[serde(default)]
+    pub cluster: crate::raft::cli::ClusterFile,
 }
 
 /// The `[server]` table: the serving flags under their names with `_` for
@@ -887,7 +890,7 @@ impl ServeArgs {
         config.ready_file = path_of(&self.ready_file, &f.ready_file);
         config.token_reload_interval =
             Duration::from_millis(self.token_reload_ms.or(f.token_reload_ms).unwrap_or(2_000).max(10));
-        config.cluster = self.cluster.resolve().map_err(ConfigError::Cluster)?;
+        config.cluster = self.cluster.resolve(&file.cluster, &base).map_err(ConfigError::Cluster)?;
         if let Some(path) = &self.config {
             apply_file_config(&mut config, file, path)?;
         }
@@ -1205,6 +1208,73 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("d"));
         assert_eq!(config.durability, Durability::Interval(Duration::from_millis(5)));
         assert_eq!(config.http_listen, Some("127.0.0.1:8080".parse().unwrap()), "not given: the file's");
+    }
+
+    #[test]
+    fn cluster_settings_come_from_the_file_and_flags_and_env_win() {
+        use crate::raft::cli::ClusterSettings;
+        let dir = tempfile::tempdir().unwrap();
+        // The example's commented [cluster] block, uncommented, is what this test reads.
+        let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/linggong.toml")).unwrap();
+        let block: String = example
+            .lines()
+            .skip_while(|l| *l != "# [cluster]")
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        assert!(block.starts_with("[cluster]\n") && block.contains("secret_file"), "{block}");
+        std::fs::write(dir.path().join("cluster-secret"), "s3cret\n").unwrap();
+        let path = dir.path().join("linggong.toml");
+        std::fs::write(&path, &block).unwrap();
+        let arg = path.to_string_lossy().into_owned();
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["linggong-server", "--config", &arg];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).unwrap().serve.resolve()
+        };
+        let from_file = parse(&[]).unwrap().cluster.expect("cluster mode from the file");
+        assert_eq!(
+            from_file,
+            ClusterSettings {
+                raft_listen: "10.0.0.1:7001".parse().unwrap(),
+                advertise: Some("10.0.0.1:7001".into()),
+                grpc_advertise: Some("10.0.0.1:50051".into()),
+                http_advertise: Some("10.0.0.1:8080".into()),
+                node_id: 1,
+                secret: "s3cret".into(),
+                heartbeat_ms: 50,
+                election_ms: 300,
+                snapshot_every: 100_000,
+                bootstrap: false,
+            }
+        );
+        // Flags win over the file.
+        let flagged = parse(&["--node-id", "7", "--raft-listen", "127.0.0.1:0", "--cluster-secret", "other"])
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!((flagged.node_id, flagged.raft_listen.port(), flagged.secret.as_str()), (7, 0, "other"));
+        assert_eq!(flagged.heartbeat_ms, 50, "not given as a flag: the file's");
+        // An environment variable fills the same field as its flag (clap `env`), so it wins over the file too.
+        let args = crate::raft::cli::ClusterArgs {
+            node_id: Some(9),
+            ..Cli::try_parse_from(["linggong-server"]).unwrap().serve.cluster
+        };
+        let file = read_file_config(&path).unwrap().cluster;
+        assert_eq!(args.resolve(&file, dir.path()).unwrap().unwrap().node_id, 9);
+        // Without the file's table, cluster mode is off; a secret is required; one of secret and secret_file.
+        assert!(Cli::try_parse_from(["linggong-server"]).unwrap().serve.resolve().unwrap().cluster.is_none());
+        std::fs::write(&path, "[cluster]\nraft_listen = \"127.0.0.1:0\"\n").unwrap();
+        assert!(matches!(parse(&[]), Err(ConfigError::Cluster(_))), "no secret");
+        std::fs::write(&path, "[cluster]\nraft_listen = \"127.0.0.1:0\"\nsecret = \"a\"\nsecret_file = \"cluster-secret\"\n")
+            .unwrap();
+        assert!(matches!(parse(&[]), Err(ConfigError::Cluster(_))), "secret and secret_file");
+        std::fs::write(&path, "[cluster]\nraft_listen = \"127.0.0.1:0\"\nsecret = \"a\"\nelection_ms = 10\nbootstrap = true\n")
+            .unwrap();
+        let c = parse(&[]).unwrap().cluster.unwrap();
+        assert_eq!((c.election_ms, c.bootstrap, c.node_id), (150, true, 1), "election at least 3 heartbeats");
+        std::fs::write(&path, "[cluster]\nraft_port = 1\n").unwrap();
+        assert!(matches!(parse(&[]), Err(ConfigError::Toml { .. })), "unknown settings are refused");
     }
 
     #[test]

@@ -142,8 +142,12 @@ pub enum SubmitError {
     NotLeader {
         /// The leader's member id, if known.
         leader_id: Option<u64>,
-        /// The leader's Raft address, if known.
+        /// The leader's client gRPC address (where to send the call), if known.
         leader_addr: Option<String>,
+        /// The leader's HTTP address (console, gRPC-Web), if known.
+        leader_http_addr: Option<String>,
+        /// The leader's Raft address (operator calls only), if known.
+        leader_raft_addr: Option<String>,
     },
 }
 

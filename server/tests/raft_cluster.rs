@@ -3,7 +3,8 @@
 //! machine; a truncated suffix never reappears after a restart; a torn tail is
 //! cut; three members replicate, fail over when the leader stops, keep request
 //! ids idempotent across the change of leader and agree on the state hash; a
-//! follower answers NOT_LEADER with the leader's address; a lone member
+//! follower answers NOT_LEADER with the leader's client addresses (announced
+//! in the membership by the leader) and its Raft address; a lone member
 //! initialises itself on a fresh data directory and recovers after a restart;
 //! Raft calls without the cluster secret are refused.
 
@@ -119,6 +120,9 @@ async fn start_member(id: u64, dir: &Path) -> (Arc<ClusterNode>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let mut options = RaftOptions::new(id, addr.clone(), SECRET);
+    // Client addresses are only announced here, never dialled.
+    options.client_addr = format!("127.0.0.1:{}", 50_000 + id);
+    options.http_addr = format!("127.0.0.1:{}", 8_000 + id);
     options.snapshot_every = 20;
     options.kept_after_snapshot = 0;
     let node = ClusterNode::start(&host_config(dir), options, listener).await.expect("member starts");
@@ -129,6 +133,21 @@ async fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    within: Duration,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
             return v;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -181,12 +200,29 @@ async fn three_members_replicate_fail_over_and_agree() {
     }
     // A follower refuses writes with the leader's address.
     let follower = (leader + 1) % 3;
-    match members[follower].node.submit(None, None, first[0].clone()).await {
-        Err(SubmitError::NotLeader { leader_id, leader_addr }) => {
-            assert_eq!(leader_id, Some(members[leader].node.id));
-            assert_eq!(leader_addr.as_deref(), Some(members[leader].addr.as_str()));
+    // The leader announces its client addresses in the membership once elected.
+    let leader_id = members[leader].node.id;
+    let client = format!("127.0.0.1:{}", 50_000 + leader_id);
+    let refusal = wait_for_async("the follower to name the leader's client address", Duration::from_secs(10), || {
+        let (node, command, client) = (members[follower].node.clone(), first[0].clone(), client.clone());
+        async move {
+            match node.submit(None, None, command).await {
+                Err(e @ SubmitError::NotLeader { .. }) => match &e {
+                    SubmitError::NotLeader { leader_addr: Some(a), .. } if *a == client => Some(e),
+                    _ => None,
+                },
+                other => panic!("a follower must answer NotLeader, got {other:?}"),
+            }
         }
-        other => panic!("a follower must answer NotLeader, got {other:?}"),
+    })
+    .await;
+    match refusal {
+        SubmitError::NotLeader { leader_id: id, leader_http_addr, leader_raft_addr, .. } => {
+            assert_eq!(id, Some(leader_id));
+            assert_eq!(leader_http_addr, Some(format!("127.0.0.1:{}", 8_000 + leader_id)));
+            assert_eq!(leader_raft_addr.as_deref(), Some(members[leader].addr.as_str()));
+        }
+        other => panic!("{other:?}"),
     }
     let workers = members[leader].node.read_linearizable(|e| e.worker_count()).await.expect("linearizable read");
     assert_eq!(workers, 18, "a linearizable read sees every acknowledged write");

@@ -149,11 +149,16 @@ pub fn submit_status(e: &SubmitError) -> Status {
         SubmitError::Engine(engine) => engine_status(engine),
         SubmitError::Overloaded(_) => Status::resource_exhausted(format!("{e}; retry with backoff")),
         SubmitError::Unavailable(_) => Status::unavailable(e.to_string()),
-        SubmitError::NotLeader { leader_id, leader_addr } => {
+        SubmitError::NotLeader { leader_id, leader_addr, leader_http_addr, leader_raft_addr } => {
             let id = leader_id.map(|i| i.to_string()).unwrap_or_default();
             let details = error_info(
                 "NOT_LEADER",
-                &[("leader_id", id), ("leader_addr", leader_addr.clone().unwrap_or_default())],
+                &[
+                    ("leader_id", id),
+                    ("leader_addr", leader_addr.clone().unwrap_or_default()),
+                    ("leader_http_addr", leader_http_addr.clone().unwrap_or_default()),
+                    ("leader_raft_addr", leader_raft_addr.clone().unwrap_or_default()),
+                ],
             );
             Status::with_error_details(Code::Unavailable, e.to_string(), details)
         }

@@ -1,10 +1,14 @@
-//! Command-line settings of cluster mode (`serve --raft-listen …`) and the
-//! `cluster` operator subcommands.
+//! Settings of cluster mode (`serve --raft-listen …` or the config file's
+//! `[cluster]` table) and the `cluster` operator subcommands.
 
 use clap::{Args, Subcommand};
+use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
-/// Cluster mode of `serve`: on when `--raft-listen` is given.
+/// Cluster mode of `serve`: on when `--raft-listen` (or `[cluster] raft_listen`) is given.
+/// Precedence: flag, then environment variable, then the config file's
+/// `[cluster]` table ([`ClusterFile`]), then the default.
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Raft listener address (replication and operator calls, cluster secret only; port 0 picks a free port). Turns cluster mode on.
@@ -13,33 +17,79 @@ pub struct ClusterArgs {
     /// Address the other members reach this Raft listener at (default: the bound address).
     #[arg(long, env = "LINGGONG_RAFT_ADVERTISE")]
     pub raft_advertise: Option<String>,
-    /// This member's id in the cluster (never reuse one for a different machine).
-    #[arg(long, env = "LINGGONG_NODE_ID", default_value_t = 1)]
-    pub node_id: u64,
+    /// Address clients reach this member's gRPC listener at, named to clients that call a follower (default: the bound address).
+    #[arg(long, env = "LINGGONG_GRPC_ADVERTISE")]
+    pub grpc_advertise: Option<String>,
+    /// Address of this member's HTTP listener as browsers reach it (default: the bound address).
+    #[arg(long, env = "LINGGONG_HTTP_ADVERTISE")]
+    pub http_advertise: Option<String>,
+    /// This member's id in the cluster (never reuse one for a different machine). [default: 1]
+    #[arg(long, env = "LINGGONG_NODE_ID")]
+    pub node_id: Option<u64>,
     /// The cluster secret every member shares (Raft and operator calls); required in cluster mode.
     #[arg(long, env = "LINGGONG_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
-    /// Leader heartbeat, milliseconds.
-    #[arg(long, env = "LINGGONG_RAFT_HEARTBEAT_MS", default_value_t = 50)]
-    pub raft_heartbeat_ms: u64,
-    /// Election timeout (lower bound; the upper is 1.5 times it), milliseconds.
-    #[arg(long, env = "LINGGONG_RAFT_ELECTION_MS", default_value_t = 300)]
-    pub raft_election_ms: u64,
-    /// Snapshot the state machine after this many applied Raft entries.
-    #[arg(long, env = "LINGGONG_RAFT_SNAPSHOT_EVERY", default_value_t = 100_000)]
-    pub raft_snapshot_every: u64,
+    /// Leader heartbeat, milliseconds. [default: 50]
+    #[arg(long, env = "LINGGONG_RAFT_HEARTBEAT_MS")]
+    pub raft_heartbeat_ms: Option<u64>,
+    /// Election timeout (lower bound; the upper is 1.5 times it), milliseconds. [default: 300]
+    #[arg(long, env = "LINGGONG_RAFT_ELECTION_MS")]
+    pub raft_election_ms: Option<u64>,
+    /// Snapshot the state machine after this many applied Raft entries. [default: 100000]
+    #[arg(long, env = "LINGGONG_RAFT_SNAPSHOT_EVERY")]
+    pub raft_snapshot_every: Option<u64>,
     /// Initialise a one-member cluster if this data directory has never been part of one.
     #[arg(long, env = "LINGGONG_RAFT_BOOTSTRAP")]
     pub raft_bootstrap: bool,
 }
 
+/// The config file's `[cluster]` table: the cluster flags under their names
+/// without the `raft-`/`cluster-` prefix where it is redundant.
+///
+/// ```toml
+/// [cluster]
+/// raft_listen = "10.0.0.1:7001"
+/// node_id = 1
+/// secret_file = "cluster-secret"   # or secret = "…"; the file keeps it out of the config
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Raft listener address; cluster mode is on when set.
+    pub raft_listen: Option<SocketAddr>,
+    /// Advertised Raft address.
+    pub raft_advertise: Option<String>,
+    /// Advertised client gRPC address.
+    pub grpc_advertise: Option<String>,
+    /// Advertised HTTP address.
+    pub http_advertise: Option<String>,
+    /// Member id.
+    pub node_id: Option<u64>,
+    /// The cluster secret.
+    pub secret: Option<String>,
+    /// A file holding the cluster secret (relative to the config file; surrounding whitespace is ignored).
+    pub secret_file: Option<PathBuf>,
+    /// Heartbeat, milliseconds.
+    pub heartbeat_ms: Option<u64>,
+    /// Election timeout lower bound, milliseconds.
+    pub election_ms: Option<u64>,
+    /// Snapshot interval, applied entries.
+    pub snapshot_every: Option<u64>,
+    /// Initialise a lone member on a fresh data directory.
+    pub bootstrap: Option<bool>,
+}
+
 /// Resolved cluster settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSettings {
     /// Raft listener.
     pub raft_listen: SocketAddr,
     /// Advertised Raft address, if not the bound one.
     pub advertise: Option<String>,
+    /// Advertised client gRPC address, if not the bound one.
+    pub grpc_advertise: Option<String>,
+    /// Advertised HTTP address, if not the bound one.
+    pub http_advertise: Option<String>,
     /// Member id.
     pub node_id: u64,
     /// Cluster secret.
@@ -55,23 +105,38 @@ pub struct ClusterSettings {
 }
 
 impl ClusterArgs {
-    /// The settings, when cluster mode is on; an error when the secret is missing.
-    pub fn resolve(&self) -> Result<Option<ClusterSettings>, String> {
-        let Some(raft_listen) = self.raft_listen else { return Ok(None) };
-        let secret = self
-            .cluster_secret
-            .clone()
-            .filter(|s| !s.is_empty())
-            .ok_or("cluster mode (--raft-listen) needs --cluster-secret or LINGGONG_CLUSTER_SECRET".to_string())?;
+    /// The settings, when cluster mode is on; an error when the secret is
+    /// missing. `file` is the config file's `[cluster]` table and `base` the
+    /// directory relative paths in it are relative to.
+    pub fn resolve(&self, file: &ClusterFile, base: &Path) -> Result<Option<ClusterSettings>, String> {
+        let Some(raft_listen) = self.raft_listen.or(file.raft_listen) else { return Ok(None) };
+        let from_file = match (&file.secret, &file.secret_file) {
+            (Some(_), Some(_)) => return Err("[cluster] secret and secret_file: give one".into()),
+            (Some(s), None) => Some(s.clone()),
+            (None, Some(p)) => {
+                let path = base.join(p);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("[cluster] secret_file {}: {e}", path.display()))?;
+                Some(text.trim().to_string())
+            }
+            (None, None) => None,
+        };
+        let secret = self.cluster_secret.clone().or(from_file).filter(|s| !s.is_empty()).ok_or(
+            "cluster mode needs a cluster secret: --cluster-secret, LINGGONG_CLUSTER_SECRET or [cluster] secret / secret_file"
+                .to_string(),
+        )?;
+        let heartbeat_ms = self.raft_heartbeat_ms.or(file.heartbeat_ms).unwrap_or(50).max(1);
         Ok(Some(ClusterSettings {
             raft_listen,
-            advertise: self.raft_advertise.clone(),
-            node_id: self.node_id,
+            advertise: self.raft_advertise.clone().or_else(|| file.raft_advertise.clone()),
+            grpc_advertise: self.grpc_advertise.clone().or_else(|| file.grpc_advertise.clone()),
+            http_advertise: self.http_advertise.clone().or_else(|| file.http_advertise.clone()),
+            node_id: self.node_id.or(file.node_id).unwrap_or(1),
             secret,
-            heartbeat_ms: self.raft_heartbeat_ms.max(1),
-            election_ms: self.raft_election_ms.max(3 * self.raft_heartbeat_ms.max(1)),
-            snapshot_every: self.raft_snapshot_every.max(1),
-            bootstrap: self.raft_bootstrap,
+            heartbeat_ms,
+            election_ms: self.raft_election_ms.or(file.election_ms).unwrap_or(300).max(3 * heartbeat_ms),
+            snapshot_every: self.raft_snapshot_every.or(file.snapshot_every).unwrap_or(100_000).max(1),
+            bootstrap: self.raft_bootstrap || file.bootstrap.unwrap_or(false),
         }))
     }
 }

@@ -10,7 +10,11 @@
 //! and once a majority has it on disk commits it; every member then applies it
 //! to its state machine, and the leader answers with the result its own apply
 //! produced. A member that is not the leader answers UNAVAILABLE with the
-//! leader's id and address ([`SubmitError::NotLeader`]); clients retry there.
+//! leader's id and client addresses ([`SubmitError::NotLeader`]); clients
+//! retry there. Each member's node info in the membership ([`MemberNode`])
+//! carries its client gRPC and HTTP addresses beside its Raft address; a
+//! member that becomes leader writes its current ones into the membership
+//! (`SetNodes`) when they differ, so a restart on new ports is announced.
 //!
 //! Reads: [`ClusterNode::read_linearizable`] uses openraft's ReadIndex
 //! (`ensure_linearizable`: the leader confirms with a quorum that it still
@@ -30,7 +34,7 @@ use crate::host::{Clock, HostConfig, SubmitError};
 use crate::state::{Applied, RequestLookup, ServiceState};
 use linggong_engine::{Command, Engine};
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
+use openraft::{ChangeMembers, Raft, ServerState};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -63,13 +67,46 @@ impl ClusterResponse {
     }
 }
 
+/// A member's node info, replicated in the membership: where the other
+/// members reach its Raft listener and where clients reach it. Node infos
+/// written before the client addresses existed (`{"addr": …}`) still read,
+/// with the client addresses empty until the member next becomes leader.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberNode {
+    /// Raft listener address (`host:port`).
+    pub addr: String,
+    /// Client gRPC address (`host:port`); empty when not known.
+    #[serde(default)]
+    pub client_addr: String,
+    /// HTTP address (console, gRPC-Web); empty when not known or off.
+    #[serde(default)]
+    pub http_addr: String,
+}
+
+impl MemberNode {
+    /// A node known only by its Raft address.
+    pub fn raft_only(addr: impl Into<String>) -> Self {
+        Self { addr: addr.into(), ..Self::default() }
+    }
+}
+
+impl std::fmt::Display for MemberNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{{raft {}, client {}, http {}}}", self.addr, self.client_addr, self.http_addr)
+    }
+}
+
+fn known(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
 openraft::declare_raft_types!(
     /// The Raft types of linggong.
     pub TypeConfig:
         D = ClusterCommand,
         R = ClusterResponse,
         NodeId = u64,
-        Node = BasicNode,
+        Node = MemberNode,
         SnapshotData = std::io::Cursor<Vec<u8>>,
 );
 
@@ -113,6 +150,10 @@ pub struct RaftOptions {
     pub id: u64,
     /// Address the other members reach this one's Raft listener at.
     pub advertise: String,
+    /// Address clients reach this member's gRPC listener at (empty: not announced).
+    pub client_addr: String,
+    /// Address of this member's HTTP listener (empty: not announced).
+    pub http_addr: String,
     /// The cluster secret (Raft calls and operator calls).
     pub secret: String,
     /// Leader heartbeat, milliseconds.
@@ -134,6 +175,8 @@ impl RaftOptions {
         Self {
             id,
             advertise: advertise.into(),
+            client_addr: String::new(),
+            http_addr: String::new(),
             secret: secret.into(),
             heartbeat_ms: 50,
             election_min_ms: 300,
@@ -182,6 +225,8 @@ pub struct ClusterNode {
     /// The state machine.
     pub shared: Arc<state_machine::Shared>,
     advertise: String,
+    client_addr: String,
+    http_addr: String,
     clock: Clock,
     started: Instant,
     stop: parking_lot::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
@@ -247,6 +292,8 @@ impl ClusterNode {
             raft,
             shared,
             advertise: options.advertise.clone(),
+            client_addr: options.client_addr.clone(),
+            http_addr: options.http_addr.clone(),
             clock: host.clock.clone(),
             started: Instant::now(),
             stop: parking_lot::Mutex::new(None),
@@ -255,13 +302,26 @@ impl ClusterNode {
         tokio::spawn(async move {
             let Some(mut rx) = watched.upgrade().map(|n| n.raft.metrics()) else { return };
             let mut leader = rx.borrow().current_leader;
-            while rx.changed().await.is_ok() {
-                let now = rx.borrow().current_leader;
+            let mut announced_in_term = None;
+            loop {
+                let (now, term, leading) = {
+                    let m = rx.borrow();
+                    (m.current_leader, m.current_term, m.state == ServerState::Leader)
+                };
+                let Some(node) = watched.upgrade() else { return };
                 if now != leader {
                     leader = now;
-                    let Some(node) = watched.upgrade() else { return };
                     node.shared.metrics.leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(leader = ?now, "leader changed");
+                }
+                if leading && announced_in_term != Some(term) {
+                    announced_in_term = Some(term);
+                    tokio::spawn(async move { node.announce_self().await });
+                } else {
+                    drop(node);
+                }
+                if rx.changed().await.is_err() {
+                    return;
                 }
             }
         });
@@ -274,16 +334,60 @@ impl ClusterNode {
         if self.raft.is_initialized().await.map_err(|e| e.to_string())? {
             return Ok(false);
         }
-        let members = BTreeMap::from([(self.id, BasicNode { addr: self.advertise.clone() })]);
+        let members = BTreeMap::from([(self.id, self.own_node())]);
         self.raft.initialize(members).await.map_err(|e| e.to_string())?;
         Ok(true)
     }
 
+    /// This member's node info as it is now.
+    fn own_node(&self) -> MemberNode {
+        MemberNode {
+            addr: self.advertise.clone(),
+            client_addr: self.client_addr.clone(),
+            http_addr: self.http_addr.clone(),
+        }
+    }
+
+    /// On the leader: writes this member's current client addresses into the
+    /// membership when the replicated node info differs (a fresh cluster, a
+    /// node info of the old format, a restart on other ports). The Raft
+    /// address is kept as it is, so `SetNodes` cannot split the cluster.
+    async fn announce_self(&self) {
+        for attempt in 0..20u32 {
+            if !self.is_leader() {
+                return;
+            }
+            let current = self.raft.metrics().borrow().membership_config.membership().get_node(&self.id).cloned();
+            let Some(current) = current else { return };
+            let wanted = MemberNode { addr: current.addr.clone(), ..self.own_node() };
+            if current == wanted {
+                return;
+            }
+            match self.raft.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(self.id, wanted)])), true).await
+            {
+                Ok(_) => {
+                    tracing::info!(client = %self.client_addr, http = %self.http_addr, "announced the client addresses");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, attempt, "announcing the client addresses failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt + 1))).await;
+                }
+            }
+        }
+        tracing::warn!("could not announce the client addresses: followers name the leader without them");
+    }
+
     fn not_leader(&self, leader: Option<u64>) -> SubmitError {
-        let addr = leader.and_then(|id| {
-            self.raft.metrics().borrow().membership_config.membership().get_node(&id).map(|n| n.addr.clone())
+        let node = leader.and_then(|id| {
+            self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned()
         });
-        SubmitError::NotLeader { leader_id: leader, leader_addr: addr }
+        SubmitError::NotLeader {
+            leader_id: leader,
+            leader_addr: node.as_ref().and_then(|n| known(&n.client_addr)),
+            leader_http_addr: node.as_ref().and_then(|n| known(&n.http_addr)),
+            leader_raft_addr: node.map(|n| n.addr),
+        }
     }
 
     /// Proposes a command and answers with the leader's result once it is
@@ -392,6 +496,8 @@ impl ClusterNode {
                 serde_json::json!({
                     "id": id,
                     "addr": node.addr,
+                    "client_addr": node.client_addr,
+                    "http_addr": node.http_addr,
                     "voter": voters.contains(id),
                     "role": role,
                     "matched_index": matched,
@@ -466,13 +572,22 @@ impl ClusterNode {
     pub async fn admin(&self, request: AdminRequest) -> Result<serde_json::Value, String> {
         match request {
             AdminRequest::Init { members } => {
-                let nodes: BTreeMap<u64, BasicNode> =
-                    members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+                let nodes: BTreeMap<u64, MemberNode> = members
+                    .into_iter()
+                    .map(|(id, addr)| {
+                        let node = if id == self.id {
+                            MemberNode { addr, ..self.own_node() }
+                        } else {
+                            MemberNode::raft_only(addr)
+                        };
+                        (id, node)
+                    })
+                    .collect();
                 self.raft.initialize(nodes).await.map(|()| serde_json::json!({ "ok": true })).map_err(|e| e.to_string())
             }
             AdminRequest::AddLearner { id, addr } => self
                 .raft
-                .add_learner(id, BasicNode { addr }, true)
+                .add_learner(id, MemberNode::raft_only(addr), true)
                 .await
                 .map(|r| serde_json::json!({ "ok": true, "log_index": r.log_id.index }))
                 .map_err(|e| e.to_string()),
@@ -524,12 +639,15 @@ impl ClusterNode {
 
 /// Starts cluster mode for a server: binds the Raft listener, starts the
 /// member on the data directory, initialises a lone member when asked and the
-/// directory is fresh, and attaches the member to the host. Returns the bound
-/// Raft address.
+/// directory is fresh, and attaches the member to the host. `grpc` and `http`
+/// are the bound client listeners, announced in the membership unless the
+/// settings advertise other addresses. Returns the bound Raft address.
 pub async fn start_for_host(
     host: &Arc<crate::host::Host>,
     config: &crate::config::ServerConfig,
     cluster: &cli::ClusterSettings,
+    grpc: std::net::SocketAddr,
+    http: Option<std::net::SocketAddr>,
 ) -> Result<std::net::SocketAddr, ClusterError> {
     let listener = tokio::net::TcpListener::bind(cluster.raft_listen)
         .await
@@ -537,6 +655,8 @@ pub async fn start_for_host(
     let bound = listener.local_addr().map_err(|e| ClusterError::Raft(e.to_string()))?;
     let advertise = cluster.advertise.clone().unwrap_or_else(|| bound.to_string());
     let mut options = RaftOptions::new(cluster.node_id, advertise.clone(), cluster.secret.clone());
+    options.client_addr = cluster.grpc_advertise.clone().unwrap_or_else(|| grpc.to_string());
+    options.http_addr = cluster.http_advertise.clone().or_else(|| http.map(|a| a.to_string())).unwrap_or_default();
     options.heartbeat_ms = cluster.heartbeat_ms;
     options.election_min_ms = cluster.election_ms;
     // openraft's followers refuse votes until `election_timeout_max` has

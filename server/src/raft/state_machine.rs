@@ -31,7 +31,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 type NodeId = u64;
-type Node = openraft::BasicNode;
+type Node = super::MemberNode;
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 
 /// What the state machine holds.
