@@ -89,7 +89,16 @@ async fn truncated_suffix_never_reappears_after_restart_and_torn_tail_is_cut() {
     drop(log);
 
     // A record torn in the middle of its body at the end of the log is cut off.
-    let path = dir.path().join("raft").join("log");
+    let newest_segment = |dir: &Path| {
+        let mut segments: Vec<_> = std::fs::read_dir(dir.join("raft").join("wal"))
+            .expect("segment directory")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+            .collect();
+        segments.sort();
+        segments.pop().expect("a segment")
+    };
+    let path = newest_segment(dir.path());
     let len = std::fs::metadata(&path).expect("log").len();
     let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
     f.set_len(len - 2).expect("tear");

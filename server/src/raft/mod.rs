@@ -161,7 +161,12 @@ pub enum ClusterError {
 /// Opens a member's Raft log and state machine under `host.data_dir/raft`.
 pub fn open_storage(host: &HostConfig) -> Result<(log_store::LogStore, state_machine::StateMachine), ClusterError> {
     let dir = host.data_dir.join("raft");
-    let log = log_store::LogStore::open(&dir)?;
+    let log = log_store::LogStore::open(&log_store::LogOptions {
+        dir: dir.clone(),
+        storage: host.storage.clone(),
+        segment_bytes: host.segment_bytes,
+        durability: host.durability,
+    })?;
     let sm = state_machine::StateMachine::open(
         &dir,
         crate::host::empty_state(host),
