@@ -533,6 +533,9 @@ pub async fn start_for_host(
         engine: config.engine.clone(),
         regions: config.regions.clone(),
         trades: config.trades.clone(),
+        durability: config.durability,
+        segment_bytes: config.segment_bytes,
+        storage: config.wal_storage.clone(),
         ..HostConfig::new(&config.data_dir)
     };
     let node = ClusterNode::start(&host_config, options, listener).await?;
