@@ -256,15 +256,7 @@ impl Host {
             if !problem.is_torn_tail() {
                 return Err(HostError::Refused(problem.to_string()));
             }
-            let copy = crate::wal::truncate_keeping_copy(&problem.path, problem.offset)?;
-            tracing::warn!(
-                segment = %problem.path.display(),
-                offset = problem.offset,
-                copy = %copy.display(),
-                reason = %problem.reason,
-                "truncated a torn record at the end of the log; a copy of the damaged segment was kept: {}",
-                problem.explanation()
-            );
+            let copy = crate::wal::cut_torn_tail(problem, "log")?;
             report.truncated_tail = Some((problem.path.clone(), problem.offset, copy));
         }
         if let Some(missing) = missing_records(&outcome, state.last_seq()) {

@@ -24,8 +24,8 @@
 
 use super::{ClusterCommand, TypeConfig};
 use crate::wal::{
-    delete_covered_segments, list_segments, scan, truncate_keeping_copy, Durability, GroupWriter, Storage, WalConfig,
-    WalError, WalWriter, MAX_RECORD_BYTES,
+    cut_torn_tail, delete_covered_segments, list_segments, scan, Durability, GroupWriter, Storage, WalConfig, WalError,
+    WalWriter, MAX_RECORD_BYTES,
 };
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
@@ -241,15 +241,7 @@ impl LogStore {
             if !problem.is_torn_tail() {
                 return Err(LogStoreError::Refused(problem.to_string()));
             }
-            let copy = truncate_keeping_copy(&problem.path, problem.offset)?;
-            tracing::warn!(
-                segment = %problem.path.display(),
-                offset = problem.offset,
-                copy = %copy.display(),
-                reason = %problem.reason,
-                "truncated a torn record at the end of the Raft log; a copy of the damaged segment was kept: {}",
-                problem.explanation()
-            );
+            cut_torn_tail(problem, "Raft log")?;
         }
         let tail = list_segments(&wal_dir).map_err(|e| WalError::io("list", &wal_dir, e))?.pop().map(|(_, path)| {
             let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

@@ -8,7 +8,7 @@ mod storage;
 mod writer;
 
 pub use group::{Completion, GroupWriter};
-pub(crate) use reader::truncate_keeping_copy;
+pub(crate) use reader::cut_torn_tail;
 pub use reader::{repair, scan, ProblemKind, ScanOutcome, ScanProblem, SegmentReport, TornWrite};
 pub use segment::{
     decode_frame, decode_header, delete_covered_segments, encode_frame, encode_header, list_segments, segment_name,
