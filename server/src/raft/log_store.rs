@@ -378,12 +378,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.inner.lock().vote)
     }
 
-    /// Queued behind what was appended before, not waited for: openraft does
+    /// Queued behind what was appended before, not waited for and costing no
+    /// fdatasync of its own (synced with the next entries): openraft does
     /// not need the committed id durable (a lower one after a crash is re-learnt).
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<()> {
         let mut inner = self.inner.lock();
         let payloads = inner.number(&[Record::Committed(committed)]).map_err(|e| io_error(&e))?;
-        inner.writer.submit(payloads, Box::new(|_| {}));
+        inner.writer.submit_unsynced(payloads);
         inner.committed = committed;
         Ok(())
     }

@@ -542,6 +542,12 @@ pub async fn start_for_host(
     if cluster.bootstrap && node.initialize_if_fresh().await.map_err(ClusterError::Raft)? {
         tracing::info!(id = cluster.node_id, "initialised a one-member cluster on a fresh data directory");
     }
+    if cluster.bootstrap {
+        // A lone member elects itself within an election timeout; waiting for
+        // that (bounded) lets the first writes, such as the demo loader's, find a leader.
+        let within = Duration::from_millis(cluster.election_ms.saturating_mul(10));
+        let _ = node.raft.wait(Some(within)).current_leader(cluster.node_id, "a lone member leads").await;
+    }
     host.attach_cluster(node);
     tracing::info!(raft = %bound, advertise = %advertise, id = cluster.node_id, "Raft listening");
     println!("raft listening on {bound} (member {})", cluster.node_id);

@@ -16,6 +16,16 @@ pub type Completion = Box<dyn FnOnce(Result<u64, String>) + Send>;
 struct Job {
     payloads: Vec<Vec<u8>>,
     done: Completion,
+    sync: SyncWait,
+}
+
+/// Whether a job's completion waits for a sync.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SyncWait {
+    /// After the fdatasync covering it (per the durability mode).
+    Covering,
+    /// After the write; synced with the next job that waits for a sync.
+    Later,
 }
 
 /// The sending side of a group-commit writer; dropping it stops the thread
@@ -44,7 +54,17 @@ impl GroupWriter {
     /// Queues `payloads` as consecutive records; `done` runs on the writer
     /// thread once they are written and synced, or with the error.
     pub fn submit(&self, payloads: Vec<Vec<u8>>, done: Completion) {
-        let job = Job { payloads, done };
+        self.send(Job { payloads, done, sync: SyncWait::Covering });
+    }
+
+    /// Queues `payloads` that need not be durable on their own (they are
+    /// synced with the next records that do): a batch of only such records
+    /// costs no fdatasync.
+    pub fn submit_unsynced(&self, payloads: Vec<Vec<u8>>) {
+        self.send(Job { payloads, done: Box::new(|_| {}), sync: SyncWait::Later });
+    }
+
+    fn send(&self, job: Job) {
         match &self.tx {
             Some(tx) => {
                 if let Err(e) = tx.send(job) {
@@ -128,7 +148,9 @@ fn group_loop(
         let start = next_seq;
         let numbered = batch.iter().flat_map(|j| j.payloads.iter()).enumerate();
         let written = wal.append(numbered.map(|(i, p)| (start + i as u64, p.as_slice())));
-        if let Err(e) = written.and_then(|()| wal.sync_if_due().map(|_| ())) {
+        let wants_sync = batch.iter().any(|j| j.sync == SyncWait::Covering);
+        let synced = written.and_then(|()| if wants_sync { wal.sync_if_due().map(|_| ()) } else { Ok(()) });
+        if let Err(e) = synced {
             return fail(e.to_string(), &mut batch);
         }
         for job in batch.drain(..) {
