@@ -58,6 +58,9 @@ pub struct SpawnConfig {
     pub data_parent: Option<PathBuf>,
     /// Worker threads of the server's runtime.
     pub server_threads: usize,
+    /// Run the server as a Raft group of one (the server's `--raft-bootstrap`
+    /// on a loopback Raft listener): writes go through the Raft log.
+    pub raft_group_of_one: bool,
 }
 
 /// gRPC-mode settings.
@@ -471,6 +474,18 @@ fn spawn_server(config: &SpawnConfig, workers: u64) -> Result<Spawned, GrpcRunEr
     server_config.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     if workers > 0 {
         server_config.demo = Some(linggong_server::config::DemoSettings { workers });
+    }
+    if config.raft_group_of_one {
+        server_config.cluster = Some(linggong_server::raft::cli::ClusterSettings {
+            raft_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            node_id: 1,
+            secret: "loadtest-cluster-secret".into(),
+            heartbeat_ms: 50,
+            election_ms: 300,
+            snapshot_every: 100_000,
+            bootstrap: true,
+        });
     }
     let server = runtime
         .block_on(linggong_server::app::start(server_config))

@@ -110,6 +110,9 @@ struct GrpcArgs {
     /// --spawn-server: when writes are acknowledged: always, none or interval:<ms>.
     #[arg(long, default_value = "always")]
     durability: String,
+    /// --spawn-server: run it as a Raft group of one (its `--raft-bootstrap`), writes going through the Raft log.
+    #[arg(long)]
+    raft_bootstrap: bool,
     /// --spawn-server: where to create the temporary data directory (default: the system temp dir).
     #[arg(long)]
     data_dir_parent: Option<PathBuf>,
@@ -249,6 +252,7 @@ fn main() -> Result<()> {
                     durability: grpc.durability.clone(),
                     data_parent: grpc.data_dir_parent.clone(),
                     server_threads: grpc.server_threads.unwrap_or_else(cores),
+                    raft_group_of_one: grpc.raft_bootstrap,
                 })
             } else {
                 let Some(token) = grpc.token.clone() else {

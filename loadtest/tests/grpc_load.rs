@@ -39,7 +39,12 @@ fn grpc_config(source: ServerSource, stations: usize, register_workers: bool) ->
 }
 
 fn spawn(durability: &str) -> ServerSource {
-    ServerSource::Spawn(SpawnConfig { durability: durability.into(), data_parent: None, server_threads: 2 })
+    ServerSource::Spawn(SpawnConfig {
+        durability: durability.into(),
+        data_parent: None,
+        server_threads: 2,
+        raft_group_of_one: false,
+    })
 }
 
 /// Counts add up: per RPC to the total, per status code to the errors, rate × window to the count.

@@ -458,9 +458,23 @@ pub enum WalCommand {
 /// Arguments of the WAL tools.
 #[derive(Debug, Clone, Args)]
 pub struct WalToolArgs {
-    /// Data directory (holds `wal/` and `snapshots/`).
+    /// Data directory (holds `wal/` and `snapshots/`; a cluster member's Raft log is in `raft/wal/`).
     #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Check or repair the Raft log of a cluster member (`<data-dir>/raft/wal/`) instead of the single-node log.
+    #[arg(long)]
+    pub raft: bool,
+}
+
+impl WalToolArgs {
+    /// The segment directory the tool works on.
+    pub fn log_dir(&self) -> PathBuf {
+        if self.raft {
+            self.data_dir.join("raft").join("wal")
+        } else {
+            self.data_dir.join("wal")
+        }
+    }
 }
 
 /// Log output format.

@@ -260,15 +260,7 @@ impl Host {
             if !problem.is_torn_tail() {
                 return Err(HostError::Refused(problem.to_string()));
             }
-            let copy = crate::wal::truncate_keeping_copy(&problem.path, problem.offset)?;
-            tracing::warn!(
-                segment = %problem.path.display(),
-                offset = problem.offset,
-                copy = %copy.display(),
-                reason = %problem.reason,
-                "truncated a torn record at the end of the log; a copy of the damaged segment was kept: {}",
-                problem.explanation()
-            );
+            let copy = crate::wal::cut_torn_tail(problem, "log")?;
             report.truncated_tail = Some((problem.path.clone(), problem.offset, copy));
         }
         if let Some(missing) = missing_records(&outcome, state.last_seq()) {
@@ -770,24 +762,4 @@ fn take_snapshot(state: &ServiceState, config: &HostConfig, metrics: &HostMetric
     }
 }
 
-/// Deletes segments all of whose records are at or below `covered_seq` (never
-/// the last segment). Returns how many were deleted.
-pub fn delete_covered_segments(wal_dir: &Path, covered_seq: u64) -> u64 {
-    let Ok(segments) = list_segments(wal_dir) else { return 0 };
-    let mut deleted = 0;
-    for pair in segments.windows(2) {
-        let (next_first, _) = pair[1];
-        if next_first.saturating_sub(1) <= covered_seq {
-            match std::fs::remove_file(&pair[0].1) {
-                Ok(()) => deleted += 1,
-                Err(e) => {
-                    tracing::warn!(segment = %pair[0].1.display(), error = %e, "could not delete a compacted segment")
-                }
-            }
-        }
-    }
-    if deleted > 0 {
-        let _ = std::fs::File::open(wal_dir).and_then(|d| d.sync_all());
-    }
-    deleted
-}
+pub use crate::wal::delete_covered_segments;

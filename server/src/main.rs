@@ -445,8 +445,15 @@ fn print_scan(outcome: &ScanOutcome) {
 }
 
 fn wal_verify(args: &WalToolArgs) -> ExitCode {
-    let wal_dir = args.data_dir.join("wal");
-    let outcome = match scan(&wal_dir, 0, |_, payload| decode(payload).map(|_| ()).map_err(|e| e.to_string())) {
+    let wal_dir = args.log_dir();
+    let check = |payload: &[u8]| -> Result<(), String> {
+        if args.raft {
+            linggong_server::raft::log_store::verify_record(payload)
+        } else {
+            decode(payload).map(|_| ()).map_err(|e| e.to_string())
+        }
+    };
+    let outcome = match scan(&wal_dir, 0, |_, payload| check(payload)) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("cannot read {}: {e}", wal_dir.display());
@@ -454,7 +461,14 @@ fn wal_verify(args: &WalToolArgs) -> ExitCode {
         }
     };
     print_scan(&outcome);
-    match list_snapshots(&args.data_dir.join("snapshots")) {
+    let raft_snapshot = args.data_dir.join("raft").join("snapshot");
+    if args.raft {
+        match std::fs::metadata(&raft_snapshot) {
+            Ok(m) => println!("{}  Raft snapshot  bytes={}", raft_snapshot.display(), m.len()),
+            Err(_) => println!("no Raft snapshot"),
+        }
+    }
+    match list_snapshots(&args.data_dir.join("snapshots")).map(|s| if args.raft { Vec::new() } else { s }) {
         Ok(snaps) => {
             for (seq, path) in snaps {
                 let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -486,7 +500,7 @@ fn wal_repair(args: &WalToolArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let wal_dir = args.data_dir.join("wal");
+    let wal_dir = args.log_dir();
     match repair(&wal_dir) {
         Ok(None) => {
             println!("the log is clean; nothing to repair");

@@ -1,7 +1,8 @@
 //! Tests of the real `linggong-server` binary: first start prints a
 //! development token once, the service answers health checks and API calls,
 //! SIGTERM drains and exits 0, a restart keeps the data, and the offline
-//! `wal verify` / `wal repair` tools report and repair damage that start-up refuses.
+//! `wal verify` / `wal repair` tools report and repair damage that start-up refuses,
+//! in the single-node log and in a cluster member's Raft log (`--raft`).
 
 mod common;
 
@@ -157,5 +158,52 @@ async fn wal_verify_tells_a_damaged_last_record_from_a_torn_write() -> anyhow::R
     let (status, out, _) = run_tool(&["wal", "verify", "--data-dir", data_arg])?;
     assert!(!status.success(), "{out}");
     assert!(out.contains("torn tail") && out.contains("ends inside"), "{out}");
+    Ok(())
+}
+
+fn raft_entry(index: u64) -> openraft::Entry<linggong_server::raft::TypeConfig> {
+    openraft::Entry {
+        log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+        payload: openraft::EntryPayload::Normal(linggong_server::raft::ClusterCommand { payload: vec![7; 3] }),
+    }
+}
+
+#[tokio::test]
+async fn wal_verify_and_repair_work_on_a_cluster_members_raft_log() -> anyhow::Result<()> {
+    use openraft::storage::RaftLogStorageExt;
+    use openraft::RaftLogReader;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let config = linggong_server::host::HostConfig::new(&data);
+    {
+        let (mut log, _) = linggong_server::raft::open_storage(&config)?;
+        log.blocking_append((1..=5).map(raft_entry)).await?;
+    }
+    let data_arg = data.to_str().expect("utf-8 path");
+    let (status, out, _) = run_tool(&["wal", "verify", "--raft", "--data-dir", data_arg])?;
+    assert!(status.success(), "{out}");
+    assert!(out.contains("records=5") && out.contains("ok: last record 5"), "{out}");
+
+    // A byte of the second record flipped: damage before the end.
+    let segment = std::fs::read_dir(data.join("raft").join("wal"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "wal"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment)?;
+    let record = linggong_server::wal::FRAME_LEN + 26 + 3;
+    bytes[linggong_server::wal::HEADER_LEN + record + 20] ^= 0xff;
+    std::fs::write(&segment, &bytes)?;
+    let (status, out, _) = run_tool(&["wal", "verify", "--raft", "--data-dir", data_arg])?;
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("damaged before its end"), "{out}");
+    assert!(linggong_server::raft::open_storage(&config).is_err(), "start-up refuses the damaged Raft log");
+
+    let (status, out, _) = run_tool(&["wal", "repair", "--raft", "--data-dir", data_arg])?;
+    assert!(status.success(), "{out}");
+    assert!(out.contains("truncated") && out.contains("records=1"), "{out}");
+    assert!(std::path::PathBuf::from(format!("{}.damaged", segment.display())).exists(), "a copy is kept");
+    let (mut log, _) = linggong_server::raft::open_storage(&config)?;
+    let kept: Vec<u64> = log.try_get_log_entries(0..100).await?.iter().map(|e| e.log_id.index).collect();
+    assert_eq!(kept, vec![1], "the record before the damage is kept, the rest is gone");
     Ok(())
 }

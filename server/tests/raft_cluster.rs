@@ -90,7 +90,16 @@ async fn truncated_suffix_never_reappears_after_restart_and_torn_tail_is_cut() {
     drop(log);
 
     // A record torn in the middle of its body at the end of the log is cut off.
-    let path = dir.path().join("raft").join("log");
+    let newest_segment = |dir: &Path| {
+        let mut segments: Vec<_> = std::fs::read_dir(dir.join("raft").join("wal"))
+            .expect("segment directory")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+            .collect();
+        segments.sort();
+        segments.pop().expect("a segment")
+    };
+    let path = newest_segment(dir.path());
     let len = std::fs::metadata(&path).expect("log").len();
     let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
     f.set_len(len - 2).expect("tear");
@@ -104,10 +113,82 @@ async fn truncated_suffix_never_reappears_after_restart_and_torn_tail_is_cut() {
     assert_eq!(log.try_get_log_entries(0..100).await.expect("read").len(), 3);
 
     // Damage before the end refuses to start.
-    let mut bytes = std::fs::read(&path).expect("read");
+    let good = std::fs::read(&path).expect("read");
+    let mut bytes = good.clone();
     bytes[10] ^= 0xff;
     std::fs::write(&path, bytes).expect("write");
+    assert!(open_storage(&host_config(dir.path())).is_err(), "a damaged segment header refuses to start");
+    let mut bytes = good;
+    bytes[linggong_server::wal::HEADER_LEN + linggong_server::wal::FRAME_LEN + 2] ^= 0xff;
+    std::fs::write(&path, bytes).expect("write");
     assert!(open_storage(&host_config(dir.path())).is_err(), "a damaged record before the end refuses to start");
+}
+
+fn segment_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("raft").join("wal"))
+        .expect("segment directory")
+        .filter(|e| e.as_ref().expect("entry").path().extension().is_some_and(|x| x == "wal"))
+        .count()
+}
+
+#[tokio::test]
+async fn purge_deletes_covered_segments_and_keeps_the_rest_across_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = host_config(dir.path());
+    config.segment_bytes = 64;
+    {
+        let (mut log, _) = open_storage(&config).expect("opens");
+        for i in 1..=20 {
+            log.blocking_append([entry(1, i)]).await.expect("append");
+        }
+        let before = segment_count(dir.path());
+        assert!(before >= 20, "a segment holds one entry here: {before}");
+        log.purge(LogId::new(openraft::CommittedLeaderId::new(1, 1), 15)).await.expect("purge");
+        let after = segment_count(dir.path());
+        assert!(after < before / 2, "segments wholly covered by the purge are deleted: {before} -> {after}");
+    }
+    let (mut log, _) = open_storage(&config).expect("reopens");
+    let state = log.get_log_state().await.expect("state");
+    assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(15));
+    assert_eq!(state.last_log_id.map(|l| l.index), Some(20));
+    let indexes: Vec<u64> =
+        log.try_get_log_entries(0..100).await.expect("read").iter().map(|e| e.log_id.index).collect();
+    assert_eq!(
+        indexes,
+        (16..=20).collect::<Vec<_>>(),
+        "what the purge did not cover survives, nothing purged comes back"
+    );
+}
+
+#[tokio::test]
+async fn append_is_flushed_only_after_its_fsync_and_a_sync_error_is_fail_stop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = host_config(dir.path());
+    let holdable = linggong_server::wal::HoldableStorage::new();
+    config.storage = Arc::new(holdable.clone());
+    let (log, _) = open_storage(&config).expect("opens");
+    let hold = holdable.hold();
+    let mut appender = log.clone();
+    let pending = tokio::spawn(async move { appender.blocking_append([entry(1, 1)]).await });
+    let early = tokio::time::timeout(Duration::from_millis(200), async {
+        while !pending.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(early.is_err(), "the append must not be reported flushed while its fsync is held back");
+    drop(hold);
+    pending.await.expect("task").expect("flushed once the fsync went through");
+    drop(log);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = host_config(dir.path());
+    // The new segment takes two syncs (its header, the directory); the third is the first append's.
+    config.storage = Arc::new(linggong_server::wal::FaultyStorage::new(linggong_server::wal::Fault::Sync, 2));
+    let (mut log, _) = open_storage(&config).expect("opens");
+    assert!(log.blocking_append([entry(1, 1)]).await.is_err(), "a failed fdatasync fails the append");
+    assert!(log.blocking_append([entry(1, 2)]).await.is_err(), "and every later write (fail-stop)");
+    assert!(log.truncate(LogId::new(openraft::CommittedLeaderId::new(1, 1), 1)).await.is_err());
 }
 
 struct Member {

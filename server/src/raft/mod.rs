@@ -204,7 +204,12 @@ pub enum ClusterError {
 /// Opens a member's Raft log and state machine under `host.data_dir/raft`.
 pub fn open_storage(host: &HostConfig) -> Result<(log_store::LogStore, state_machine::StateMachine), ClusterError> {
     let dir = host.data_dir.join("raft");
-    let log = log_store::LogStore::open(&dir)?;
+    let log = log_store::LogStore::open(&log_store::LogOptions {
+        dir: dir.clone(),
+        storage: host.storage.clone(),
+        segment_bytes: host.segment_bytes,
+        durability: host.durability,
+    })?;
     let sm = state_machine::StateMachine::open(
         &dir,
         crate::host::empty_state(host),
@@ -668,11 +673,20 @@ pub async fn start_for_host(
         engine: config.engine.clone(),
         regions: config.regions.clone(),
         trades: config.trades.clone(),
+        durability: config.durability,
+        segment_bytes: config.segment_bytes,
+        storage: config.wal_storage.clone(),
         ..HostConfig::new(&config.data_dir)
     };
     let node = ClusterNode::start(&host_config, options, listener).await?;
     if cluster.bootstrap && node.initialize_if_fresh().await.map_err(ClusterError::Raft)? {
         tracing::info!(id = cluster.node_id, "initialised a one-member cluster on a fresh data directory");
+    }
+    if cluster.bootstrap {
+        // A lone member elects itself within an election timeout; waiting for
+        // that (bounded) lets the first writes, such as the demo loader's, find a leader.
+        let within = Duration::from_millis(cluster.election_ms.saturating_mul(10));
+        let _ = node.raft.wait(Some(within)).current_leader(cluster.node_id, "a lone member leads").await;
     }
     host.attach_cluster(node);
     tracing::info!(raft = %bound, advertise = %advertise, id = cluster.node_id, "Raft listening");

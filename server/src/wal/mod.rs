@@ -1,16 +1,18 @@
 //! The write-ahead log: segment files of CRC32C-framed records, appended by one
 //! writer with group commit, and read back strictly at recovery.
 
+mod group;
 mod reader;
 mod segment;
 mod storage;
 mod writer;
 
-pub(crate) use reader::truncate_keeping_copy;
+pub use group::{Completion, GroupWriter};
+pub(crate) use reader::cut_torn_tail;
 pub use reader::{repair, scan, ProblemKind, ScanOutcome, ScanProblem, SegmentReport, TornWrite};
 pub use segment::{
-    decode_frame, decode_header, encode_frame, encode_header, list_segments, segment_name, Frame, FrameError,
-    HeaderError, FORMAT_VERSION, FRAME_LEN, HEADER_LEN, MAX_RECORD_BYTES,
+    decode_frame, decode_header, delete_covered_segments, encode_frame, encode_header, list_segments, segment_name,
+    Frame, FrameError, HeaderError, FORMAT_VERSION, FRAME_LEN, HEADER_LEN, MAX_RECORD_BYTES,
 };
 pub use storage::{Fault, FaultyStorage, HoldableStorage, LogFile, StdStorage, Storage, SyncHold};
 pub use writer::{Durability, WalConfig, WalWriter};

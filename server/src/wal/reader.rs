@@ -268,6 +268,22 @@ pub fn repair(dir: &Path) -> Result<Option<ScanProblem>, WalError> {
     Ok(Some(problem))
 }
 
+/// Truncates a torn tail found at start-up (`problem.is_torn_tail()`),
+/// keeping a copy of the segment, and logs what was cut from which log
+/// (`log`: "log", "Raft log"). Returns the copy's path.
+pub(crate) fn cut_torn_tail(problem: &ScanProblem, log: &str) -> Result<PathBuf, WalError> {
+    let copy = truncate_keeping_copy(&problem.path, problem.offset)?;
+    tracing::warn!(
+        segment = %problem.path.display(),
+        offset = problem.offset,
+        copy = %copy.display(),
+        reason = %problem.reason,
+        "truncated a torn record at the end of the {log}; a copy of the damaged segment was kept: {}",
+        problem.explanation()
+    );
+    Ok(copy)
+}
+
 /// Copies `path` to `<path>.damaged` (or `.damaged.N` if taken), then
 /// truncates `path` to `len` bytes (a bad header: the segment is moved aside
 /// entirely) and syncs.

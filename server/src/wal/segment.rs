@@ -162,6 +162,28 @@ pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
+/// Deletes segments all of whose records are at or below `covered_seq` (never
+/// the last segment). Returns how many were deleted.
+pub fn delete_covered_segments(wal_dir: &Path, covered_seq: u64) -> u64 {
+    let Ok(segments) = list_segments(wal_dir) else { return 0 };
+    let mut deleted = 0;
+    for pair in segments.windows(2) {
+        let (next_first, _) = pair[1];
+        if next_first.saturating_sub(1) <= covered_seq {
+            match std::fs::remove_file(&pair[0].1) {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(segment = %pair[0].1.display(), error = %e, "could not delete a compacted segment")
+                }
+            }
+        }
+    }
+    if deleted > 0 {
+        let _ = std::fs::File::open(wal_dir).and_then(|d| d.sync_all());
+    }
+    deleted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
