@@ -479,6 +479,8 @@ fn spawn_server(config: &SpawnConfig, workers: u64) -> Result<Spawned, GrpcRunEr
         server_config.cluster = Some(linggong_server::raft::cli::ClusterSettings {
             raft_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise: None,
+            grpc_advertise: None,
+            http_advertise: None,
             node_id: 1,
             secret: "loadtest-cluster-secret".into(),
             heartbeat_ms: 50,

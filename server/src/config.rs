@@ -1280,11 +1280,17 @@ mod tests {
         assert!(Cli::try_parse_from(["linggong-server"]).unwrap().serve.resolve().unwrap().cluster.is_none());
         std::fs::write(&path, "[cluster]\nraft_listen = \"127.0.0.1:0\"\n").unwrap();
         assert!(matches!(parse(&[]), Err(ConfigError::Cluster(_))), "no secret");
-        std::fs::write(&path, "[cluster]\nraft_listen = \"127.0.0.1:0\"\nsecret = \"a\"\nsecret_file = \"cluster-secret\"\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "[cluster]\nraft_listen = \"127.0.0.1:0\"\nsecret = \"a\"\nsecret_file = \"cluster-secret\"\n",
+        )
+        .unwrap();
         assert!(matches!(parse(&[]), Err(ConfigError::Cluster(_))), "secret and secret_file");
-        std::fs::write(&path, "[cluster]\nraft_listen = \"127.0.0.1:0\"\nsecret = \"a\"\nelection_ms = 10\nbootstrap = true\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "[cluster]\nraft_listen = \"127.0.0.1:0\"\nsecret = \"a\"\nelection_ms = 10\nbootstrap = true\n",
+        )
+        .unwrap();
         let c = parse(&[]).unwrap().cluster.unwrap();
         assert_eq!((c.election_ms, c.bootstrap, c.node_id), (150, true, 1), "election at least 3 heartbeats");
         std::fs::write(&path, "[cluster]\nraft_port = 1\n").unwrap();

@@ -163,22 +163,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_survive_repeated_leader_kills() -> anyhow::Result<()> {
     let rounds: usize = std::env::var("LINGGONG_FAILOVER_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let root = tempfile::tempdir()?;
-    let mut replicas = Vec::new();
-    for id in 1..=3u64 {
-        let dir = root.path().join(format!("data-{id}"));
-        let logs = root.path().join(format!("logs-{id}"));
-        let (process, raft) = spawn(id, &dir, &logs, "127.0.0.1:0")?;
-        let token = std::fs::read_to_string(dir.join("dev-token"))?.trim().to_string();
-        let grpc = process.grpc;
-        replicas.push(Replica { id, dir, logs, raft, grpc, token, process: Some(process) });
-    }
-    let members: BTreeMap<u64, String> = replicas.iter().map(|r| (r.id, r.raft.clone())).collect();
-    admin_call(&replicas[0].raft, SECRET, &AdminRequest::Init { members }).await.map_err(anyhow::Error::msg)?;
-    // Tokens are per data directory: a client uses the token of the replica it calls.
-    let directory: Directory =
-        Arc::new(std::sync::RwLock::new(replicas.iter().map(|r| (r.grpc, r.token.clone())).collect()));
-    leader(&replicas, Duration::from_secs(10)).await?;
+    let (mut replicas, directory, root) = spawn_and_init().await?;
 
     // Setup: a verified employer and one posting per round with headcount 3.
     let setup_leader = leader(&replicas, Duration::from_secs(10)).await?;
@@ -343,9 +328,10 @@ async fn three_replicas_survive_repeated_leader_kills() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Three replicas started and initialised, a verified employer written; the
-/// directory lists every replica. Returns the replicas, directory and root.
-async fn start_cluster() -> anyhow::Result<(Vec<Replica>, Directory, tempfile::TempDir)> {
+/// Three replicas started and initialised with a leader elected; the
+/// directory lists every replica (tokens are per data directory: a client
+/// uses the token of the replica it calls).
+async fn spawn_and_init() -> anyhow::Result<(Vec<Replica>, Directory, tempfile::TempDir)> {
     let root = tempfile::tempdir()?;
     let mut replicas = Vec::new();
     for id in 1..=3u64 {
@@ -360,6 +346,14 @@ async fn start_cluster() -> anyhow::Result<(Vec<Replica>, Directory, tempfile::T
     admin_call(&replicas[0].raft, SECRET, &AdminRequest::Init { members }).await.map_err(anyhow::Error::msg)?;
     let directory: Directory =
         Arc::new(std::sync::RwLock::new(replicas.iter().map(|r| (r.grpc, r.token.clone())).collect()));
+    leader(&replicas, Duration::from_secs(10)).await?;
+    Ok((replicas, directory, root))
+}
+
+/// Three replicas started and initialised, a verified employer written; the
+/// directory lists every replica. Returns the replicas, directory and root.
+async fn start_cluster() -> anyhow::Result<(Vec<Replica>, Directory, tempfile::TempDir)> {
+    let (replicas, directory, root) = spawn_and_init().await?;
     let l = leader(&replicas, Duration::from_secs(10)).await?;
     let call = WriteCall::Employer { request_id: "setup-e".into() };
     write(&directory, l, &call).await?;

@@ -30,13 +30,13 @@
 
 use linggong_engine::population::{Population, PopulationConfig};
 use linggong_engine::{
-    Command, Engine, EmployerSpec, LatLon, OfferId, OfferResponse, OfferState, Outcome, PostingSpec, Timestamp,
+    Command, EmployerSpec, Engine, LatLon, OfferId, OfferResponse, OfferState, Outcome, PostingSpec, Timestamp,
     WorkerSpec,
 };
 use linggong_server::convert::wal::command_fingerprint;
 use linggong_server::host::{HostConfig, SubmitError};
 use linggong_server::raft::state_machine::StateMachine;
-use linggong_server::raft::{ClusterNode, RaftOptions, TypeConfig};
+use linggong_server::raft::{ClusterNode, MemberNode, RaftOptions, TypeConfig};
 use linggong_server::state::{Applied, RequestLookup, ServiceState};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -45,7 +45,7 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{BasicNode, Entry, LogId, LogState, Raft, RaftLogReader, StorageError, Vote};
+use openraft::{Entry, LogId, LogState, Raft, RaftLogReader, StorageError, Vote};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -233,7 +233,7 @@ impl SimNet {
         to: NodeId,
         req: Req,
         deliver: F,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    ) -> Result<Resp, RPCError<NodeId, MemberNode, RaftError<NodeId, E>>>
     where
         Req: Clone + Send + 'static,
         Resp: Send + 'static,
@@ -285,7 +285,7 @@ struct SimConn {
 impl RaftNetworkFactory<TypeConfig> for SimFactory {
     type Network = SimConn;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> SimConn {
+    async fn new_client(&mut self, target: NodeId, _node: &MemberNode) -> SimConn {
         SimConn { from: self.from, to: target, net: self.net.clone() }
     }
 }
@@ -295,7 +295,7 @@ impl RaftNetwork<TypeConfig> for SimConn {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, MemberNode, RaftError<NodeId>>> {
         self.net.call(self.from, self.to, rpc, |raft, rpc| async move { raft.append_entries(rpc).await }).await
     }
 
@@ -303,7 +303,7 @@ impl RaftNetwork<TypeConfig> for SimConn {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, MemberNode, RaftError<NodeId, InstallSnapshotError>>>
     {
         self.net.0.lock().stats.snapshots += 1;
         self.net.call(self.from, self.to, rpc, |raft, rpc| async move { raft.install_snapshot(rpc).await }).await
@@ -313,7 +313,7 @@ impl RaftNetwork<TypeConfig> for SimConn {
         &mut self,
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, MemberNode, RaftError<NodeId>>> {
         self.net.call(self.from, self.to, rpc, |raft, rpc| async move { raft.vote(rpc).await }).await
     }
 }
@@ -489,10 +489,8 @@ fn check_member(e: &Engine) -> Result<(), String> {
         if !holders.insert(worker.clone()) {
             return Err(format!("worker {worker} holds two live offers"));
         }
-        let posting = e
-            .postings()
-            .get(o.posting as usize)
-            .ok_or_else(|| format!("offer {:?} names an unknown posting", o.id))?;
+        let posting =
+            e.postings().get(o.posting as usize).ok_or_else(|| format!("offer {:?} names an unknown posting", o.id))?;
         *live_per_posting.entry(posting.id.to_string()).or_default() += 1;
     }
     for (id, live) in live_per_posting {
@@ -603,15 +601,14 @@ async fn run_seed(seed: u64) -> Result<Summary, String> {
         options.snapshot_every = snapshot_every;
         options.kept_after_snapshot = 3;
         let factory = SimFactory { from: id, net: net.clone() };
-        let node = ClusterNode::start_with(&host, options, factory, MemLog::default(), sm)
-            .await
-            .map_err(|e| e.to_string())?;
+        let node =
+            ClusterNode::start_with(&host, options, factory, MemLog::default(), sm).await.map_err(|e| e.to_string())?;
         net.0.lock().nodes.insert(id, node.raft.clone());
         nodes.push(node);
         dirs.push(dir);
     }
-    let members: BTreeMap<NodeId, BasicNode> =
-        (1..=MEMBERS).map(|id| (id, BasicNode { addr: id.to_string() })).collect();
+    let members: BTreeMap<NodeId, MemberNode> =
+        (1..=MEMBERS).map(|id| (id, MemberNode::raft_only(id.to_string()))).collect();
     nodes[0].raft.initialize(members).await.map_err(|e| e.to_string())?;
 
     let world = Arc::new(world(&mut net.0.lock().rng));
@@ -619,7 +616,10 @@ async fn run_seed(seed: u64) -> Result<Summary, String> {
     let mut sent = Vec::new();
     let mut target = 0;
     // The employer first, then the clients with the faults.
-    sent.push(write(&net, &nodes, &mut target, "setup-employer".into(), Command::UpsertEmployer(world.employer.clone())).await?);
+    sent.push(
+        write(&net, &nodes, &mut target, "setup-employer".into(), Command::UpsertEmployer(world.employer.clone()))
+            .await?,
+    );
     let cutter = tokio::spawn(partitions(net.clone()));
     let clients: Vec<_> = (0..3)
         .map(|c| {
@@ -639,7 +639,8 @@ async fn run_seed(seed: u64) -> Result<Summary, String> {
         s.cut.clear();
     }
     let _ = cutter.await;
-    let barrier = write(&net, &nodes, &mut target, "barrier".into(), Command::UpsertWorker(world.workers[0].clone())).await?;
+    let barrier =
+        write(&net, &nodes, &mut target, "barrier".into(), Command::UpsertWorker(world.workers[0].clone())).await?;
     if barrier.acked.is_none() {
         return Err("no write succeeded after the network healed".into());
     }
@@ -654,7 +655,9 @@ async fn run_seed(seed: u64) -> Result<Summary, String> {
             }
         }
         if healed.elapsed() > Duration::from_secs(60) {
-            return Err(format!("members did not converge within 60 s after healing: leader log {leader_log:?}, applied {at:?}"));
+            return Err(format!(
+                "members did not converge within 60 s after healing: leader log {leader_log:?}, applied {at:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -708,13 +711,14 @@ fn env(name: &str) -> Option<u64> {
 
 #[test]
 fn simulated_cluster_keeps_every_invariant_over_many_seeds() {
-    let seeds = env("LINGGONG_SIM_SEEDS").unwrap_or(700);
+    let seeds = env("LINGGONG_SIM_SEEDS").unwrap_or(2_000);
     let first = env("LINGGONG_SIM_SEED").unwrap_or(1);
     let started = std::time::Instant::now();
     let mut totals = NetStats::default();
     let (mut acked, mut writes) = (0, 0);
     for seed in first..first + seeds {
-        let s = run(seed).unwrap_or_else(|e| panic!("seed {seed} (LINGGONG_SIM_SEED={seed} LINGGONG_SIM_SEEDS=1): {e}"));
+        let s =
+            run(seed).unwrap_or_else(|e| panic!("seed {seed} (LINGGONG_SIM_SEED={seed} LINGGONG_SIM_SEEDS=1): {e}"));
         acked += s.acked;
         writes += s.sent;
         totals.sent += s.stats.0;

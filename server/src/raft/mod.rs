@@ -384,9 +384,8 @@ impl ClusterNode {
     }
 
     fn not_leader(&self, leader: Option<u64>) -> SubmitError {
-        let node = leader.and_then(|id| {
-            self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned()
-        });
+        let node =
+            leader.and_then(|id| self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned());
         SubmitError::NotLeader {
             leader_id: leader,
             leader_addr: node.as_ref().and_then(|n| known(&n.client_addr)),
@@ -704,4 +703,23 @@ pub async fn admin_call(addr: &str, secret: &str, request: &AdminRequest) -> Res
     let result: Result<serde_json::Value, String> =
         serde_json::from_slice(&answer.into_inner().body).map_err(|e| e.to_string())?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemberNode;
+    use openraft::{BasicNode, Membership};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    #[test]
+    fn a_membership_written_with_raft_addresses_only_still_reads() {
+        let nodes: BTreeMap<u64, BasicNode> =
+            (1..=3).map(|id| (id, BasicNode { addr: format!("127.0.0.1:700{id}") })).collect();
+        let old = Membership::new(vec![BTreeSet::from([1, 2, 3])], nodes);
+        let json = serde_json::to_string(&old).unwrap();
+        let read: Membership<u64, MemberNode> = serde_json::from_str(&json).unwrap();
+        let node = read.get_node(&2).expect("member 2 is in the membership");
+        assert_eq!(node, &MemberNode::raft_only("127.0.0.1:7002"));
+        assert_eq!(read.voter_ids().collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
 }

@@ -5,6 +5,7 @@
 //! refuses calls without it (UNAUTHENTICATED), so a client token — which is
 //! only ever accepted on the client listener — can never reach Raft.
 
+use super::MemberNode;
 use super::{AdminRequest, ClusterNode, TypeConfig};
 use crate::proto::raft::v1 as pb;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -13,7 +14,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
-use super::MemberNode;
 use pb::raft_transport_service_client::RaftTransportServiceClient as RaftTransportClient;
 use pb::raft_transport_service_server::{
     RaftTransportService as RaftTransport, RaftTransportServiceServer as RaftTransportServer,
