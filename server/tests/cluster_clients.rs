@@ -48,13 +48,7 @@ fn write_config(root: &Path, id: u64, raft_listen: &str) -> anyhow::Result<PathB
 fn start(dir: &Path, logs: &Path, config: &Path) -> anyhow::Result<(ServerProcess, String)> {
     let config = config.to_string_lossy().into_owned();
     let process = ServerProcess::spawn(dir, logs, &["--config", &config, "--no-dev-token"])?;
-    let ready = std::fs::read_to_string(logs.join("ready"))?;
-    let raft = ready
-        .lines()
-        .find_map(|l| l.strip_prefix("raft="))
-        .ok_or_else(|| anyhow::anyhow!("no raft= line in the ready file: {ready}"))?
-        .trim()
-        .to_string();
+    let raft = process.raft.ok_or_else(|| anyhow::anyhow!("no raft= line in the ready file"))?.to_string();
     Ok((process, raft))
 }
 

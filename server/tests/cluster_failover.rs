@@ -58,13 +58,7 @@ fn spawn(id: u64, dir: &Path, logs: &Path, raft_listen: &str) -> anyhow::Result<
             "500",
         ],
     )?;
-    let ready = std::fs::read_to_string(logs.join("ready"))?;
-    let raft = ready
-        .lines()
-        .find_map(|l| l.strip_prefix("raft="))
-        .ok_or_else(|| anyhow::anyhow!("no raft= line in the ready file: {ready}"))?
-        .trim()
-        .to_string();
+    let raft = process.raft.ok_or_else(|| anyhow::anyhow!("no raft= line in the ready file"))?.to_string();
     Ok((process, raft))
 }
 
@@ -163,7 +157,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_survive_repeated_leader_kills() -> anyhow::Result<()> {
     let rounds: usize = std::env::var("LINGGONG_FAILOVER_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let (mut replicas, directory, root) = spawn_and_init().await?;
+    let (mut replicas, directory, _root) = spawn_and_init().await?;
 
     // Setup: a verified employer and one posting per round with headcount 3.
     let setup_leader = leader(&replicas, Duration::from_secs(10)).await?;
@@ -269,21 +263,7 @@ async fn three_replicas_survive_repeated_leader_kills() -> anyhow::Result<()> {
 
         // Checks, once every replica has applied the same index.
         let acked = acknowledged.lock().await.clone();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let checks = loop {
-            let mut checks = Vec::new();
-            for r in &replicas {
-                if let Ok(c) = admin_call(&r.raft, SECRET, &AdminRequest::Check).await {
-                    checks.push(c);
-                }
-            }
-            let indexes: BTreeSet<u64> = checks.iter().filter_map(|c| c["applied_index"].as_u64()).collect();
-            if checks.len() == 3 && indexes.len() == 1 {
-                break checks;
-            }
-            anyhow::ensure!(Instant::now() < deadline, "replicas did not converge: {checks:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let checks = same_applied_index(&replicas.iter().collect::<Vec<_>>(), Duration::from_secs(20)).await?;
         let hashes: BTreeSet<&str> = checks.iter().filter_map(|c| c["state_hash"].as_str()).collect();
         assert_eq!(hashes.len(), 1, "round {round}: same state hash at the same applied index: {checks:?}");
         for c in &checks {
@@ -421,27 +401,33 @@ impl Load {
     }
 }
 
+/// Waits (bounded by `within`) until every one of `replicas` answers the
+/// operator check at the same applied index; returns their checks.
+async fn same_applied_index(replicas: &[&Replica], within: Duration) -> anyhow::Result<Vec<serde_json::Value>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut checks = Vec::new();
+        for r in replicas {
+            if let Ok(c) = admin_call(&r.raft, SECRET, &AdminRequest::Check).await {
+                checks.push(c);
+            }
+        }
+        let indexes: BTreeSet<u64> = checks.iter().filter_map(|c| c["applied_index"].as_u64()).collect();
+        if checks.len() == replicas.len() && indexes.len() == 1 {
+            return Ok(checks);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "replicas did not converge: {checks:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits (bounded) until the running replicas have applied the same index,
 /// then checks: same state hash, invariants hold, every acknowledged worker
 /// is there and nothing applied twice (the service sequence counts the
 /// employer plus one per distinct worker).
 async fn converged(replicas: &[Replica], acked: &BTreeSet<String>) -> anyhow::Result<Vec<serde_json::Value>> {
     let running: Vec<&Replica> = replicas.iter().filter(|r| r.process.is_some()).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let checks = loop {
-        let mut checks = Vec::new();
-        for r in &running {
-            if let Ok(c) = admin_call(&r.raft, SECRET, &AdminRequest::Check).await {
-                checks.push(c);
-            }
-        }
-        let indexes: BTreeSet<u64> = checks.iter().filter_map(|c| c["applied_index"].as_u64()).collect();
-        if checks.len() == running.len() && indexes.len() == 1 {
-            break checks;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "replicas did not converge: {checks:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let checks = same_applied_index(&running, Duration::from_secs(30)).await?;
     let hashes: BTreeSet<&str> = checks.iter().filter_map(|c| c["state_hash"].as_str()).collect();
     assert_eq!(hashes.len(), 1, "same state hash at the same applied index: {checks:?}");
     for c in &checks {

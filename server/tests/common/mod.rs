@@ -22,6 +22,8 @@ pub struct ServerProcess {
     pub grpc: SocketAddr,
     /// Bound metrics address, if any.
     pub metrics: Option<SocketAddr>,
+    /// Bound Raft listener address, in cluster mode.
+    pub raft: Option<SocketAddr>,
     /// File receiving the child's stdout.
     pub stdout: PathBuf,
     /// File receiving the child's stderr (logs).
@@ -59,7 +61,7 @@ impl ServerProcess {
                     text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<SocketAddr>().ok())
                 };
                 if let Some(grpc) = field("grpc=") {
-                    return Ok(Self { child, grpc, metrics: field("metrics="), stdout, stderr });
+                    return Ok(Self { child, grpc, metrics: field("metrics="), raft: field("raft="), stdout, stderr });
                 }
             }
             if let Some(status) = child.try_wait()? {
