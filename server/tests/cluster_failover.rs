@@ -91,10 +91,23 @@ async fn write(dir: &Directory, start: usize, call: &WriteCall) -> anyhow::Resul
 
 #[derive(Debug, Clone)]
 enum WriteCall {
-    Employer { request_id: String },
-    Posting { request_id: String, id: String },
-    Worker { request_id: String, id: String, n: u64 },
-    Match { request_id: String, posting: String },
+    Employer {
+        request_id: String,
+    },
+    /// The posting is built once, so a retry repeats the request exactly.
+    Posting {
+        request_id: String,
+        posting: pb::Posting,
+    },
+    Worker {
+        request_id: String,
+        id: String,
+        n: u64,
+    },
+    Match {
+        request_id: String,
+        posting: String,
+    },
 }
 
 impl WriteCall {
@@ -106,9 +119,9 @@ impl WriteCall {
                     pb::UpsertEmployerRequest { request_id: request_id.clone(), employer: Some(employer("e1")) };
                 ReviewServiceClient::new(channel).upsert_employer(authed(token, request)).await.map(|_| ())
             }
-            WriteCall::Posting { request_id, id } => {
+            WriteCall::Posting { request_id, posting } => {
                 let request =
-                    pb::SubmitPostingRequest { request_id: request_id.clone(), posting: Some(posting(id, "e1", 1)) };
+                    pb::SubmitPostingRequest { request_id: request_id.clone(), posting: Some(posting.clone()) };
                 PostingServiceClient::new(channel).submit_posting(authed(token, request)).await.map(|_| ())
             }
             WriteCall::Worker { request_id, id, n } => {
@@ -603,7 +616,7 @@ async fn a_watch_resumes_on_the_new_leader_with_nothing_lost_or_repeated() -> an
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let id = format!("p{n}");
-                let call = WriteCall::Posting { request_id: format!("r-{id}"), id: id.clone() };
+                let call = WriteCall::Posting { request_id: format!("r-{id}"), posting: posting(&id, "e1", 1) };
                 write(&directory, n as usize, &call).await?;
                 acknowledged.lock().expect("acknowledged").push(id);
             }
@@ -632,6 +645,10 @@ async fn a_watch_resumes_on_the_new_leader_with_nothing_lost_or_repeated() -> an
     let after_kill = acknowledged.lock().expect("acknowledged").len() + 20;
     let deadline = Instant::now() + Duration::from_secs(30);
     while acknowledged.lock().expect("acknowledged").len() < after_kill {
+        if writer.is_finished() {
+            writer.await??;
+            anyhow::bail!("the writer stopped after the kill without an error");
+        }
         anyhow::ensure!(Instant::now() < deadline, "no postings after the kill");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
