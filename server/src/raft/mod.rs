@@ -23,9 +23,11 @@
 //! [`ClusterNode::read_local`] reads a member's applied state without that
 //! round (stale by the replication lag, never uncommitted).
 
+pub mod batch;
 pub mod cli;
 pub mod log_store;
 pub mod network;
+pub mod proposer;
 pub mod state_machine;
 
 use crate::convert::wal::{command_fingerprint, encode, Actor, LoggedCommand};
@@ -33,38 +35,30 @@ use crate::events::{Subscription, TooFarBehind};
 use crate::host::{Clock, HostConfig, SubmitError};
 use crate::state::{Applied, RequestLookup, ServiceState};
 use linggong_engine::{Command, Engine};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use openraft::{ChangeMembers, Raft, ServerState};
+use proposer::{ProposeError, Proposer};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A replicated command: a WAL-encoded [`LoggedCommand`] (with the leader's `now`).
+/// A replicated entry's commands: WAL-encoded [`LoggedCommand`]s (each with
+/// the leader's `now`), one or a batch ([`batch`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterCommand {
-    /// `convert::wal::encode` of the command.
+    /// `convert::wal::encode` of the command, or a [`batch`] of such encodings.
     pub payload: Vec<u8>,
 }
 
-/// The result of applying one entry. Only the leader's own result is used
-/// (it never crosses the network), so the refusal is not serialised.
+/// The results of applying one entry: one per command of its batch, in
+/// order (none for blank and membership entries). Only the leader's own
+/// results are used (they never cross the network), so they are not serialised.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ClusterResponse {
-    /// The result, when the command applied or was a remembered repeat.
-    pub applied: Option<Applied>,
-    /// Why not, otherwise.
+    /// Each command's result: applied (or a remembered repeat), or why not.
     #[serde(skip)]
-    pub refused: Option<SubmitError>,
-}
-
-impl ClusterResponse {
-    fn applied(a: Applied) -> Self {
-        Self { applied: Some(a), refused: None }
-    }
-    fn refused(e: SubmitError) -> Self {
-        Self { applied: None, refused: Some(e) }
-    }
+    pub outcomes: Vec<Result<Applied, SubmitError>>,
 }
 
 /// A member's node info, replicated in the membership: where the other
@@ -235,6 +229,7 @@ pub struct ClusterNode {
     clock: Clock,
     started: Instant,
     stop: parking_lot::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    proposer: Proposer,
 }
 
 impl ClusterNode {
@@ -292,6 +287,7 @@ impl ClusterNode {
         let raft = Raft::new(options.id, Arc::new(config), network, log, sm)
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let proposer = Proposer::start(raft.clone());
         let node = Arc::new(ClusterNode {
             id: options.id,
             raft,
@@ -302,6 +298,7 @@ impl ClusterNode {
             clock: host.clock.clone(),
             started: Instant::now(),
             stop: parking_lot::Mutex::new(None),
+            proposer,
         });
         let watched = Arc::downgrade(&node);
         tokio::spawn(async move {
@@ -417,17 +414,13 @@ impl ClusterNode {
         let mut payload = Vec::with_capacity(128);
         encode(&logged, &mut payload);
         let started = Instant::now();
-        match self.raft.client_write(ClusterCommand { payload }).await {
-            Ok(response) => match response.data {
-                ClusterResponse { applied: Some(applied), .. } => {
-                    self.shared.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-                    Ok(applied)
-                }
-                ClusterResponse { refused: Some(e), .. } => Err(e),
-                _ => Err(SubmitError::Unavailable("the entry applied without a result".into())),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(self.not_leader(f.leader_id)),
-            Err(e) => Err(SubmitError::Unavailable(e.to_string())),
+        match self.proposer.propose(payload).await {
+            Ok(applied) => {
+                self.shared.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                Ok(applied)
+            }
+            Err(ProposeError::NotLeader(leader)) => Err(self.not_leader(leader)),
+            Err(ProposeError::Refused(e)) => Err(e),
         }
     }
 

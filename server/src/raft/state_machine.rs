@@ -207,29 +207,49 @@ impl Shared {
                 ClusterResponse::default()
             }
             EntryPayload::Normal(ClusterCommand { payload }) => {
-                a.hash = chain_hash(&a.hash, entry.log_id.index, payload);
-                let mut logged = match decode(payload) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(index = entry.log_id.index, error = %e, "undecodable replicated command: skipped on every replica");
-                        return ClusterResponse::refused(SubmitError::Unavailable(format!("undecodable command: {e}")));
-                    }
-                };
-                logged.now = logged.now.max(a.last_now);
-                a.last_now = logged.now;
-                if let Some(key) = logged.request_key.as_deref() {
-                    match a.state.lookup_request(key, command_fingerprint(&logged.command)) {
-                        RequestLookup::New => {}
-                        RequestLookup::Repeat(first) => return ClusterResponse::applied(first.clone()),
-                        RequestLookup::Reused => return ClusterResponse::refused(SubmitError::RequestIdReused),
-                    }
-                }
-                match a.state.apply(&logged, events) {
-                    Ok((applied, _)) => ClusterResponse::applied(applied),
-                    Err(e) => ClusterResponse::refused(SubmitError::Engine(e)),
-                }
+                let index = entry.log_id.index;
+                let outcomes = super::batch::commands(payload)
+                    .map(|command| match command {
+                        Ok(bytes) => {
+                            a.hash = chain_hash(&a.hash, index, bytes);
+                            Self::apply_command(a, index, bytes, events)
+                        }
+                        Err(e) => {
+                            tracing::error!(index, error = %e, "damaged batch of replicated commands: the rest is skipped on every replica");
+                            Err(SubmitError::Unavailable(e.to_string()))
+                        }
+                    })
+                    .collect();
+                ClusterResponse { outcomes }
             }
         }
+    }
+
+    /// Applies one replicated command (WAL encoding) at `now` clamped to the
+    /// last applied time, or answers a remembered request id with its first result.
+    fn apply_command(
+        a: &mut MachineState,
+        index: u64,
+        bytes: &[u8],
+        events: &mut Vec<crate::state::SequencedEvent>,
+    ) -> std::result::Result<crate::state::Applied, SubmitError> {
+        let mut logged = match decode(bytes) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(index, error = %e, "undecodable replicated command: skipped on every replica");
+                return Err(SubmitError::Unavailable(format!("undecodable command: {e}")));
+            }
+        };
+        logged.now = logged.now.max(a.last_now);
+        a.last_now = logged.now;
+        if let Some(key) = logged.request_key.as_deref() {
+            match a.state.lookup_request(key, command_fingerprint(&logged.command)) {
+                RequestLookup::New => {}
+                RequestLookup::Repeat(first) => return Ok(first.clone()),
+                RequestLookup::Reused => return Err(SubmitError::RequestIdReused),
+            }
+        }
+        a.state.apply(&logged, events).map(|(applied, _)| applied).map_err(SubmitError::Engine)
     }
 
     /// The running hash, hex.
