@@ -409,6 +409,64 @@ async fn a_lone_member_initialises_itself_and_recovers_after_restart() {
     node.shutdown().await;
 }
 
+/// Writes that arrive together share entries (the proposer's batches): each
+/// caller still gets its own command's result, a refused command in a batch
+/// refuses only itself, and the batches read back from the log after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_entries_and_each_gets_its_own_result() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (node, _) = start_member(1, dir.path()).await;
+    node.initialize_if_fresh().await.expect("init");
+    wait_for("leadership", Duration::from_secs(10), || node.is_leader().then_some(())).await;
+    let start_index = node.state_hash().0;
+    let mut pop = Population::linfen(PopulationConfig { spread_m: 1_500.0, ..PopulationConfig::default() });
+    const WRITES: u64 = 400;
+    let commands: Vec<Command> = (0..WRITES)
+        .map(|i| match i % 50 {
+            7 => Command::InstantMatch { posting: format!("no-such-posting-{i}").into(), max_offers: 0 },
+            _ => Command::UpsertWorker(pop.worker(i)),
+        })
+        .collect();
+    let writes = commands.iter().cloned().enumerate().map(|(i, command)| {
+        let node = node.clone();
+        async move { (i as u64, node.submit(None, Some(format!("write-{i}")), command).await) }
+    });
+    let results = futures::future::join_all(writes.collect::<Vec<_>>()).await;
+    for (i, result) in &results {
+        if i % 50 == 7 {
+            assert!(
+                matches!(result, Err(SubmitError::Engine(linggong_engine::EngineError::UnknownPosting(_)))),
+                "write {i}: {result:?}"
+            );
+        } else {
+            assert!(result.is_ok(), "write {i}: {result:?}");
+        }
+    }
+    let upserts = WRITES - WRITES.div_ceil(50);
+    assert_eq!(node.read_linearizable(|e| e.worker_count()).await.expect("read"), upserts as usize);
+    let end_index = node.state_hash().0;
+    let entries = end_index - start_index;
+    assert!(entries < WRITES / 2, "{WRITES} concurrent writes took {entries} entries: they were not batched");
+    eprintln!("{WRITES} concurrent writes in {entries} entries");
+    // A repeat of a batched request id answers with its first result.
+    let again = node.submit(None, Some("write-1".into()), commands[1].clone()).await;
+    assert_eq!(again.expect("a repeat"), results[1].1.clone().expect("the first"));
+    node.shutdown().await;
+    drop(node);
+
+    let (node, _) = start_member(1, dir.path()).await;
+    wait_for("leadership after restart", Duration::from_secs(10), || node.is_leader().then_some(())).await;
+    wait_for("replay of the batches", Duration::from_secs(10), || (node.state_hash().0 >= end_index).then_some(()))
+        .await;
+    assert_eq!(node.read_linearizable(|e| e.worker_count()).await.expect("read"), upserts as usize);
+    let Command::UpsertWorker(last) = &commands[WRITES as usize - 1] else {
+        unreachable!("the last write is an upsert")
+    };
+    let replayed = node.read_local(|s| s.engine().worker(&last.id).is_some());
+    assert!(replayed, "the last batched worker is back after the restart");
+    node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raft_calls_without_the_cluster_secret_are_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
