@@ -125,9 +125,12 @@ pub struct ReplayArgs {
 #[derive(Debug, Clone, Args)]
 #[group(id = "subject", required = true, multiple = false, args = ["worker", "posting", "employer", "complaint"])]
 pub struct HistoryArgs {
-    /// Data directory (holds `wal/`).
+    /// Data directory (holds `wal/`; a cluster member's history log is in `raft/history/`).
     #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Read a cluster member's history log (`<data-dir>/raft/history/`) instead of the single-node log.
+    #[arg(long)]
+    pub raft: bool,
     /// A worker id.
     #[arg(long)]
     pub worker: Option<String>,
@@ -143,6 +146,15 @@ pub struct HistoryArgs {
 }
 
 impl HistoryArgs {
+    /// The log the history is read from.
+    pub fn log_dir(&self) -> PathBuf {
+        if self.raft {
+            self.data_dir.join("raft").join("history")
+        } else {
+            self.data_dir.join("wal")
+        }
+    }
+
     /// The subject asked for.
     pub fn subject(&self) -> Option<crate::history::Subject> {
         use crate::history::Subject;

@@ -596,6 +596,7 @@ async fn run_seed(seed: u64) -> Result<Summary, String> {
             host.engine.clone(),
             host.dedupe_capacity,
             host.event_history,
+            host.segment_bytes,
         )?;
         let mut options = RaftOptions::new(id, id.to_string(), "sim");
         options.snapshot_every = snapshot_every;

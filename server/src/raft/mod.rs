@@ -24,6 +24,7 @@
 //! round (stale by the replication lag, never uncommitted).
 
 pub mod cli;
+pub mod history_log;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -216,6 +217,7 @@ pub fn open_storage(host: &HostConfig) -> Result<(log_store::LogStore, state_mac
         host.engine.clone(),
         host.dedupe_capacity,
         host.event_history,
+        host.segment_bytes,
     )
     .map_err(ClusterError::StateMachine)?;
     Ok((log, sm))
