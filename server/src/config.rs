@@ -123,11 +123,19 @@ pub struct ReplayArgs {
 
 /// Arguments of `history`: the data directory and exactly one subject.
 #[derive(Debug, Clone, Args)]
-#[group(id = "subject", required = true, multiple = false, args = ["worker", "posting", "employer", "complaint"])]
+// The subjects form a group of their own: a struct-level `#[group]` would
+// take in every field, making `--data-dir` conflict with the subject.
+#[group(skip)]
+#[command(group(
+    clap::ArgGroup::new("subject").required(true).multiple(false).args(["worker", "posting", "employer", "complaint"])
+))]
 pub struct HistoryArgs {
-    /// Data directory (holds `wal/`).
+    /// Data directory (holds `wal/`; a cluster member's history log is in `raft/history/`).
     #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Read a cluster member's history log (`<data-dir>/raft/history/`) instead of the single-node log.
+    #[arg(long)]
+    pub raft: bool,
     /// A worker id.
     #[arg(long)]
     pub worker: Option<String>,
@@ -143,6 +151,15 @@ pub struct HistoryArgs {
 }
 
 impl HistoryArgs {
+    /// The log the history is read from.
+    pub fn log_dir(&self) -> PathBuf {
+        if self.raft {
+            self.data_dir.join("raft").join("history")
+        } else {
+            self.data_dir.join("wal")
+        }
+    }
+
     /// The subject asked for.
     pub fn subject(&self) -> Option<crate::history::Subject> {
         use crate::history::Subject;
@@ -1071,6 +1088,21 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["linggong-server", "--durability", "sometimes"]).is_err());
         assert!(Cli::try_parse_from(["linggong-server", "--tls-cert", "c.pem"]).is_err(), "cert needs a key");
+    }
+
+    #[test]
+    fn history_reads_the_wal_or_a_members_history_log() {
+        let log_dir = |args: &[&str]| match Cli::try_parse_from(
+            ["linggong-server", "history", "--data-dir", "d", "--worker", "w1"].iter().chain(args),
+        ) {
+            Ok(Cli { command: Some(CliCommand::History(h)), .. }) => h.log_dir(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(log_dir(&[]), Path::new("d").join("wal"));
+        assert_eq!(log_dir(&["--raft"]), Path::new("d").join("raft").join("history"));
+        let parse = |args: &[&str]| Cli::try_parse_from(["linggong-server", "history"].iter().chain(args));
+        assert!(parse(&["--data-dir", "d"]).is_err(), "a subject is required");
+        assert!(parse(&["--worker", "w1", "--posting", "p1"]).is_err(), "one subject only");
     }
 
     #[test]

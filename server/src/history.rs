@@ -5,7 +5,9 @@
 //! created) are logged with it, so offers are followed to their worker and
 //! posting and complaints to their employer. Records older than the oldest
 //! segment kept (removed after a snapshot covered them) are not in the log
-//! any more; records written before actors were logged show no actor.
+//! any more; records written before actors were logged show no actor. A
+//! cluster member's history log (`raft/history_log.rs`) holds the same
+//! records and is read the same way.
 
 use crate::convert::wal::{decode, Actor, LoggedCommand};
 use crate::wal::{scan, WalError};

@@ -171,7 +171,7 @@ fn print_history(args: &HistoryArgs) -> ExitCode {
         eprintln!("give one of --worker, --posting, --employer, --complaint");
         return ExitCode::from(2);
     };
-    let entries = match history(&args.data_dir.join("wal"), &subject, 0, usize::MAX) {
+    let entries = match history(&args.log_dir(), &subject, 0, usize::MAX) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("cannot read the log: {e}");

@@ -5,8 +5,9 @@
 //! round: every acknowledged write is present, nothing was applied twice (the
 //! service sequence equals the number of distinct writes), the engine's
 //! invariants hold (no worker with two live offers, no posting over its
-//! headcount) and every replica reports the same state hash at the same
-//! applied index. The time without a successful write after each kill is
+//! headcount), every replica reports the same state hash at the same
+//! applied index and its history log holds each record once, the same as the
+//! others'. The time without a successful write after each kill is
 //! measured and its p50/p99 printed.
 
 mod common;
@@ -279,6 +280,7 @@ async fn three_replicas_survive_repeated_leader_kills() -> anyhow::Result<()> {
         let checks = same_applied_index(&replicas.iter().collect::<Vec<_>>(), Duration::from_secs(20)).await?;
         let hashes: BTreeSet<&str> = checks.iter().filter_map(|c| c["state_hash"].as_str()).collect();
         assert_eq!(hashes.len(), 1, "round {round}: same state hash at the same applied index: {checks:?}");
+        same_histories(&replicas, &checks).map_err(|e| anyhow::anyhow!("round {round}: {e}"))?;
         for c in &checks {
             assert_eq!(c["invariants"], "ok", "round {round}: {c}");
             let expected = distinct_writes + acked.len() as u64 + matches_done.load(Ordering::Relaxed);
@@ -432,6 +434,40 @@ async fn same_applied_index(replicas: &[&Replica], within: Duration) -> anyhow::
         anyhow::ensure!(Instant::now() < deadline, "replicas did not converge: {checks:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Every replica's history log (`raft/history/`), read while it runs, is
+/// gap-free up to its service sequence (`checks[i]` is replica `i`'s), and
+/// any two hold the same record under the same number: a SIGKILL neither
+/// loses nor repeats a record.
+fn same_histories(replicas: &[Replica], checks: &[serde_json::Value]) -> anyhow::Result<()> {
+    let mut by_seq: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
+    for (r, c) in replicas.iter().zip(checks) {
+        let dir = r.dir.join("raft").join("history");
+        let mut last = None;
+        let outcome = linggong_server::wal::scan(&dir, 0, |seq, payload| {
+            last = Some(seq);
+            match by_seq.get(&seq) {
+                Some((other, p)) if p.as_slice() != payload => {
+                    Err(format!("replica {} has another record {seq} than replica {other}", r.id))
+                }
+                Some(_) => Ok(()),
+                None => {
+                    by_seq.insert(seq, (r.id, payload.to_vec()));
+                    Ok(())
+                }
+            }
+        })?;
+        anyhow::ensure!(outcome.problem.is_none(), "replica {} history: {:?}", r.id, outcome.problem);
+        let first = outcome.segments.first().map_or(1, |s| s.first_seq);
+        let service_seq = c["service_seq"].as_u64().unwrap_or(0);
+        anyhow::ensure!(
+            last.unwrap_or(first - 1) == service_seq,
+            "replica {} history ends at {last:?}, its state at {service_seq}",
+            r.id
+        );
+    }
+    Ok(())
 }
 
 /// Waits (bounded) until the running replicas have applied the same index,

@@ -6,7 +6,11 @@
 //! follower answers NOT_LEADER with the leader's client addresses (announced
 //! in the membership by the leader) and its Raft address; a lone member
 //! initialises itself on a fresh data directory and recovers after a restart;
-//! Raft calls without the cluster secret are refused.
+//! Raft calls without the cluster secret are refused. History: `GetHistory`
+//! on the leader and on the followers answers what a single node answers for
+//! the same script (the records byte for byte), refused commands absent, and a
+//! restarted member's history has no duplicate and no gap; a member that
+//! installed a snapshot has the history after it.
 
 use linggong_engine::population::{Population, PopulationConfig};
 use linggong_engine::{Command, LatLon, Timestamp};
@@ -353,6 +357,16 @@ async fn three_members_replicate_fail_over_and_agree() {
     admin_call(&at, SECRET, &AdminRequest::Promote { id: 4 }).await.expect("promote");
     admin_call(&at, SECRET, &AdminRequest::Remove { id: old.node.id }).await.expect("remove the old member");
     members.push(Member { node, addr, _dir: Some(dir) });
+    let moved = rest
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            Command::UpsertWorker(w) => Some(w.id.clone()),
+            _ => None,
+        })
+        .expect("a worker");
+    let move_worker = Command::MoveWorker { worker: moved, position: LatLon { lat: 36.09, lon: 111.53 } };
+    members[leader].node.submit(None, Some("move".into()), move_worker).await.expect("a write after replacing");
     members[leader]
         .node
         .submit(None, Some("after-replace".into()), Command::Tick)
@@ -374,6 +388,14 @@ async fn three_members_replicate_fail_over_and_agree() {
         members[leader].node.status()["purged_index"].as_u64().is_some(),
         "the leader purged its log after a snapshot, so the new member was sent the snapshot"
     );
+    // The new member's history starts after the snapshot it installed and
+    // then holds the same records as the leader's.
+    let theirs = records(&members[2].node.shared.history_dir());
+    let leaders = records(&members[leader].node.shared.history_dir());
+    let first = theirs.first().expect("the write after replacing is recorded").0;
+    assert!(first > 1, "no history before the installed snapshot: starts at {first}");
+    let tail: Vec<_> = leaders.iter().filter(|r| r.0 >= first).cloned().collect();
+    assert_eq!(theirs, tail, "the same records after the snapshot");
     for m in &members {
         m.node.shutdown().await;
     }
@@ -476,4 +498,385 @@ async fn raft_calls_without_the_cluster_secret_are_refused() {
     let status = admin_call(&addr, SECRET, &AdminRequest::Status).await.expect("right secret");
     assert_eq!(status["id"], 1);
     node.shutdown().await;
+}
+
+/// The operator token of the history test's API.
+const OPS_TOKEN: &str = "history-test-operator-token";
+/// A county token of 尧都区 (its histories only).
+const YAODU_TOKEN: &str = "history-test-yaodu-token";
+const YAODU: u32 = 141002;
+
+/// A host (single node, or a cluster member's) with the client API on a loopback port.
+struct ServedApi {
+    host: Arc<linggong_server::host::Host>,
+    channel: tonic::transport::Channel,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for ServedApi {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn serve_api(host: Arc<linggong_server::host::Host>) -> ServedApi {
+    use linggong_server::auth::{hash_token, Auth, Role, TokenConfig};
+    let auth = Auth::new(&[
+        TokenConfig::new("ops", hash_token(OPS_TOKEN), Role::Operator, vec![]),
+        TokenConfig::new("yaodu", hash_token(YAODU_TOKEN), Role::County, vec![YAODU]),
+    ])
+    .expect("tokens");
+    let ctx = Arc::new(linggong_server::api::ApiContext {
+        host: host.clone(),
+        auth: Arc::new(auth),
+        rpc_metrics: Arc::new(linggong_server::metrics::RpcMetrics::default()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        tonic::transport::Server::builder().add_routes(linggong_server::api::routes(ctx)).serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async {
+                let _ = stopped.await;
+            },
+        ),
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    ServedApi { host, channel, stop: Some(stop) }
+}
+
+/// A data directory's configuration whose clock reads `clock`, which the script sets.
+fn clocked_config(dir: &Path, clock: &Arc<AtomicI64>) -> HostConfig {
+    let mut c = HostConfig::new(dir);
+    c.durability = linggong_server::wal::Durability::None;
+    let clock = clock.clone();
+    c.clock = Arc::new(move || Timestamp(clock.load(Ordering::SeqCst)));
+    c
+}
+
+/// A cluster member on `dir` whose Raft listener is `listener`, serving the API.
+async fn start_served_member(
+    id: u64,
+    dir: &Path,
+    clock: &Arc<AtomicI64>,
+    listener: tokio::net::TcpListener,
+) -> (Arc<ClusterNode>, ServedApi) {
+    let addr = listener.local_addr().expect("addr").to_string();
+    let mut options = RaftOptions::new(id, addr, SECRET);
+    options.snapshot_every = 20;
+    // Enough entries kept that a restarted member catches up from the log.
+    options.kept_after_snapshot = 1_000;
+    let config = clocked_config(dir, clock);
+    let node = ClusterNode::start(&config, options, listener).await.expect("member starts");
+    let host = linggong_server::host::Host::open(config).expect("host opens");
+    host.attach_cluster(node.clone());
+    (node, serve_api(host).await)
+}
+
+/// Binds `addr` again once the stopped member's listener has let go of it (bounded).
+async fn rebind(addr: &str) -> tokio::net::TcpListener {
+    for _ in 0..200 {
+        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("could not bind {addr} again");
+}
+
+fn actor(name: &str, role: &str) -> linggong_server::convert::wal::Actor {
+    linggong_server::convert::wal::Actor {
+        name: name.into(),
+        person_id: Some(format!("{name}-person")),
+        role: role.into(),
+    }
+}
+
+/// What the history script made: the subjects to ask about.
+#[derive(Debug, PartialEq)]
+struct Made {
+    employer: String,
+    posting: String,
+    matched_worker: String,
+    complaint: u64,
+    refused: usize,
+}
+
+/// The first part of the history script: a verified employer, twelve
+/// workers, a posting, a match that makes offers, an accepted offer, a filed
+/// complaint; plus refused commands (an unknown offer, a reused request id,
+/// an unknown worker), a remembered repeat and a tick.
+async fn history_script_part1(host: &linggong_server::host::Host, clock: &AtomicI64) -> Made {
+    let employer = linggong_engine::EmployerSpec {
+        id: "e1".into(),
+        name: "李记搬家".into(),
+        kind: linggong_engine::EmployerKind::Individual,
+        verified: true,
+    };
+    let p = linggong_engine::PostingSpec {
+        id: "p1".into(),
+        employer: "e1".into(),
+        trade: "porter".into(),
+        headcount: 3,
+        position: LatLon { lat: 36.081, lon: 111.521 },
+        county: YAODU,
+        township: None,
+        max_distance_m: 20_000,
+        daily_wage: 220,
+        start: Timestamp(T0 + 3_600_000 * 4),
+        duration_minutes: 480,
+        offer_ttl_secs: 3600,
+        description: "".into(),
+        source: linggong_engine::PostingSource::CountyDesk,
+        version: 1,
+    };
+    let mut step = 0i64;
+    let ops = || Some(actor("ops", "operator"));
+    let mut refused = 0;
+    let mut submit = async |who: Option<linggong_server::convert::wal::Actor>, key: &str, c: Command| {
+        step += 1;
+        clock.store(T0 + step * 60_000, Ordering::SeqCst);
+        let key = (!key.is_empty()).then(|| key.to_string());
+        host.submit_by(who, key, c).await
+    };
+    submit(ops(), "emp", Command::UpsertEmployer(employer.clone())).await.expect("employer");
+    for i in 0..12 {
+        let w = linggong_engine::WorkerSpec {
+            id: format!("w{i}").into(),
+            name: format!("零工{i}").into(),
+            phone: "13800000000".into(),
+            trades: smallvec::smallvec![linggong_engine::TradeSkillSpec { trade: "porter".into(), level: 3 }],
+            position: LatLon { lat: 36.08 + i as f64 * 0.002, lon: 111.52 },
+            county: YAODU,
+            township: None,
+            availability: linggong_engine::Availability::ALWAYS,
+            min_daily_wage: 100,
+            hardship: linggong_engine::Hardship::None,
+        };
+        submit(Some(actor("yaodu", "county")), &format!("w{i}"), Command::UpsertWorker(w)).await.expect("worker");
+    }
+    // Workers first: a worker registered while the posting is open gets its offer at once.
+    submit(ops(), "post", Command::SubmitPosting(p.clone())).await.expect("posting");
+    // Published by a reviewer unless the automatic review already did (then refused: the same on both).
+    let approve = Command::ReviewPosting { posting: p.id.clone(), decision: linggong_engine::ReviewDecision::Approve };
+    let _ = submit(Some(actor("reviewer", "reviewer")), "", approve).await;
+    let matched =
+        submit(ops(), "match", Command::InstantMatch { posting: p.id.clone(), max_offers: 0 }).await.expect("match");
+    let offers = match matched.outcome {
+        linggong_engine::Outcome::Matched { offers, .. } => offers,
+        other => panic!("a match, got {other:?}"),
+    };
+    assert!(offers.len() >= 2, "the match makes offers: {offers:?}");
+    let unknown = Command::RespondToOffer {
+        offer: 999_999,
+        worker: offers[0].worker.clone(),
+        response: linggong_engine::OfferResponse::Accept,
+    };
+    refused += usize::from(submit(ops(), "", unknown).await.is_err());
+    // The same request again is answered from memory; its id for another command is refused.
+    submit(ops(), "emp", Command::UpsertEmployer(employer.clone())).await.expect("a remembered repeat");
+    let reused = submit(ops(), "emp", Command::WithdrawWorker { worker: offers[0].worker.clone() }).await;
+    refused += usize::from(matches!(reused, Err(SubmitError::RequestIdReused)));
+    refused += usize::from(submit(ops(), "", Command::WithdrawWorker { worker: "w-ghost".into() }).await.is_err());
+    submit(None, "", Command::Tick).await.expect("tick");
+    let accept = Command::RespondToOffer {
+        offer: offers[0].offer,
+        worker: offers[0].worker.clone(),
+        response: linggong_engine::OfferResponse::Accept,
+    };
+    submit(Some(actor("worker-app", "station")), "accept", accept).await.expect("accept");
+    let complaint = Command::FileComplaint {
+        employer: employer.id.clone(),
+        posting: Some(p.id.clone()),
+        county: YAODU,
+        category: linggong_engine::ComplaintCategory::WageArrears,
+        detail: "工资未结".into(),
+    };
+    let filed = submit(Some(actor("yaodu", "county")), "complaint", complaint).await.expect("complaint");
+    let complaint = match filed.outcome {
+        linggong_engine::Outcome::ComplaintFiled { complaint } => complaint,
+        other => panic!("a complaint, got {other:?}"),
+    };
+    Made {
+        employer: employer.id.to_string(),
+        posting: p.id.to_string(),
+        matched_worker: offers[0].worker.to_string(),
+        complaint,
+        refused,
+    }
+}
+
+/// The second part: after a member's restart, the complaint is resolved and
+/// the second offer declined (its worker's next offer made).
+async fn history_script_part2(host: &linggong_server::host::Host, clock: &AtomicI64, made: &Made) {
+    clock.store(T0 + 100 * 60_000, Ordering::SeqCst);
+    let resolve = Command::ResolveComplaint {
+        complaint: made.complaint,
+        resolution: linggong_engine::ComplaintResolution::Upheld,
+        note: "已责令支付".into(),
+    };
+    host.submit_by(Some(actor("ops", "operator")), Some("resolve".into()), resolve).await.expect("resolve");
+    clock.store(T0 + 101 * 60_000, Ordering::SeqCst);
+    let refused = Command::ResolveComplaint {
+        complaint: made.complaint,
+        resolution: linggong_engine::ComplaintResolution::Dismissed,
+        note: "again".into(),
+    };
+    assert!(host.submit_by(None, None, refused).await.is_err(), "a resolved complaint is not resolved again");
+    clock.store(T0 + 102 * 60_000, Ordering::SeqCst);
+    host.submit_by(None, None, Command::InstantMatch { posting: made.posting.as_str().into(), max_offers: 0 })
+        .await
+        .expect("match again");
+}
+
+/// Every page of `subject`'s history at `api` (pages of `page_size`), as `token`.
+async fn full_history(
+    api: &ServedApi,
+    token: &str,
+    subject: linggong_server::proto::v1::get_history_request::Subject,
+    page_size: i32,
+) -> Vec<linggong_server::proto::v1::HistoryEntry> {
+    use linggong_server::proto::v1 as pb;
+    let mut client = pb::audit_service_client::AuditServiceClient::new(api.channel.clone());
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    for _ in 0..100 {
+        let mut request = tonic::Request::new(pb::GetHistoryRequest {
+            subject: Some(subject.clone()),
+            page_size,
+            page_token: page_token.clone(),
+        });
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii"));
+        let page = client.get_history(request).await.expect("GetHistory").into_inner();
+        out.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        page_token = page.next_page_token;
+    }
+    panic!("more than 100 pages");
+}
+
+/// Every record of a log directory: (sequence number, payload).
+fn records(dir: &Path) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let outcome = linggong_server::wal::scan(dir, 0, |seq, payload| {
+        out.push((seq, payload.to_vec()));
+        Ok(())
+    })
+    .expect("scan");
+    assert_eq!(outcome.problem, None, "{}", dir.display());
+    out
+}
+
+async fn assert_same_histories(single: &ServedApi, cluster: &[&ServedApi], made: &Made) -> usize {
+    use linggong_server::proto::v1::get_history_request::Subject as S;
+    let subjects = [
+        S::WorkerId(made.matched_worker.clone()),
+        S::PostingId(made.posting.clone()),
+        S::EmployerId(made.employer.clone()),
+        S::ComplaintId(made.complaint),
+    ];
+    let mut total = 0;
+    for subject in subjects {
+        let want = full_history(single, OPS_TOKEN, subject.clone(), 0).await;
+        assert!(!want.is_empty(), "{subject:?} has a history");
+        assert!(!want.iter().any(|e| e.detail.contains("999999") || e.detail.contains("w-ghost")), "{want:?}");
+        total += want.len();
+        for api in cluster {
+            assert_eq!(full_history(api, OPS_TOKEN, subject.clone(), 0).await, want, "{subject:?}");
+            assert_eq!(full_history(api, OPS_TOKEN, subject.clone(), 2).await, want, "{subject:?} in pages of 2");
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_histories_equal_the_single_node_on_every_member_across_a_restart() {
+    use linggong_server::proto::v1::get_history_request::Subject as S;
+    // The single node, with the same script and clock.
+    let single_dir = tempfile::tempdir().expect("temp dir");
+    let single_clock = Arc::new(AtomicI64::new(T0));
+    let single =
+        serve_api(linggong_server::host::Host::open(clocked_config(single_dir.path(), &single_clock)).expect("host"))
+            .await;
+    let single_made = history_script_part1(&single.host, &single_clock).await;
+    assert_eq!(single_made.refused, 3);
+
+    let clock = Arc::new(AtomicI64::new(T0));
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let mut members = Vec::new();
+    let mut addrs = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        addrs.push(listener.local_addr().expect("addr").to_string());
+        members.push(Some(start_served_member(i as u64 + 1, dir.path(), &clock, listener).await));
+    }
+    let voters: BTreeMap<u64, String> = addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, a.clone())).collect();
+    admin_call(&addrs[0], SECRET, &AdminRequest::Init { members: voters }).await.expect("init");
+    let node = |m: &Option<(Arc<ClusterNode>, ServedApi)>| m.as_ref().expect("running").0.clone();
+    let leader = wait_for("a leader", Duration::from_secs(10), || {
+        members.iter().position(|m| m.as_ref().is_some_and(|(n, _)| n.is_leader()))
+    })
+    .await;
+    let made = history_script_part1(&members[leader].as_ref().expect("leader").1.host, &clock).await;
+    assert_eq!(made, single_made, "the same ids and refusals as the single node");
+
+    let caught_up = |members: &[Option<(Arc<ClusterNode>, ServedApi)>]| {
+        let target = node(&members[leader]).read_local(|s| s.last_seq());
+        members.iter().flatten().all(|(n, _)| n.read_local(|s| s.last_seq()) >= target)
+    };
+    wait_for("every member applied the script", Duration::from_secs(10), || caught_up(&members).then_some(())).await;
+    let apis: Vec<&ServedApi> = members.iter().flatten().map(|(_, a)| a).collect();
+    let entries = assert_same_histories(&single, &apis, &made).await;
+    assert!(entries > 10, "{entries} entries");
+    // The employer's history names the offers the match made and the complaint filed.
+    let employer = full_history(&single, OPS_TOKEN, S::EmployerId(made.employer.clone()), 0).await;
+    assert!(employer.iter().any(|e| e.action == "InstantMatch" && e.outcome.contains("; offer ")), "{employer:?}");
+    let filed = format!("complaint {} filed", made.complaint);
+    assert!(employer.iter().any(|e| e.action == "FileComplaint" && e.outcome.contains(&filed)), "{employer:?}");
+    assert_eq!(employer.iter().filter(|e| e.action == "UpsertEmployer").count(), 1, "the repeat is not recorded");
+    // A county token reads its county's histories on a follower too.
+    let follower = (leader + 1) % 3;
+    let worker = S::WorkerId(made.matched_worker.clone());
+    let api = &members[follower].as_ref().expect("follower").1;
+    assert_eq!(
+        full_history(api, YAODU_TOKEN, worker.clone(), 0).await,
+        full_history(&single, OPS_TOKEN, worker.clone(), 0).await
+    );
+
+    // Restart a follower: it loads its snapshot and openraft applies the
+    // entries after it again; its history log shows each record once.
+    let (stopped, api) = members[follower].take().expect("follower");
+    stopped.shutdown().await;
+    drop(api);
+    drop(stopped);
+    let listener = rebind(&addrs[follower]).await;
+    members[follower] = Some(start_served_member(follower as u64 + 1, dirs[follower].path(), &clock, listener).await);
+    let restarted = node(&members[follower]);
+    assert!(restarted.status()["snapshot_index"].as_u64().is_some(), "the member restarted from a snapshot");
+
+    history_script_part2(&members[leader].as_ref().expect("leader").1.host, &clock, &made).await;
+    history_script_part2(&single.host, &single_clock, &single_made).await;
+    wait_for("every member applied the rest", Duration::from_secs(10), || caught_up(&members).then_some(())).await;
+    let apis: Vec<&ServedApi> = members.iter().flatten().map(|(_, a)| a).collect();
+    assert!(assert_same_histories(&single, &apis, &made).await > entries);
+
+    // The records themselves are the single node's, byte for byte, gap-free from 1.
+    let want = records(single.host.wal_dir());
+    assert_eq!(want.first().map(|r| r.0), Some(1));
+    assert_eq!(want.len() as u64, single.host.read(|s| s.last_seq()));
+    for m in members.iter().flatten() {
+        assert_eq!(records(&m.0.shared.history_dir()), want, "member {}", m.0.id);
+    }
+    for m in members.into_iter().flatten() {
+        m.0.shutdown().await;
+    }
 }

@@ -18,7 +18,8 @@
 //! sequence exactly once); the engine's invariants hold; no worker holds two
 //! live offers; no posting has more live offers than its headcount; all
 //! members reach the same applied index with the same state hash and the same
-//! state bytes.
+//! state bytes; every member's history log is gap-free up to its service
+//! sequence and holds the same record under a number as every other member.
 //!
 //! `LINGGONG_SIM_SEEDS` sets the number of seeds (CI default below),
 //! `LINGGONG_SIM_SEED` the first one. A seed fixes the workload, the
@@ -596,6 +597,7 @@ async fn run_seed(seed: u64) -> Result<Summary, String> {
             host.engine.clone(),
             host.dedupe_capacity,
             host.event_history,
+            host.segment_bytes,
         )?;
         let mut options = RaftOptions::new(id, id.to_string(), "sim");
         options.snapshot_every = snapshot_every;
@@ -682,6 +684,7 @@ async fn run_seed(seed: u64) -> Result<Summary, String> {
             }
         }
     }
+    check_histories(&nodes)?;
     for n in &nodes {
         let _ = n.raft.shutdown().await;
     }
@@ -694,6 +697,40 @@ async fn run_seed(seed: u64) -> Result<Summary, String> {
         sent: sent.len(),
         stats: (st.sent, st.dropped, st.answers_lost, st.duplicated, st.cuts, st.snapshots),
     })
+}
+
+/// Every member's history log is gap-free up to its service sequence, and
+/// any two hold the same record under the same number (a member that
+/// installed a snapshot has only the records after it).
+fn check_histories(nodes: &[Arc<ClusterNode>]) -> Result<(), String> {
+    let mut by_seq: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
+    for n in nodes {
+        let dir = n.shared.history_dir();
+        let mut last = None;
+        let outcome = linggong_server::wal::scan(&dir, 0, |seq, payload| {
+            last = Some(seq);
+            match by_seq.get(&seq) {
+                Some((other, p)) if p.as_slice() != payload => {
+                    Err(format!("member {} has another record {seq} than member {other}", n.id))
+                }
+                Some(_) => Ok(()),
+                None => {
+                    by_seq.insert(seq, (n.id, payload.to_vec()));
+                    Ok(())
+                }
+            }
+        })
+        .map_err(|e| format!("member {} history: {e}", n.id))?;
+        if let Some(problem) = outcome.problem {
+            return Err(format!("member {} history: {problem}", n.id));
+        }
+        let state_seq = n.read_local(|s| s.last_seq());
+        let first = outcome.segments.first().map_or(1, |s| s.first_seq);
+        if last.unwrap_or(first - 1) != state_seq {
+            return Err(format!("member {} history ends at {last:?}, its state at {state_seq}", n.id));
+        }
+    }
+    Ok(())
 }
 
 fn run(seed: u64) -> Result<Summary, String> {

@@ -1,12 +1,14 @@
 //! `AuditService`: the history of one worker, posting, employer or complaint
-//! from the write-ahead log (who did what, when, with what outcome). The log
-//! is read on a blocking thread, never under the state lock.
+//! from the write-ahead log (who did what, when, with what outcome), or in
+//! cluster mode from the member's history log (`raft/history_log.rs`). The
+//! log is read on a blocking thread, never under the state lock.
 
 use super::{errors, Api, Caller};
 use crate::auth::Role;
 use crate::convert::api::timestamp_to_pb;
 use crate::history::{history, Subject};
 use crate::proto::v1 as pb;
+use std::path::PathBuf;
 use tonic::{Request, Response, Status};
 
 const READERS: &[Role] = &[Role::County, Role::Reviewer, Role::Operator];
@@ -28,27 +30,55 @@ fn subject(req: &pb::GetHistoryRequest) -> Result<Subject, Status> {
     }
 }
 
+/// The county of the history's subject, for county-scoped callers (none for employers).
+fn subject_county(e: &linggong_engine::Engine, s: &Subject) -> Option<u32> {
+    match s {
+        Subject::Worker(id) => e.worker(id).map(|w| e.regions().get(w.county).code),
+        Subject::Posting(id) => e.posting(id).map(|p| e.regions().get(p.county).code),
+        Subject::Complaint(id) => e.complaint(*id).map(|c| e.regions().get(c.county).code),
+        Subject::Employer(_) => None,
+    }
+}
+
 impl Api {
-    /// County systems see histories of records in their counties only.
-    async fn check_history_scope(&self, caller: &Caller, s: &Subject) -> Result<(), Status> {
-        if caller.principal.role != Role::County {
-            return Ok(());
+    /// The log to read `s`'s history from, once the caller may read it.
+    /// Single node: the write-ahead log, after the subject's county is read
+    /// durably. Cluster: this member's history log; on the leader after a
+    /// linearizable read (so it holds every acknowledged write), on a
+    /// follower as far as the member has applied (it may lag the leader).
+    async fn history_log(&self, caller: &Caller, s: &Subject) -> Result<PathBuf, Status> {
+        let Some(node) = self.ctx.host.cluster() else {
+            if caller.principal.role == Role::County {
+                let county = self.read_answer(|e| subject_county(e, s)).await?;
+                check_history_scope(caller, county)?;
+            }
+            return Ok(self.ctx.host.wal_dir().to_path_buf());
+        };
+        let county = if node.is_leader() {
+            node.read_linearizable(|e| subject_county(e, s)).await.map_err(|e| errors::submit_status(&e))?
+        } else {
+            node.read_local(|state| subject_county(state.engine(), s))
+        };
+        if caller.principal.role == Role::County {
+            check_history_scope(caller, county)?;
         }
-        let county = self
-            .read_answer(|e| match s {
-                Subject::Worker(id) => e.worker(id).map(|w| e.regions().get(w.county).code),
-                Subject::Posting(id) => e.posting(id).map(|p| e.regions().get(p.county).code),
-                Subject::Complaint(id) => e.complaint(*id).map(|c| e.regions().get(c.county).code),
-                Subject::Employer(_) => None,
-            })
-            .await?;
-        match county {
-            Some(c) => caller.require_county(c),
-            None => Err(errors::permission_denied(format!(
-                "token `{}` may read histories only of records in its counties",
-                caller.principal.name
-            ))),
+        if let Some(failed) = node.shared.history_failure() {
+            return Err(Status::unavailable(format!(
+                "this member's history log stopped ({failed}); it restarts when the member does: ask another member"
+            )));
         }
+        Ok(node.shared.history_dir())
+    }
+}
+
+/// County systems see histories of records in their counties only.
+fn check_history_scope(caller: &Caller, county: Option<u32>) -> Result<(), Status> {
+    match county {
+        Some(c) => caller.require_county(c),
+        None => Err(errors::permission_denied(format!(
+            "token `{}` may read histories only of records in its counties",
+            caller.principal.name
+        ))),
     }
 }
 
@@ -84,8 +114,7 @@ impl pb::audit_service_server::AuditService for Api {
                     },
                 )?
             };
-            self.check_history_scope(&caller, &subject).await?;
-            let wal_dir = self.ctx.host.wal_dir().to_path_buf();
+            let wal_dir = self.history_log(&caller, &subject).await?;
             // One more than asked for tells whether another page follows.
             let entries = tokio::task::spawn_blocking(move || history(&wal_dir, &subject, after, size + 1))
                 .await

@@ -25,6 +25,7 @@
 
 pub mod batch;
 pub mod cli;
+pub mod history_log;
 pub mod log_store;
 pub mod network;
 pub mod proposer;
@@ -210,6 +211,7 @@ pub fn open_storage(host: &HostConfig) -> Result<(log_store::LogStore, state_mac
         host.engine.clone(),
         host.dedupe_capacity,
         host.event_history,
+        host.segment_bytes,
     )
     .map_err(ClusterError::StateMachine)?;
     Ok((log, sm))

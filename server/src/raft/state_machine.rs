@@ -9,9 +9,14 @@
 //! small header with openraft's metadata, the hash and the clamp time; the
 //! current one is kept in `<data>/raft/snapshot` and loaded at start-up, after
 //! which openraft re-applies the committed entries that follow it.
+//!
+//! Each accepted command is also recorded in the member's history log
+//! ([`HistoryLog`], `<data>/raft/history/`) with its effect, under the same
+//! lock as the apply, so a read after an applied write finds its record.
 
+use super::history_log::HistoryLog;
 use super::{ClusterCommand, ClusterResponse, TypeConfig};
-use crate::convert::wal::{command_fingerprint, decode};
+use crate::convert::wal::{command_fingerprint, decode, encode, Effect};
 use crate::events::EventHub;
 use crate::host::SubmitError;
 use crate::snapshot::{decode_snapshot, write_snapshot};
@@ -62,6 +67,8 @@ pub struct Shared {
     dedupe_capacity: usize,
     dir: PathBuf,
     current: parking_lot::Mutex<Option<(SnapshotMeta<NodeId, Node>, Vec<u8>)>>,
+    /// The member's history log; written under the `applied` write lock.
+    history: parking_lot::Mutex<HistoryLog>,
 }
 
 /// Counters of a cluster member.
@@ -138,13 +145,15 @@ fn parse_hash(hex_hash: &str) -> [u8; 32] {
 }
 
 impl StateMachine {
-    /// The state machine over `dir` (`<data>/raft`), from its snapshot if any.
+    /// The state machine over `dir` (`<data>/raft`), from its snapshot if any,
+    /// with its history log in `dir/history` (segments of `history_segment_bytes`).
     pub fn open(
         dir: &Path,
         fresh: ServiceState,
         engine: EngineConfig,
         dedupe_capacity: usize,
         event_history: usize,
+        history_segment_bytes: u64,
     ) -> std::result::Result<StateMachine, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let path = dir.join("snapshot");
@@ -171,6 +180,9 @@ impl StateMachine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("read {}: {e}", path.display())),
         }
+        let history_dir = dir.join("history");
+        let history = HistoryLog::open(&history_dir, applied.state.last_seq(), history_segment_bytes)
+            .map_err(|e| format!("history log {}: {e}", history_dir.display()))?;
         let hub = Arc::new(EventHub::new(event_history, applied.state.next_event_seq()));
         let (applied_index, _) = watch::channel(applied.last_applied.map_or(0, |l| l.index));
         Ok(StateMachine {
@@ -183,6 +195,7 @@ impl StateMachine {
                 dedupe_capacity,
                 dir: dir.to_path_buf(),
                 current: parking_lot::Mutex::new(current),
+                history: parking_lot::Mutex::new(history),
             }),
         })
     }
@@ -194,6 +207,7 @@ impl Shared {
         a: &mut MachineState,
         entry: &Entry<TypeConfig>,
         events: &mut Vec<crate::state::SequencedEvent>,
+        history: &mut HistoryLog,
     ) -> ClusterResponse {
         a.last_applied = Some(entry.log_id);
         match &entry.payload {
@@ -212,7 +226,7 @@ impl Shared {
                     .map(|command| match command {
                         Ok(bytes) => {
                             a.hash = chain_hash(&a.hash, index, bytes);
-                            Self::apply_command(a, index, bytes, events)
+                            Self::apply_command(a, index, bytes, events, history)
                         }
                         Err(e) => {
                             tracing::error!(index, error = %e, "damaged batch of replicated commands: the rest is skipped on every replica");
@@ -226,12 +240,14 @@ impl Shared {
     }
 
     /// Applies one replicated command (WAL encoding) at `now` clamped to the
-    /// last applied time, or answers a remembered request id with its first result.
+    /// last applied time, or answers a remembered request id with its first
+    /// result; a command that changed something goes into the history log.
     fn apply_command(
         a: &mut MachineState,
         index: u64,
         bytes: &[u8],
         events: &mut Vec<crate::state::SequencedEvent>,
+        history: &mut HistoryLog,
     ) -> std::result::Result<crate::state::Applied, SubmitError> {
         let mut logged = match decode(bytes) {
             Ok(l) => l,
@@ -249,13 +265,31 @@ impl Shared {
                 RequestLookup::Reused => return Err(SubmitError::RequestIdReused),
             }
         }
-        a.state.apply(&logged, events).map(|(applied, _)| applied).map_err(SubmitError::Engine)
+        let (applied, must_log) = a.state.apply(&logged, events).map_err(SubmitError::Engine)?;
+        if must_log {
+            // The record the single node logs for it.
+            logged.effect = Effect::of(&applied.outcome);
+            let mut record = Vec::with_capacity(bytes.len() + 64);
+            encode(&logged, &mut record);
+            history.record(applied.seq, record);
+        }
+        Ok(applied)
     }
 
     /// The running hash, hex.
     pub fn hash_hex(&self) -> (u64, String) {
         let a = self.applied.read();
         (a.last_applied.map_or(0, |l| l.index), hex::encode(a.hash))
+    }
+
+    /// The directory of this member's history log.
+    pub fn history_dir(&self) -> PathBuf {
+        self.history.lock().dir().to_path_buf()
+    }
+
+    /// Why this member's history log stopped, if it did.
+    pub fn history_failure(&self) -> Option<String> {
+        self.history.lock().failure().map(str::to_string)
     }
 }
 
@@ -266,6 +300,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let a = self.shared.applied.read();
             (a.state.clone(), a.last_applied, a.membership.clone(), a.hash, a.last_now)
         };
+        // What the snapshot covers is in the history log (written under the
+        // lock the clone was taken under): on disk before the entries may go.
+        self.shared.history.lock().sync();
         let work = self.shared.dir.join("snapshots");
         let path = write_snapshot(&work, &state).map_err(snap_err)?;
         let body = std::fs::read(&path).map_err(snap_err)?;
@@ -282,6 +319,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         self.shared.metrics.snapshot_seconds.observe(started.elapsed().as_secs_f64());
         self.shared.metrics.snapshot_bytes.store(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         *self.shared.current.lock() = Some((meta.clone(), bytes.clone()));
+        let deleted = self.shared.history.lock().snapshot_stored(state.last_seq());
+        if deleted > 0 {
+            tracing::info!(deleted, "deleted history segments covered by the previous snapshot");
+        }
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
     }
 }
@@ -315,9 +356,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut events = Vec::new();
         let last = {
             let mut a = self.shared.applied.write();
+            let mut history = self.shared.history.lock();
             for entry in entries {
-                responses.push(self.shared.apply_one(&mut a, &entry, &mut events));
+                responses.push(self.shared.apply_one(&mut a, &entry, &mut events, &mut history));
             }
+            history.flush();
             a.last_applied.map_or(0, |l| l.index)
         };
         self.shared.hub.publish(events);
@@ -351,6 +394,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             a.membership = meta.last_membership.clone();
             a.hash = parse_hash(&header.hash);
             a.last_now = Timestamp(header.last_now);
+            self.shared.history.lock().continue_after_snapshot(a.state.last_seq());
             // Event numbers are replicated state: number on from the snapshot's.
             self.shared.hub.restart_at(a.state.next_event_seq());
         }
