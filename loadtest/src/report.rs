@@ -350,7 +350,9 @@ impl Report {
         if !self.cpu_cores_by_thread_group.is_empty() {
             let parts: Vec<String> =
                 self.cpu_cores_by_thread_group.iter().map(|(k, v)| format!("{k} {:.2}", v)).collect();
-            let ours: f64 = self.cpu_cores_by_thread_group.values().sum();
+            // Ours: this process and the server processes it started.
+            let ours: f64 = self.cpu_cores_by_thread_group.values().sum::<f64>()
+                + self.server_processes.iter().map(|p| p.cpu_cores).sum::<f64>();
             let machine = match self.machine.machine_cores_busy {
                 Some(busy) => {
                     format!("; the machine {busy:.2} busy, {:.2} of it other processes", (busy - ours).max(0.0))
