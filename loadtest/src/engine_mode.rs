@@ -287,6 +287,8 @@ pub fn run_engine(config: &RunConfig) -> Result<Report, EngineRunError> {
             engine: Some(engine),
             cpu_cores_by_thread_group: cpu,
             server: None,
+            server_processes: Vec::new(),
+            server_cpu_cores: None,
         },
     ))
 }

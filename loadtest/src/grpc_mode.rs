@@ -1,15 +1,18 @@
 //! gRPC mode: the workload sent to a linggong server over HTTP/2 — an external server
-//! (`--addr`, `--token`) or one the tool starts in-process on its own runtime with a temporary
-//! data directory (`--spawn-server`) — closed loop (N callers) or open loop (a pacer thread
+//! (`--addr`, `--token`), one the tool starts in-process on its own runtime with a temporary
+//! data directory (`--spawn-server`), or the leader of local replicas the tool starts as
+//! processes of the server binary (`--spawn-cluster N`, [`crate::cluster`]) — closed loop (N callers) or open loop (a pacer thread
 //! releasing requests on schedule, latency charged from each request's intended start). The
 //! `watch` scenario adds stations following their county's `WatchPostings` stream and measures
 //! how long a submitted posting takes to reach them.
 
+use crate::cluster::{ClusterConfig, ClusterError, LocalCluster, ProcessRef};
 use crate::machine::{
-    cpu_by_thread_group, cpu_share, filesystem_of, load_average, system_cores_busy, system_cpu_jiffies, MachineInfo,
+    cpu_by_thread_group, cpu_share, filesystem_of, load_average, process_cpu_secs, system_cores_busy,
+    system_cpu_jiffies, MachineInfo,
 };
 use crate::record::{Collector, ErrorClass};
-use crate::report::{Report, ReportContext, ServerCounters};
+use crate::report::{Report, ReportContext, ServerCounters, ServerProcessCpu};
 use crate::run::{LoadShape, RunConfig, Sampler, Timeline};
 use crate::workload::{Action, Observation, OfferRef, PostingPhase, Scenario, Workload};
 use compact_str::CompactString;
@@ -23,9 +26,10 @@ use pb::stats_service_client::StatsServiceClient;
 use pb::worker_service_client::WorkerServiceClient;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -47,6 +51,41 @@ pub enum ServerSource {
     },
     /// Start one in-process, on a runtime of its own, with a temporary data directory.
     Spawn(SpawnConfig),
+    /// Start replicas as child processes of the server binary, make them a cluster and load its
+    /// leader.
+    SpawnCluster(ClusterConfig),
+}
+
+/// Raft timing of the servers the tool starts (a group of one, or a local cluster).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RaftTiming {
+    /// Leader heartbeat, milliseconds.
+    pub heartbeat_ms: u64,
+    /// Election timeout lower bound, milliseconds.
+    pub election_ms: u64,
+    /// Applied entries between snapshots.
+    pub snapshot_every: u64,
+}
+
+impl RaftTiming {
+    /// The server's defaults, used by every server the tool starts.
+    pub const LOADTEST: RaftTiming = RaftTiming { heartbeat_ms: 50, election_ms: 300, snapshot_every: 100_000 };
+}
+
+/// Parses a durability setting as the server does (`always`, `none`, `interval:<ms>`).
+pub fn parse_durability(text: &str) -> Result<linggong_server::wal::Durability, linggong_server::wal::WalError> {
+    text.parse()
+}
+
+/// A fresh temporary directory named `prefix…` under `parent` (default: the system temp dir),
+/// removed when dropped.
+pub fn temp_data_dir(parent: Option<&Path>, prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    match parent {
+        Some(parent) => builder.tempdir_in(parent),
+        None => builder.tempdir(),
+    }
 }
 
 /// How to start the in-process server.
@@ -74,8 +113,8 @@ pub struct GrpcConfig {
     pub client_threads: usize,
     /// Stations following county streams (`watch`; counties taken in turn).
     pub stations: usize,
-    /// Register the starting workers through the API (an external server). A spawned server
-    /// loads them with its demo loader instead.
+    /// Register the starting workers through the API (an external server, a spawned cluster). An
+    /// in-process server loads them with its demo loader instead.
     pub register_workers: bool,
     /// Send a fresh `request_id` with every mutating call, as real clients do.
     pub request_ids: bool,
@@ -97,6 +136,12 @@ pub enum GrpcRunError {
     /// The in-process server did not start.
     #[error("starting the in-process server: {0}")]
     Spawn(String),
+    /// The local replicas did not start or did not elect a leader.
+    #[error("starting the local cluster: {0}")]
+    Cluster(#[from] ClusterError),
+    /// Ctrl-C (SIGINT) ended the run early.
+    #[error("interrupted (Ctrl-C): the run was stopped before its end")]
+    Interrupted,
     /// The address or token is malformed.
     #[error("bad {what}: {detail}")]
     BadSetting {
@@ -450,18 +495,10 @@ struct Spawned {
 }
 
 fn spawn_server(config: &SpawnConfig, workers: u64) -> Result<Spawned, GrpcRunError> {
-    let durability: linggong_server::wal::Durability =
-        config.durability.parse().map_err(|e: linggong_server::wal::WalError| GrpcRunError::BadSetting {
-            what: "durability",
-            detail: e.to_string(),
-        })?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("linggong-loadtest-");
-    let data_dir = match &config.data_parent {
-        Some(parent) => builder.tempdir_in(parent),
-        None => builder.tempdir(),
-    }
-    .map_err(|e| GrpcRunError::Spawn(format!("creating the data directory: {e}")))?;
+    let durability = parse_durability(&config.durability)
+        .map_err(|e| GrpcRunError::BadSetting { what: "durability", detail: e.to_string() })?;
+    let data_dir = temp_data_dir(config.data_parent.as_deref(), "linggong-loadtest-")
+        .map_err(|e| GrpcRunError::Spawn(format!("creating the data directory: {e}")))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.server_threads.max(1))
         .thread_name("lg-server")
@@ -476,6 +513,7 @@ fn spawn_server(config: &SpawnConfig, workers: u64) -> Result<Spawned, GrpcRunEr
         server_config.demo = Some(linggong_server::config::DemoSettings { workers });
     }
     if config.raft_group_of_one {
+        let timing = RaftTiming::LOADTEST;
         server_config.cluster = Some(linggong_server::raft::cli::ClusterSettings {
             raft_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise: None,
@@ -483,9 +521,9 @@ fn spawn_server(config: &SpawnConfig, workers: u64) -> Result<Spawned, GrpcRunEr
             http_advertise: None,
             node_id: 1,
             secret: "loadtest-cluster-secret".into(),
-            heartbeat_ms: 50,
-            election_ms: 300,
-            snapshot_every: 100_000,
+            heartbeat_ms: timing.heartbeat_ms,
+            election_ms: timing.election_ms,
+            snapshot_every: timing.snapshot_every,
             bootstrap: true,
         });
     }
@@ -575,6 +613,35 @@ async fn station(
 
 // ------------------------------------------------------------------ run
 
+/// How long one setup call is retried while the server answers UNAVAILABLE (a cluster member
+/// still settling in: an election, a leadership check that missed its quorum).
+const SETUP_RETRY_WITHIN: Duration = Duration::from_secs(10);
+
+/// One setup call, retried (bounded) while UNAVAILABLE. A retried registration or employer upsert
+/// that finds its record already there counts as done: the first try was applied.
+async fn setup_call(c: &mut Clients, action: &Action, ctx: &CallContext) -> Result<Observation, ErrorClass> {
+    let unavailable = ErrorClass::from_code(tonic::Code::Unavailable);
+    let exists = ErrorClass::from_code(tonic::Code::AlreadyExists);
+    let deadline = Instant::now() + SETUP_RETRY_WITHIN;
+    let mut retried = false;
+    loop {
+        match perform(c, action, ctx).await {
+            Err(class) if class == unavailable && Instant::now() < deadline => {
+                retried = true;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(class) if class == exists && retried => {
+                return match action {
+                    Action::RegisterWorker(_) => Ok(Observation::Worker(None)),
+                    Action::UpsertEmployer(_) => Ok(Observation::Done),
+                    _ => Err(class),
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn setup(
     clients: &[Clients],
     ctx: &CallContext,
@@ -587,7 +654,7 @@ async fn setup(
     let mut c = clients[0].clone();
     let employers = workload.lock().setup_employers();
     for action in &employers {
-        perform(&mut c, action, ctx).await.map_err(fail("UpsertEmployer"))?;
+        setup_call(&mut c, action, ctx).await.map_err(fail("UpsertEmployer"))?;
     }
     if grpc.register_workers {
         let specs: Vec<WorkerSpec> = workload.lock().setup_workers().collect();
@@ -596,7 +663,7 @@ async fn setup(
             eprintln!("registering {total} workers through the API");
         }
         let queue = Arc::new(Mutex::new(specs));
-        let mut tasks = Vec::new();
+        let mut tasks: Vec<tokio::task::JoinHandle<Result<(), GrpcRunError>>> = Vec::new();
         for k in 0..64.min(total.max(1)) {
             let queue = queue.clone();
             let mut c = clients[k % clients.len()].clone();
@@ -610,7 +677,7 @@ async fn setup(
             tasks.push(tokio::spawn(async move {
                 loop {
                     let Some(spec) = queue.lock().pop() else { return Ok(()) };
-                    perform(&mut c, &Action::RegisterWorker(spec), &ctx).await.map_err(fail("RegisterWorker"))?;
+                    setup_call(&mut c, &Action::RegisterWorker(spec), &ctx).await.map_err(fail("RegisterWorker"))?;
                 }
             }));
         }
@@ -620,21 +687,79 @@ async fn setup(
     }
     let postings = workload.lock().setup_postings(now_timestamp());
     for action in postings {
-        let result = perform(&mut c, &action, ctx).await;
+        let result = setup_call(&mut c, &action, ctx).await;
         let result = result.map_err(fail("SubmitPosting"))?;
         workload.lock().complete(&action, Ok(result));
     }
     Ok(())
 }
 
-/// What was read when the window started: when, CPU by thread group, the machine's CPU jiffies,
-/// the server's metrics.
-type WindowStart = (Instant, std::collections::BTreeMap<String, f64>, (u64, u64), Option<String>);
+/// What was read when the window started: when, CPU by thread group of this process and of each
+/// server process, the machine's CPU jiffies, the server's metrics.
+struct WindowStart {
+    at: Instant,
+    cpu: BTreeMap<String, f64>,
+    processes: Vec<(BTreeMap<String, f64>, Option<f64>)>,
+    jiffies: (u64, u64),
+    metrics: Option<String>,
+}
+
+/// The server the load goes to, however it was found or started.
+struct Target {
+    /// Client gRPC address (a cluster's leader).
+    addr: String,
+    /// Bearer token.
+    token: String,
+    /// Prometheus address, for WAL counters.
+    metrics_addr: Option<SocketAddr>,
+    /// Server processes the tool started, measured apart.
+    processes: Vec<ProcessRef>,
+    /// Where the server's threads are: in this process (`--spawn-server`) or elsewhere.
+    threads: ServerThreads,
+}
+
+/// Where the server's CPU time can be read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ServerThreads {
+    /// In this process, as thread groups beside the tool's.
+    InProcess,
+    /// In other processes: the spawned ones ([`Target::processes`]), or not measurable.
+    Elsewhere,
+}
+
+/// Thread groups of an in-process server: its runtime (`lg-server`), the WAL or Raft log writer
+/// and the snapshot follower (thread names are cut to 15 bytes).
+const IN_PROCESS_SERVER_GROUPS: [&str; 4] = ["lg-server", "linggong-wal", "linggong-snap", "linggong-raft"];
+
+/// Resolves once Ctrl-C (SIGINT) arrives; never if the handler cannot be installed.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
 
 /// Runs the load against a gRPC server and returns the report.
 pub fn run_grpc(config: &RunConfig, grpc: &GrpcConfig) -> Result<Report, GrpcRunError> {
     let workload_config = config.workload.clone();
-    let spawned = match &grpc.source {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(grpc.client_threads.max(1))
+        .thread_name("lg-client")
+        .enable_all()
+        .build()
+        .map_err(|source| GrpcRunError::Runtime { what: "client runtime", source })?;
+    let mut spawned = None;
+    let mut cluster = None;
+    let (target, server_build, data_dir_fs) = match &grpc.source {
+        ServerSource::Remote { addr, token, metrics_addr } => {
+            let target = Target {
+                addr: addr.clone(),
+                token: token.clone(),
+                metrics_addr: *metrics_addr,
+                processes: Vec::new(),
+                threads: ServerThreads::Elsewhere,
+            };
+            (target, format!("external server at {addr}"), None)
+        }
         ServerSource::Spawn(s) => {
             if grpc.notes {
                 eprintln!(
@@ -642,38 +767,74 @@ pub fn run_grpc(config: &RunConfig, grpc: &GrpcConfig) -> Result<Report, GrpcRun
                     s.durability, workload_config.workers
                 );
             }
-            Some(spawn_server(s, workload_config.workers)?)
-        }
-        ServerSource::Remote { .. } => None,
-    };
-    let (addr, token, metrics_addr, server_build) = match (&grpc.source, &spawned) {
-        (ServerSource::Remote { addr, token, metrics_addr }, _) => {
-            (addr.clone(), token.clone(), *metrics_addr, format!("external server at {addr}"))
-        }
-        (ServerSource::Spawn(s), Some(sp)) => (
-            sp.server.addr.to_string(),
-            sp.server.dev_token.as_ref().map(|t| t.token.clone()).unwrap_or_default(),
-            sp.server.metrics_addr,
-            format!(
+            let sp = spawn_server(s, workload_config.workers)?;
+            let target = Target {
+                addr: sp.server.addr.to_string(),
+                token: sp.server.dev_token.as_ref().map(|t| t.token.clone()).unwrap_or_default(),
+                metrics_addr: sp.server.metrics_addr,
+                processes: Vec::new(),
+                threads: ServerThreads::InProcess,
+            };
+            let build = format!(
                 "in-process linggong-server {} ({} build), durability {}, {} server threads",
                 env!("CARGO_PKG_VERSION"),
                 if cfg!(debug_assertions) { "debug" } else { "release" },
                 s.durability,
                 s.server_threads
-            ),
-        ),
-        _ => unreachable!("a spawned server exists exactly when asked for"),
+            );
+            let fs = sp.fs.clone();
+            spawned = Some(sp);
+            (target, build, fs)
+        }
+        ServerSource::SpawnCluster(c) => {
+            if grpc.notes {
+                eprintln!(
+                    "starting {} replicas of {} (durability {}, {} threads each)",
+                    c.replicas,
+                    c.server_binary.display(),
+                    c.durability,
+                    c.server_threads
+                );
+            }
+            let local = LocalCluster::spawn(c)?;
+            let leader = runtime.block_on(async {
+                tokio::select! {
+                    r = local.initialise() => r.map_err(GrpcRunError::from),
+                    _ = ctrl_c() => Err(GrpcRunError::Interrupted),
+                }
+            })?;
+            if grpc.notes {
+                eprintln!("cluster initialised: node {} leads, its gRPC on {}", leader.node_id, leader.grpc);
+            }
+            let target = Target {
+                addr: leader.grpc.to_string(),
+                token: local.token().to_string(),
+                metrics_addr: leader.metrics,
+                processes: local.processes(leader),
+                threads: ServerThreads::Elsewhere,
+            };
+            let build = format!(
+                "{} local replicas (processes of {}), durability {}, {} server threads each, node {} leading",
+                c.replicas,
+                c.server_binary.display(),
+                c.durability,
+                c.server_threads,
+                leader.node_id
+            );
+            let fs = filesystem_of(local.root());
+            cluster = Some(local);
+            (target, build, fs)
+        }
     };
     let mut machine = MachineInfo::probe(server_build);
-    machine.data_dir_fs = spawned.as_ref().and_then(|s| s.fs.clone());
+    machine.data_dir_fs = data_dir_fs;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(grpc.client_threads.max(1))
-        .thread_name("lg-client")
-        .enable_all()
-        .build()
-        .map_err(|source| GrpcRunError::Runtime { what: "client runtime", source })?;
-    let result = runtime.block_on(drive(config, grpc, workload_config, &addr, &token, metrics_addr, machine));
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = drive(config, grpc, workload_config, &target, machine) => r,
+            _ = ctrl_c() => Err(GrpcRunError::Interrupted),
+        }
+    });
     drop(runtime);
     if let Some(sp) = spawned {
         let Spawned { runtime, server, _data_dir, .. } = sp;
@@ -681,19 +842,22 @@ pub fn run_grpc(config: &RunConfig, grpc: &GrpcConfig) -> Result<Report, GrpcRun
             eprintln!("warning: the in-process server did not shut down cleanly: {e:#}");
         }
     }
+    if let Some(local) = cluster {
+        for problem in local.stop() {
+            eprintln!("warning: {problem}");
+        }
+    }
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn drive(
     config: &RunConfig,
     grpc: &GrpcConfig,
     workload_config: crate::workload::WorkloadConfig,
-    addr: &str,
-    token: &str,
-    metrics_addr: Option<SocketAddr>,
+    target: &Target,
     mut machine: MachineInfo,
 ) -> Result<Report, GrpcRunError> {
+    let (addr, token, metrics_addr) = (target.addr.as_str(), target.token.as_str(), target.metrics_addr);
     let scenario = workload_config.scenario;
     let clients = connect(addr, token, grpc.connections).await?;
     let ctx = Arc::new(CallContext {
@@ -733,6 +897,7 @@ async fn drive(
     let marks: Arc<Mutex<Option<WindowStart>>> = Arc::new(Mutex::new(None));
     let mark = marks.clone();
     let reset = workload.clone();
+    let pids: Vec<u32> = target.processes.iter().map(|p| p.pid).collect();
     let sampler = Sampler::start(
         collector.clone(),
         timeline,
@@ -741,7 +906,9 @@ async fn drive(
             reset.lock().reset_stats();
             let metrics = metrics_addr.and_then(scrape_metrics);
             let cpu = cpu_by_thread_group(std::process::id());
-            *mark.lock() = Some((Instant::now(), cpu, system_cpu_jiffies(), metrics));
+            let processes = pids.iter().map(|&pid| (cpu_by_thread_group(pid), process_cpu_secs(pid))).collect();
+            *mark.lock() =
+                Some(WindowStart { at: Instant::now(), cpu, processes, jiffies: system_cpu_jiffies(), metrics });
         }),
     );
 
@@ -779,16 +946,46 @@ async fn drive(
         let _ = t.await;
     }
     let recorded = collector.recorded();
-    let (cpu, server) = match marks.lock().take() {
-        Some((at, cpu_before, jiffies, metrics_before)) => {
-            let secs = at.elapsed().as_secs_f64();
-            machine.machine_cores_busy = Some(system_cores_busy(jiffies, system_cpu_jiffies(), secs));
-            let cpu = cpu_share(&cpu_before, &cpu_by_thread_group(std::process::id()), secs);
-            let server = match (metrics_before, metrics_addr.and_then(scrape_metrics)) {
+    let (cpu, server, server_processes, server_cpu_cores) = match marks.lock().take() {
+        Some(start) => {
+            let secs = start.at.elapsed().as_secs_f64();
+            machine.machine_cores_busy = Some(system_cores_busy(start.jiffies, system_cpu_jiffies(), secs));
+            let cpu = cpu_share(&start.cpu, &cpu_by_thread_group(std::process::id()), secs);
+            let server = match (start.metrics, metrics_addr.and_then(scrape_metrics)) {
                 (Some(a), Some(b)) => Some(ServerCounters::between(&a, &b, recorded.measured.as_secs_f64())),
                 _ => None,
             };
-            (cpu, server)
+            let processes: Vec<ServerProcessCpu> = target
+                .processes
+                .iter()
+                .zip(start.processes)
+                .map(|(p, (groups_before, total_before))| {
+                    let groups = cpu_share(&groups_before, &cpu_by_thread_group(p.pid), secs);
+                    // The process's own total counts threads that ended in the window too.
+                    let cpu_cores = match (total_before, process_cpu_secs(p.pid)) {
+                        (Some(a), Some(b)) => ((b - a) / secs.max(1e-9)).max(0.0),
+                        _ => groups.values().sum(),
+                    };
+                    ServerProcessCpu {
+                        node_id: p.node_id,
+                        pid: p.pid,
+                        role: p.role.to_string(),
+                        cpu_cores,
+                        cpu_cores_by_thread_group: groups,
+                    }
+                })
+                .collect();
+            let server_cores = match target.threads {
+                ServerThreads::InProcess => Some(
+                    cpu.iter()
+                        .filter(|(group, _)| IN_PROCESS_SERVER_GROUPS.iter().any(|g| group.starts_with(g)))
+                        .map(|(_, cores)| cores)
+                        .sum(),
+                ),
+                ServerThreads::Elsewhere if !processes.is_empty() => Some(processes.iter().map(|p| p.cpu_cores).sum()),
+                ServerThreads::Elsewhere => None,
+            };
+            (cpu, server, processes, server_cores)
         }
         None => Default::default(),
     };
@@ -804,6 +1001,7 @@ async fn drive(
         "server": match &grpc.source {
             ServerSource::Remote { addr, .. } => serde_json::json!({ "remote": addr }),
             ServerSource::Spawn(s) => serde_json::json!({ "spawn": s }),
+            ServerSource::SpawnCluster(c) => serde_json::json!({ "spawn_cluster": c }),
         },
     });
     Ok(Report::build(
@@ -816,6 +1014,8 @@ async fn drive(
             engine: None,
             cpu_cores_by_thread_group: cpu,
             server,
+            server_processes,
+            server_cpu_cores,
         },
     ))
 }

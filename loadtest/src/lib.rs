@@ -1,9 +1,11 @@
 //! linggong-loadtest: answers "how much can this box take, at what latency?" for the linggong
 //! matching service. It drives either the engine in-process ([`engine_mode`]) or a gRPC server
-//! ([`grpc_mode`], an external one or one it starts itself) with a seeded Linfen-shaped workload
+//! ([`grpc_mode`], an external one, one it starts itself, or local replicas it starts as
+//! processes of the server binary, [`cluster`]) with a seeded Linfen-shaped workload
 //! ([`workload`]), open or closed loop ([`run`]), and reports per-RPC counts, errors by status
 //! code, rates and HdrHistogram percentiles ([`report`]) as a table, JSON and an SVG plot ([`plot`]).
 
+pub mod cluster;
 pub mod engine_mode;
 pub mod grpc_mode;
 pub mod machine;

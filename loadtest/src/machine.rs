@@ -133,6 +133,17 @@ pub fn cpu_by_thread_group(pid: u32) -> BTreeMap<String, f64> {
     out
 }
 
+/// CPU seconds used so far by a whole process (user and system, every thread it ever had but not
+/// its children), from `/proc/PID/stat`; `None` once it is gone.
+pub fn process_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks_per_s())
+}
+
 /// CPU used between two readings, per group, as a share of one core over `secs` (1.0 = one core busy).
 pub fn cpu_share(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, secs: f64) -> BTreeMap<String, f64> {
     after
@@ -160,6 +171,8 @@ mod tests {
             })
             .unwrap();
         let groups = cpu_by_thread_group(std::process::id());
+        let whole = process_cpu_secs(std::process::id()).expect("this process has a stat file");
+        assert!(whole >= 0.0 && whole + 0.05 >= groups.values().sum::<f64>(), "{whole} {groups:?}");
         let (busy, total) = system_cpu_jiffies();
         assert!(total > 0 && busy <= total);
         spin.join().unwrap();

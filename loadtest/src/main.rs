@@ -4,12 +4,14 @@
 //! linggong-loadtest engine --scenario match --workers 1000000 --duration 60s
 //! linggong-loadtest grpc --spawn-server --durability always --scenario match --concurrency 128
 //! linggong-loadtest grpc --spawn-server --scenario match --rate 20000 --json out.json --plot out.svg
+//! linggong-loadtest grpc --spawn-cluster 3 --durability always --scenario match --concurrency 64
 //! linggong-loadtest grpc --addr 127.0.0.1:50051 --token "$TOKEN" --scenario mixed --duration 5m
 //! ```
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use linggong_loadtest::grpc_mode::{run_grpc, GrpcConfig, ServerSource, SpawnConfig};
+use linggong_loadtest::cluster::{default_server_binary, ClusterConfig};
+use linggong_loadtest::grpc_mode::{run_grpc, GrpcConfig, RaftTiming, ServerSource, SpawnConfig};
 use linggong_loadtest::plot::plot_samples;
 use linggong_loadtest::{run_engine, LoadShape, ProgressMode, Report, RunConfig, Scenario, WorkloadConfig};
 use std::net::SocketAddr;
@@ -32,7 +34,8 @@ enum Mode {
         #[command(flatten)]
         common: CommonArgs,
     },
-    /// Drive a gRPC server: a running one (--addr, --token) or one started here (--spawn-server).
+    /// Drive a gRPC server: a running one (--addr, --token), one started here (--spawn-server) or
+    /// the leader of local replicas started here (--spawn-cluster N).
     Grpc {
         #[command(flatten)]
         common: CommonArgs,
@@ -96,7 +99,12 @@ struct CommonArgs {
 #[derive(Debug, Args)]
 struct GrpcArgs {
     /// Address of a running server.
-    #[arg(long, env = "LINGGONG_ADDR", conflicts_with = "spawn_server", required_unless_present = "spawn_server")]
+    #[arg(
+        long,
+        env = "LINGGONG_ADDR",
+        conflicts_with_all = ["spawn_server", "spawn_cluster"],
+        required_unless_present_any = ["spawn_server", "spawn_cluster"]
+    )]
     addr: Option<String>,
     /// Bearer token for --addr (an operator token; the server prints its development token on first start).
     #[arg(long, env = "LINGGONG_TOKEN", hide_env_values = true)]
@@ -105,18 +113,25 @@ struct GrpcArgs {
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
     /// Start a server in-process with a temporary data directory (its demo loader registers --workers).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "spawn_cluster")]
     spawn_server: bool,
-    /// --spawn-server: when writes are acknowledged: always, none or interval:<ms>.
+    /// Start N replicas on 127.0.0.1 as processes of the server binary (--server-binary), make them
+    /// one cluster, register --workers through the API and load the leader; they are stopped at the end.
+    #[arg(long, value_name = "N")]
+    spawn_cluster: Option<usize>,
+    /// --spawn-cluster: the linggong-server binary (default: the one beside this tool, else on PATH).
+    #[arg(long, requires = "spawn_cluster")]
+    server_binary: Option<PathBuf>,
+    /// --spawn-server, --spawn-cluster: when writes are acknowledged: always, none or interval:<ms>.
     #[arg(long, default_value = "always")]
     durability: String,
     /// --spawn-server: run it as a Raft group of one (its `--raft-bootstrap`), writes going through the Raft log.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "spawn_cluster")]
     raft_bootstrap: bool,
-    /// --spawn-server: where to create the temporary data directory (default: the system temp dir).
+    /// --spawn-server, --spawn-cluster: where to create the temporary data directories (default: the system temp dir).
     #[arg(long)]
     data_dir_parent: Option<PathBuf>,
-    /// --spawn-server: worker threads of the server's runtime (default: the cores).
+    /// --spawn-server, --spawn-cluster: worker threads of each server's runtime (default: the cores).
     #[arg(long)]
     server_threads: Option<usize>,
     /// Worker threads of the tool's own runtime (default: the cores).
@@ -247,7 +262,16 @@ fn main() -> Result<()> {
         }
         Mode::Grpc { common, grpc } => {
             let config = run_config(&common)?;
-            let source = if grpc.spawn_server {
+            let source = if let Some(replicas) = grpc.spawn_cluster {
+                ServerSource::SpawnCluster(ClusterConfig {
+                    replicas,
+                    server_binary: grpc.server_binary.clone().unwrap_or_else(default_server_binary),
+                    durability: grpc.durability.clone(),
+                    data_parent: grpc.data_dir_parent.clone(),
+                    server_threads: grpc.server_threads.unwrap_or_else(cores),
+                    raft: RaftTiming::LOADTEST,
+                })
+            } else if grpc.spawn_server {
                 ServerSource::Spawn(SpawnConfig {
                     durability: grpc.durability.clone(),
                     data_parent: grpc.data_dir_parent.clone(),
@@ -264,8 +288,15 @@ fn main() -> Result<()> {
                     metrics_addr: grpc.metrics_addr,
                 }
             };
+            let spawned = grpc.spawn_server || grpc.spawn_cluster.is_some();
             let grpc_config = GrpcConfig {
-                register_workers: !grpc.spawn_server && !grpc.skip_worker_setup,
+                // An in-process server loads them with its demo loader; a spawned cluster cannot
+                // (its members only take writes once initialised), so they go through the API.
+                register_workers: match &source {
+                    ServerSource::Spawn(_) => false,
+                    ServerSource::SpawnCluster(_) => true,
+                    ServerSource::Remote { .. } => !grpc.skip_worker_setup,
+                },
                 source,
                 connections: grpc.connections.max(1),
                 client_threads: grpc.client_threads.unwrap_or_else(cores),
@@ -273,10 +304,10 @@ fn main() -> Result<()> {
                 request_ids: !grpc.no_request_ids,
                 notes: !common.quiet,
             };
-            let durability =
-                if grpc.spawn_server { format!(", durability {}", grpc.durability) } else { String::new() };
+            let durability = if spawned { format!(", durability {}", grpc.durability) } else { String::new() };
+            let replicas = grpc.spawn_cluster.map(|n| format!(", {n} replicas")).unwrap_or_default();
             let title = format!(
-                "gRPC, {}, {} workers{durability}, {}",
+                "gRPC, {}, {} workers{durability}{replicas}, {}",
                 common.scenario.name(),
                 common.workers,
                 shape_label(&config.shape)
@@ -308,5 +339,12 @@ mod tests {
         assert_eq!(config.shape, LoadShape::Open { rate: 2000.0, max_in_flight: 1024 });
         assert!(Cli::try_parse_from(["linggong-loadtest", "grpc"]).is_err(), "grpc needs --addr or --spawn-server");
         assert!(Cli::try_parse_from(["linggong-loadtest", "grpc", "--spawn-server", "--addr", "x:1"]).is_err());
+        let cli = Cli::try_parse_from(["linggong-loadtest", "grpc", "--spawn-cluster", "3"]).unwrap();
+        let Mode::Grpc { grpc, .. } = cli.mode else { panic!("grpc mode") };
+        assert_eq!(grpc.spawn_cluster, Some(3));
+        for conflicting in [["--spawn-server"], ["--raft-bootstrap"], ["--addr=x:1"]] {
+            let args = ["linggong-loadtest", "grpc", "--spawn-cluster", "3"].into_iter().chain(conflicting);
+            assert!(Cli::try_parse_from(args).is_err(), "{conflicting:?} with --spawn-cluster");
+        }
     }
 }

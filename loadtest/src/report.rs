@@ -113,6 +113,21 @@ pub struct ServerCounters {
     pub writes_overloaded: f64,
 }
 
+/// One server process the tool started (`--spawn-cluster`) and its CPU in the window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ServerProcessCpu {
+    /// Member id.
+    pub node_id: u64,
+    /// Process id.
+    pub pid: u32,
+    /// `leader` (the one loaded) or `follower`, when the load started.
+    pub role: String,
+    /// Cores the whole process kept busy (1.0 = one core the whole window).
+    pub cpu_cores: f64,
+    /// The same by thread group.
+    pub cpu_cores_by_thread_group: BTreeMap<String, f64>,
+}
+
 /// The whole report (the `--json` file).
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -150,8 +165,17 @@ pub struct Report {
     pub workload: WorkloadStats,
     /// Engine-mode figures.
     pub engine: Option<EngineReport>,
-    /// CPU use in the window by thread group, in cores (1.0 = one core busy the whole window).
+    /// CPU use in the window by thread group of this process (the tool, and an in-process server
+    /// beside it), in cores (1.0 = one core busy the whole window).
     pub cpu_cores_by_thread_group: BTreeMap<String, f64>,
+    /// Server processes the tool started (`--spawn-cluster`), each measured apart.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_processes: Vec<ServerProcessCpu>,
+    /// Server CPU in the window, cores: every spawned server process together, or an in-process
+    /// server's thread groups; absent for an external server.
+    pub server_cpu_cores: Option<f64>,
+    /// Server CPU per completed call, microseconds (`server_cpu_cores` / `throughput_per_s`).
+    pub server_cpu_us_per_call: Option<f64>,
     /// Server counters, when a metrics endpoint was available.
     pub server: Option<ServerCounters>,
     /// One sample per interval, warmup included.
@@ -174,6 +198,10 @@ pub struct ReportContext {
     pub cpu_cores_by_thread_group: BTreeMap<String, f64>,
     /// Server counters.
     pub server: Option<ServerCounters>,
+    /// Spawned server processes.
+    pub server_processes: Vec<ServerProcessCpu>,
+    /// Server CPU, cores, when it could be measured.
+    pub server_cpu_cores: Option<f64>,
 }
 
 fn by_code(errors: &ErrorCounts) -> BTreeMap<String, u64> {
@@ -234,6 +262,12 @@ impl Report {
             workload: ctx.workload,
             engine: ctx.engine,
             cpu_cores_by_thread_group: ctx.cpu_cores_by_thread_group,
+            server_processes: ctx.server_processes,
+            server_cpu_cores: ctx.server_cpu_cores,
+            server_cpu_us_per_call: ctx
+                .server_cpu_cores
+                .filter(|_| requests > 0)
+                .map(|cores| cores * 1e6 / (requests as f64 / secs)),
             server: ctx.server,
             timeline: recorded.samples.clone(),
         }
@@ -316,7 +350,9 @@ impl Report {
         if !self.cpu_cores_by_thread_group.is_empty() {
             let parts: Vec<String> =
                 self.cpu_cores_by_thread_group.iter().map(|(k, v)| format!("{k} {:.2}", v)).collect();
-            let ours: f64 = self.cpu_cores_by_thread_group.values().sum();
+            // Ours: this process and the server processes it started.
+            let ours: f64 = self.cpu_cores_by_thread_group.values().sum::<f64>()
+                + self.server_processes.iter().map(|p| p.cpu_cores).sum::<f64>();
             let machine = match self.machine.machine_cores_busy {
                 Some(busy) => {
                     format!("; the machine {busy:.2} busy, {:.2} of it other processes", (busy - ours).max(0.0))
@@ -324,6 +360,21 @@ impl Report {
                 None => String::new(),
             };
             let _ = writeln!(out, "cpu (cores) by thread group: {}{machine}", parts.join(", "));
+        }
+        for p in &self.server_processes {
+            let parts: Vec<String> = p.cpu_cores_by_thread_group.iter().map(|(k, v)| format!("{k} {:.2}", v)).collect();
+            let _ = writeln!(
+                out,
+                "server node {} ({}, pid {}): {:.2} cores ({})",
+                p.node_id,
+                p.role,
+                p.pid,
+                p.cpu_cores,
+                parts.join(", ")
+            );
+        }
+        if let (Some(cores), Some(us)) = (self.server_cpu_cores, self.server_cpu_us_per_call) {
+            let _ = writeln!(out, "server cpu: {cores:.2} cores in all, {us:.0} µs per call");
         }
         if let Some(s) = &self.server {
             let _ = writeln!(
@@ -401,6 +452,8 @@ mod tests {
             engine: None,
             cpu_cores_by_thread_group: BTreeMap::new(),
             server: None,
+            server_processes: Vec::new(),
+            server_cpu_cores: None,
         }
     }
 
