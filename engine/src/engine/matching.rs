@@ -11,7 +11,11 @@ use crate::index::IndexEntry;
 use crate::model::*;
 use compact_str::CompactString;
 use rstar::PointDistance;
+use smallvec::SmallVec;
 use std::collections::BinaryHeap;
+
+/// Most worker records the walk defers before reading them together.
+const PENDING_MAX: usize = 8;
 
 /// A candidate worker during matching.
 #[derive(Clone, Copy, Debug)]
@@ -166,8 +170,12 @@ impl Engine {
             let hours = now.0.saturating_sub(e.waiting_since_ms).max(0) as f64 / 3_600_000.0;
             d - INDEX_SLACK_M - e.static_bonus_m as f64 - (hours * waiting_rate).min(waiting_cap)
         };
-        // A worker entry's bound, if it can still make the selection.
+        // A worker entry's bound, if it can still make the selection (a worker asking
+        // more than the posting pays never can: the entry holds their minimum wage).
         let entry_item = |e: &'a IndexEntry, worst: f64| -> Option<ScanItem<'a>> {
+            if e.min_daily_wage > p.daily_wage {
+                return None;
+            }
             let d = near(e.distance_2(&q));
             if d > limit {
                 return None;
@@ -194,11 +202,25 @@ impl Engine {
                 }
             }
         }
-        while let Some(item) = queue.pop() {
-            let worst = if best.len() == k { best[k - 1].score } else { f64::INFINITY };
-            if item.bound > worst {
-                break;
+        // Workers reached by the walk whose records are not read yet: their records are
+        // prefetched when they are reached and read together, so the loads overlap
+        // instead of following one another. Deferring a record only delays the lowering
+        // of `worst`, which makes the walk queue more, never skip a worker it must see.
+        let mut pending: SmallVec<[&IndexEntry; PENDING_MAX]> = SmallVec::new();
+        let worst_of = |best: &Vec<Candidate>| if best.len() == k { best[k - 1].score } else { f64::INFINITY };
+        loop {
+            let worst = worst_of(best);
+            let stop = queue.peek().is_none_or(|item| item.bound > worst);
+            if stop || pending.len() >= PENDING_MAX || (best.len() < k && best.len() + pending.len() >= k) {
+                if pending.is_empty() {
+                    break;
+                }
+                for e in pending.drain(..) {
+                    self.consider(now, p, e.key, k, best);
+                }
+                continue;
             }
+            let Some(item) = queue.pop() else { break };
             // Start loading what the next item will read while this one is handled: most
             // queued items are never reached, so they are not prefetched when queued.
             if let Some(next) = queue.peek() {
@@ -214,7 +236,7 @@ impl Engine {
                     }
                 }
             }
-            let entry = match item.node {
+            match item.node {
                 ScanNode::Packed(tree, level, index, bonus) => {
                     let (level, index) = (level as usize, index as usize);
                     if level == 0 {
@@ -237,28 +259,38 @@ impl Engine {
                             });
                         }
                     }
-                    continue;
                 }
-                ScanNode::Leaf(entry) => entry,
-            };
-            let w = &self.workers[entry.key as usize];
-            if w.status != WorkerStatus::Waiting || !Self::eligible(w, p, entry.key) {
-                continue;
+                ScanNode::Leaf(entry) => {
+                    if let Some(w) = self.workers.get(entry.key as usize) {
+                        prefetch(std::slice::from_ref(w));
+                    }
+                    pending.push(entry);
+                }
             }
-            let d = w.position.distance_m(p.position);
-            if d > p.max_distance_m as f64 {
-                continue;
-            }
-            let c = Candidate { score: policy.effective_distance(d, w, now), distance_m: d, key: entry.key };
-            if best.len() == k && !self.better(&c, &best[k - 1]) {
-                continue;
-            }
-            let pos = best.partition_point(|b| self.better(b, &c));
-            if best.len() == k {
-                best.pop();
-            }
-            best.insert(pos, c);
         }
+    }
+
+    /// Reads a reached worker's record and puts them into the selection `best`
+    /// (at most `k`, best first) if they are eligible and good enough.
+    #[inline]
+    fn consider(&self, now: Timestamp, p: &Posting, key: WorkerKey, k: usize, best: &mut Vec<Candidate>) {
+        let w = &self.workers[key as usize];
+        if w.status != WorkerStatus::Waiting || !Self::eligible(w, p, key) {
+            return;
+        }
+        let d = w.position.distance_m(p.position);
+        if d > p.max_distance_m as f64 {
+            return;
+        }
+        let c = Candidate { score: self.config.policy.effective_distance(d, w, now), distance_m: d, key };
+        if best.len() == k && !self.better(&c, &best[k - 1]) {
+            return;
+        }
+        let pos = best.partition_point(|b| self.better(b, &c));
+        if best.len() == k {
+            best.pop();
+        }
+        best.insert(pos, c);
     }
 
     /// The ranking a linear scan of every worker gives, for testing the index:

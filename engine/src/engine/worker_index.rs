@@ -106,6 +106,7 @@ pub(super) struct WorkerIndexView {
     county: CountyIdx,
     static_bonus_m: f32,
     waiting_since_ms: i64,
+    min_daily_wage: u32,
 }
 
 impl WorkerIndexView {
@@ -115,6 +116,7 @@ impl WorkerIndexView {
             key,
             static_bonus_m: self.static_bonus_m,
             waiting_since_ms: self.waiting_since_ms,
+            min_daily_wage: self.min_daily_wage,
         }
     }
 }
@@ -218,6 +220,7 @@ impl WorkerIndex {
             county: w.county,
             static_bonus_m: static_bonus(policy, w),
             waiting_since_ms: w.waiting_since.0,
+            min_daily_wage: w.min_daily_wage,
         }
     }
 
@@ -275,7 +278,8 @@ impl WorkerIndex {
                 && old.trades == new.trades
                 && old.hardship == new.hardship
                 && old.static_bonus_m == new.static_bonus_m
-                && old.waiting_since_ms == new.waiting_since_ms;
+                && old.waiting_since_ms == new.waiting_since_ms
+                && old.min_daily_wage == new.min_daily_wage;
             if want && same {
                 return None;
             }
@@ -335,6 +339,7 @@ impl WorkerIndex {
                     key: k as WorkerKey,
                     static_bonus_m: static_bonus(policy, w),
                     waiting_since_ms: w.waiting_since.0,
+                    min_daily_wage: w.min_daily_wage,
                 };
                 for t in &w.trades {
                     per_tree[Self::tree_slot(t.trade, w.hardship.is_hardship())].push(entry);
@@ -379,7 +384,10 @@ impl WorkerIndex {
                     let mut found = 0;
                     for e in self.trees[slot].entries_at(q, k as WorkerKey) {
                         found += 1;
-                        if e.static_bonus_m != bonus || e.waiting_since_ms != w.waiting_since.0 {
+                        if e.static_bonus_m != bonus
+                            || e.waiting_since_ms != w.waiting_since.0
+                            || e.min_daily_wage != w.min_daily_wage
+                        {
                             return bad(format!("worker {} indexed with stale ranking inputs", w.id));
                         }
                     }

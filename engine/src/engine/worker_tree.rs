@@ -334,7 +334,7 @@ mod tests {
         let b = (i / 97 % 89) as f32 * 1e-4;
         let (x, y) = (0.6 + a, 0.5 + b);
         let z = (1.0 - x * x - y * y).max(0.0).sqrt();
-        IndexEntry { point: [x, y, z], key: i, static_bonus_m: 0.0, waiting_since_ms: 0 }
+        IndexEntry { point: [x, y, z], key: i, static_bonus_m: 0.0, waiting_since_ms: 0, min_daily_wage: 0 }
     }
 
     fn check_boxes(t: &PackedTree) {
