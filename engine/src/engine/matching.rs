@@ -2,7 +2,7 @@
 //! reverse match of a worker against open postings, and the linear-scan
 //! oracle the walk is tested against.
 
-use super::worker_tree::{PackedTree, REMOVED};
+use super::worker_tree::{PackedTree, NODE, REMOVED};
 use super::{Engine, Result};
 use crate::command::*;
 use crate::error::EngineError;
@@ -12,7 +12,6 @@ use crate::model::*;
 use compact_str::CompactString;
 use rstar::PointDistance;
 use smallvec::SmallVec;
-use std::collections::BinaryHeap;
 
 /// Most worker records the walk defers before reading them together.
 const PENDING_MAX: usize = 8;
@@ -25,37 +24,95 @@ pub(super) struct Candidate {
     pub(super) key: WorkerKey,
 }
 
-/// A worker-tree node or entry queued by the matcher's best-first walk, keyed by
-/// a lower bound of the score of any worker under it.
-struct ScanItem<'a> {
+/// What the matcher's best-first walk queues: a worker-tree node or entry and a
+/// lower bound of the score of any worker under it. 16 bytes, so the queue's
+/// moves are cheap: `what` packs the part (an index into the walk's list of
+/// packed trees, bits 56-63), the node's level plus one or 0 for an entry (bits
+/// 48-55) and the node's or entry's index in its part (bits 0-47).
+#[derive(Clone, Copy)]
+struct Queued {
     bound: f64,
-    node: ScanNode<'a>,
+    what: u64,
 }
 
-enum ScanNode<'a> {
-    /// A node of a packed tree (level, index), with the largest credit in its tree.
-    Packed(&'a PackedTree, u32, u32, f64),
-    Leaf(&'a IndexEntry),
-}
+impl Queued {
+    const ENTRY: u64 = 0;
 
-impl PartialEq for ScanItem<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.bound.total_cmp(&other.bound).is_eq()
+    fn node(bound: f64, part: usize, level: usize, index: usize) -> Self {
+        Self { bound, what: (part as u64) << 56 | ((level as u64 + 1) << 48) | index as u64 }
+    }
+
+    fn entry(bound: f64, part: usize, slot: usize) -> Self {
+        Self { bound, what: (part as u64) << 56 | (Self::ENTRY << 48) | slot as u64 }
+    }
+
+    fn part(&self) -> usize {
+        (self.what >> 56) as usize
+    }
+
+    /// The node's level, or `None` for an entry.
+    fn level(&self) -> Option<usize> {
+        let l = (self.what >> 48) & 0xff;
+        (l != Self::ENTRY).then(|| l as usize - 1)
+    }
+
+    fn index(&self) -> usize {
+        (self.what & ((1 << 48) - 1)) as usize
     }
 }
 
-impl Eq for ScanItem<'_> {}
-
-impl PartialOrd for ScanItem<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
+/// A binary min-heap of [`Queued`] by bound (a `BinaryHeap` of 40-byte items
+/// with a reversed order cost a quarter of a match's instructions).
+struct WalkQueue {
+    items: Vec<Queued>,
 }
 
-impl Ord for ScanItem<'_> {
-    /// Reversed, so that `BinaryHeap` pops the lowest bound first.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.bound.total_cmp(&self.bound)
+impl WalkQueue {
+    fn new() -> Self {
+        Self { items: Vec::with_capacity(256) }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<&Queued> {
+        self.items.first()
+    }
+
+    #[inline]
+    fn push(&mut self, item: Queued) {
+        let mut i = self.items.len();
+        self.items.push(item);
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.items[parent].bound <= item.bound {
+                break;
+            }
+            self.items[i] = self.items[parent];
+            i = parent;
+        }
+        self.items[i] = item;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Queued> {
+        let last = self.items.pop()?;
+        let Some(&top) = self.items.first() else { return Some(last) };
+        let n = self.items.len();
+        let mut i = 0;
+        loop {
+            let left = 2 * i + 1;
+            if left >= n {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < n && self.items[right].bound < self.items[left].bound { right } else { left };
+            if self.items[child].bound >= last.bound {
+                break;
+            }
+            self.items[i] = self.items[child];
+            i = child;
+        }
+        self.items[i] = last;
+        Some(top)
     }
 }
 
@@ -153,7 +210,7 @@ impl Engine {
     /// node, less the worker's own credit for a worker. Stops once that bound is
     /// worse than the current selection's last; nodes and workers that cannot
     /// make the selection are never queued.
-    pub(super) fn rank_candidates<'a>(&'a self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
+    pub(super) fn rank_candidates(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
         best.clear();
         let p = &self.postings[key as usize];
         let policy = &self.config.policy;
@@ -170,34 +227,21 @@ impl Engine {
             let hours = now.0.saturating_sub(e.waiting_since_ms).max(0) as f64 / 3_600_000.0;
             d - INDEX_SLACK_M - e.static_bonus_m as f64 - (hours * waiting_rate).min(waiting_cap)
         };
-        // A worker entry's bound, if it can still make the selection (a worker asking
-        // more than the posting pays never can: the entry holds their minimum wage).
-        let entry_item = |e: &'a IndexEntry, worst: f64| -> Option<ScanItem<'a>> {
-            if e.min_daily_wage > p.daily_wage {
-                return None;
-            }
-            let d = near(e.distance_2(&q));
-            if d > limit {
-                return None;
-            }
-            let bound = entry_bound(e, d);
-            if bound > worst {
-                return None;
-            }
-            Some(ScanItem { bound, node: ScanNode::Leaf(e) })
-        };
-        let mut queue: BinaryHeap<ScanItem<'_>> = BinaryHeap::with_capacity(64);
+        // The packed trees of both classes, each with the largest credit in its class.
+        let mut parts: SmallVec<[(&PackedTree, f64); 16]> = SmallVec::new();
+        let mut queue = WalkQueue::new();
         for (class, hardship) in [false, true].into_iter().enumerate() {
             let tree = self.worker_index.tree(p.trade, hardship);
             let bonus = class_bonus[class];
             for packed in tree.parts() {
                 if let Some((level, index)) = packed.root() {
                     let d = near(packed.bounds(level, index).distance_2(&q));
+                    // A tree has a packed part and a few runs (each 8 times the last), so
+                    // the part index fits its 8 bits.
+                    debug_assert!(parts.len() < 256);
                     if d <= limit {
-                        queue.push(ScanItem {
-                            bound: d - INDEX_SLACK_M - bonus,
-                            node: ScanNode::Packed(packed, level as u32, index as u32, bonus),
-                        });
+                        queue.push(Queued::node(d - INDEX_SLACK_M - bonus, parts.len(), level, index));
+                        parts.push((packed, bonus));
                     }
                 }
             }
@@ -206,8 +250,13 @@ impl Engine {
         // prefetched when they are reached and read together, so the loads overlap
         // instead of following one another. Deferring a record only delays the lowering
         // of `worst`, which makes the walk queue more, never skip a worker it must see.
-        let mut pending: SmallVec<[&IndexEntry; PENDING_MAX]> = SmallVec::new();
+        let mut pending: SmallVec<[WorkerKey; PENDING_MAX]> = SmallVec::new();
         let worst_of = |best: &Vec<Candidate>| if best.len() == k { best[k - 1].score } else { f64::INFINITY };
+        let prefetch_record = |key: WorkerKey| {
+            if let Some(w) = self.workers.get(key as usize) {
+                prefetch(std::slice::from_ref(w));
+            }
+        };
         loop {
             let worst = worst_of(best);
             let stop = queue.peek().is_none_or(|item| item.bound > worst);
@@ -215,8 +264,8 @@ impl Engine {
                 if pending.is_empty() {
                     break;
                 }
-                for e in pending.drain(..) {
-                    self.consider(now, p, e.key, k, best);
+                for key in pending.drain(..) {
+                    self.consider(now, p, key, k, best);
                 }
                 continue;
             }
@@ -224,47 +273,45 @@ impl Engine {
             // Start loading what the next item will read while this one is handled: most
             // queued items are never reached, so they are not prefetched when queued.
             if let Some(next) = queue.peek() {
-                match next.node {
-                    ScanNode::Packed(tree, level, index, _) => {
-                        let (ptr, len) = tree.children_bytes(level as usize, index as usize);
+                let tree = parts[next.part()].0;
+                match next.level() {
+                    Some(level) => {
+                        let (ptr, len) = tree.children_bytes(level, next.index());
                         prefetch_bytes(ptr, len);
                     }
-                    ScanNode::Leaf(e) => {
-                        if let Some(w) = self.workers.get(e.key as usize) {
-                            prefetch(std::slice::from_ref(w));
-                        }
-                    }
+                    None => prefetch_record(tree.entry(next.index()).key),
                 }
             }
-            match item.node {
-                ScanNode::Packed(tree, level, index, bonus) => {
-                    let (level, index) = (level as usize, index as usize);
-                    if level == 0 {
-                        for e in tree.leaf_entries(index) {
-                            if e.key != REMOVED {
-                                queue.extend(entry_item(e, worst));
-                            }
+            let (tree, bonus) = parts[item.part()];
+            match item.level() {
+                Some(0) => {
+                    let first = item.index() * NODE;
+                    for (i, e) in tree.leaf_entries(item.index()).iter().enumerate() {
+                        // A worker asking more than the posting pays never makes the selection.
+                        if e.key == REMOVED || e.min_daily_wage > p.daily_wage {
+                            continue;
                         }
-                    } else {
-                        let (first, children) = tree.child_bounds(level, index);
-                        for (i, b) in children.iter().enumerate() {
-                            let d = near(b.distance_2(&q));
-                            let bound = d - INDEX_SLACK_M - bonus;
-                            if d > limit || bound > worst {
-                                continue;
-                            }
-                            queue.push(ScanItem {
-                                bound,
-                                node: ScanNode::Packed(tree, (level - 1) as u32, (first + i) as u32, bonus),
-                            });
+                        let d = near(e.distance_2(&q));
+                        let bound = entry_bound(e, d);
+                        if d <= limit && bound <= worst {
+                            queue.push(Queued::entry(bound, item.part(), first + i));
                         }
                     }
                 }
-                ScanNode::Leaf(entry) => {
-                    if let Some(w) = self.workers.get(entry.key as usize) {
-                        prefetch(std::slice::from_ref(w));
+                Some(level) => {
+                    let (first, children) = tree.child_bounds(level, item.index());
+                    for (i, b) in children.iter().enumerate() {
+                        let d = near(b.distance_2(&q));
+                        let bound = d - INDEX_SLACK_M - bonus;
+                        if d <= limit && bound <= worst {
+                            queue.push(Queued::node(bound, item.part(), level - 1, first + i));
+                        }
                     }
-                    pending.push(entry);
+                }
+                None => {
+                    let key = tree.entry(item.index()).key;
+                    prefetch_record(key);
+                    pending.push(key);
                 }
             }
         }

@@ -147,6 +147,12 @@ impl PackedTree {
         &self.entries[first..(first + NODE).min(self.entries.len())]
     }
 
+    /// The entry in `slot` (removed ones included).
+    #[inline]
+    pub(super) fn entry(&self, slot: usize) -> &IndexEntry {
+        &self.entries[slot]
+    }
+
     /// The memory a walk reads when it expands node `index` of `level`.
     #[inline]
     pub(super) fn children_bytes(&self, level: usize, index: usize) -> (*const u8, usize) {
