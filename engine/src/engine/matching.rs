@@ -16,6 +16,18 @@ use smallvec::SmallVec;
 /// Most worker records the walk defers before reading them together.
 const PENDING_MAX: usize = 8;
 
+/// Largest selection for which the walk guesses its last score (see [`Engine::rank_candidates`]).
+const GUESS_MAX_K: usize = 16;
+
+/// How a walk prunes before its selection is full.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pruning {
+    /// With a guess of the selection's last score, checked at the end.
+    Guessed,
+    /// With nothing until the selection is full.
+    Exact,
+}
+
 /// A candidate worker during matching.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Candidate {
@@ -210,7 +222,21 @@ impl Engine {
     /// node, less the worker's own credit for a worker. Stops once that bound is
     /// worse than the current selection's last; nodes and workers that cannot
     /// make the selection are never queued.
+    ///
+    /// Until `k` records are read the selection has no last score to prune
+    /// with, so the walk first guesses one from the entries ([`Pruning::Guessed`])
+    /// and checks the guess at the end; when it was too low (a guessed worker
+    /// was not eligible, say) the walk runs again without it, so the result is
+    /// always what the walk without guessing gives.
     pub(super) fn rank_candidates(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
+        if !self.walk(now, key, k, best, Pruning::Guessed) {
+            self.walk(now, key, k, best, Pruning::Exact);
+        }
+    }
+
+    /// One best-first walk for [`Engine::rank_candidates`]; false if the guessed
+    /// bound of a [`Pruning::Guessed`] walk may have hidden a worker.
+    fn walk(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>, pruning: Pruning) -> bool {
         best.clear();
         let p = &self.postings[key as usize];
         let policy = &self.config.policy;
@@ -252,13 +278,19 @@ impl Engine {
         // of `worst`, which makes the walk queue more, never skip a worker it must see.
         let mut pending: SmallVec<[WorkerKey; PENDING_MAX]> = SmallVec::new();
         let worst_of = |best: &Vec<Candidate>| if best.len() == k { best[k - 1].score } else { f64::INFINITY };
+        // The guess: the k-th lowest bound of the entries queued so far, plus what a
+        // score may exceed its entry's bound by (the slack on both sides and the arc's
+        // excess over the chord), as if those workers were all eligible.
+        let guessing = pruning == Pruning::Guessed && k <= GUESS_MAX_K;
+        let mut lowest: SmallVec<[f64; GUESS_MAX_K]> = SmallVec::new();
+        let mut guess = f64::INFINITY;
         let prefetch_record = |key: WorkerKey| {
             if let Some(w) = self.workers.get(key as usize) {
                 prefetch(std::slice::from_ref(w));
             }
         };
         loop {
-            let worst = worst_of(best);
+            let worst = worst_of(best).min(guess);
             let stop = queue.peek().is_none_or(|item| item.bound > worst);
             if stop || pending.len() >= PENDING_MAX || (best.len() < k && best.len() + pending.len() >= k) {
                 if pending.is_empty() {
@@ -295,6 +327,17 @@ impl Engine {
                         let bound = entry_bound(e, d);
                         if d <= limit && bound <= worst {
                             queue.push(Queued::entry(bound, item.part(), first + i));
+                            if guessing {
+                                let score_at_most = bound + 2.0 * INDEX_SLACK_M + 1.0 + d * 1e-5;
+                                let at = lowest.partition_point(|&b| b <= score_at_most);
+                                if at < k {
+                                    lowest.truncate(k - 1);
+                                    lowest.insert(at, score_at_most);
+                                    if lowest.len() == k {
+                                        guess = lowest[k - 1];
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -315,6 +358,9 @@ impl Engine {
                 }
             }
         }
+        // Every entry with a bound up to min(last score, guess) was read: the selection is
+        // exact if it is full and its last score is within the guess.
+        !guessing || (best.len() == k && best[k - 1].score <= guess)
     }
 
     /// Reads a reached worker's record and puts them into the selection `best`
