@@ -7,6 +7,7 @@ use super::worker_tree::{WorkerTree, REMOVED};
 use crate::catalog::{CountyIdx, TradeIdx};
 use crate::config::RankingPolicy;
 use crate::error::InvariantViolation;
+use crate::geo::LatLon;
 use crate::index::IndexEntry;
 use crate::model::{Worker, WorkerKey, WorkerStatus};
 use hashbrown::HashTable;
@@ -100,7 +101,9 @@ fn bulk_load_trees(per_tree: Vec<Vec<IndexEntry>>) -> Vec<WorkerTree> {
 pub(super) struct WorkerIndexView {
     indexed: bool,
     waiting: bool,
-    point: [f32; 3],
+    /// The position (its unit-sphere point is computed only for an entry that
+    /// is inserted or removed: most changes, such as an offer, leave it alone).
+    position: LatLon,
     trades: SmallVec<[TradeIdx; 4]>,
     hardship: bool,
     county: CountyIdx,
@@ -112,7 +115,7 @@ pub(super) struct WorkerIndexView {
 impl WorkerIndexView {
     fn entry(&self, key: WorkerKey) -> IndexEntry {
         IndexEntry {
-            point: self.point,
+            point: self.position.to_unit(),
             key,
             static_bonus_m: self.static_bonus_m,
             waiting_since_ms: self.waiting_since_ms,
@@ -214,7 +217,7 @@ impl WorkerIndex {
         WorkerIndexView {
             indexed: self.indexed[key as usize],
             waiting: w.status == WorkerStatus::Waiting,
-            point: w.position.to_unit(),
+            position: w.position,
             trades: w.trades.iter().map(|t| t.trade).collect(),
             hardship: w.hardship.is_hardship(),
             county: w.county,
@@ -274,7 +277,7 @@ impl WorkerIndex {
         let was = old.as_ref().is_some_and(|o| o.indexed);
         let want = belongs_in_index(w.status, was);
         if let Some(old) = old.filter(|o| o.indexed) {
-            let same = old.point == new.point
+            let same = old.position == new.position
                 && old.trades == new.trades
                 && old.hardship == new.hardship
                 && old.static_bonus_m == new.static_bonus_m
