@@ -2,7 +2,7 @@
 //! reverse match of a worker against open postings, and the linear-scan
 //! oracle the walk is tested against.
 
-use super::worker_tree::{PackedTree, NODE, REMOVED};
+use super::worker_tree::{Bounds, PackedTree, NODE, REMOVED};
 use super::{Engine, Result};
 use crate::command::*;
 use crate::error::EngineError;
@@ -218,8 +218,9 @@ impl Engine {
     /// The best `k` eligible waiting workers for a posting, best first, by the
     /// ranking policy. Walks the trade's two R-trees (hardship workers and the
     /// others) best-first by the best score anything under a node could reach:
-    /// its nearest possible distance less the largest credit in that tree for a
-    /// node, less the worker's own credit for a worker. Stops once that bound is
+    /// its nearest possible distance less the largest credit of anyone under it
+    /// for a node (each node's box records its workers' largest static credit
+    /// and earliest waiting start), less the worker's own credit for a worker. Stops once that bound is
     /// worse than the current selection's last; nodes and workers that cannot
     /// make the selection are never queued.
     ///
@@ -242,32 +243,34 @@ impl Engine {
         let policy = &self.config.policy;
         let waiting_cap = policy.waiting_bonus_cap_m.max(0.0);
         let waiting_rate = policy.waiting_bonus_m_per_hour.max(0.0);
-        let reliability_max = policy.reliability_bonus_m.max(0.0);
-        // Largest credit in each tree: [others, hardship].
-        let class_bonus = [waiting_cap + reliability_max, policy.max_bonus_m()];
         let limit = p.max_distance_m as f64 + INDEX_SLACK_M;
         let q = p.position.to_unit();
         // Chord length times the radius: never more than the great-circle distance.
         let near = |d2: f32| (d2.max(0.0) as f64).sqrt() * EARTH_RADIUS_M;
-        let entry_bound = |e: &IndexEntry, d: f64| {
-            let hours = now.0.saturating_sub(e.waiting_since_ms).max(0) as f64 / 3_600_000.0;
-            d - INDEX_SLACK_M - e.static_bonus_m as f64 - (hours * waiting_rate).min(waiting_cap)
+        let credit = |static_bonus_m: f32, waiting_since_ms: i64| {
+            let hours = now.0.saturating_sub(waiting_since_ms).max(0) as f64 / 3_600_000.0;
+            static_bonus_m as f64 + (hours * waiting_rate).min(waiting_cap)
         };
-        // The packed trees of both classes, each with the largest credit in its class.
-        let mut parts: SmallVec<[(&PackedTree, f64); 16]> = SmallVec::new();
+        let entry_bound = |e: &IndexEntry, d: f64| d - INDEX_SLACK_M - credit(e.static_bonus_m, e.waiting_since_ms);
+        // A node's: no worker inside has more credit than its largest static credit
+        // plus the waiting credit of its earliest waiting start.
+        let node_bound =
+            |b: &Bounds, d: f64| d - INDEX_SLACK_M - credit(b.static_bonus_max_m(), b.waiting_since_min_ms());
+        // The packed trees of both classes.
+        let mut parts: SmallVec<[&PackedTree; 16]> = SmallVec::new();
         let mut queue = WalkQueue::new();
-        for (class, hardship) in [false, true].into_iter().enumerate() {
+        for hardship in [false, true] {
             let tree = self.worker_index.tree(p.trade, hardship);
-            let bonus = class_bonus[class];
             for packed in tree.parts() {
                 if let Some((level, index)) = packed.root() {
-                    let d = near(packed.bounds(level, index).distance_2(&q));
+                    let b = packed.bounds(level, index);
+                    let d = near(b.distance_2(&q));
                     // A tree has a packed part and a few runs (each 8 times the last), so
                     // the part index fits its 8 bits.
                     debug_assert!(parts.len() < 256);
                     if d <= limit {
-                        queue.push(Queued::node(d - INDEX_SLACK_M - bonus, parts.len(), level, index));
-                        parts.push((packed, bonus));
+                        queue.push(Queued::node(node_bound(b, d), parts.len(), level, index));
+                        parts.push(packed);
                     }
                 }
             }
@@ -305,7 +308,7 @@ impl Engine {
             // Start loading what the next item will read while this one is handled: most
             // queued items are never reached, so they are not prefetched when queued.
             if let Some(next) = queue.peek() {
-                let tree = parts[next.part()].0;
+                let tree = parts[next.part()];
                 match next.level() {
                     Some(level) => {
                         let (ptr, len) = tree.children_bytes(level, next.index());
@@ -314,7 +317,7 @@ impl Engine {
                     None => prefetch_record(tree.entry(next.index()).key),
                 }
             }
-            let (tree, bonus) = parts[item.part()];
+            let tree = parts[item.part()];
             match item.level() {
                 Some(0) => {
                     let first = item.index() * NODE;
@@ -345,7 +348,7 @@ impl Engine {
                     let (first, children) = tree.child_bounds(level, item.index());
                     for (i, b) in children.iter().enumerate() {
                         let d = near(b.distance_2(&q));
-                        let bound = d - INDEX_SLACK_M - bonus;
+                        let bound = node_bound(b, d);
                         if d <= limit && bound <= worst {
                             queue.push(Queued::node(bound, item.part(), level - 1, first + i));
                         }
