@@ -254,8 +254,8 @@ impl Engine {
         let entry_bound = |e: &IndexEntry, d: f64| d - INDEX_SLACK_M - credit(e.static_bonus_m, e.waiting_since_ms);
         // A node's: no worker inside has more credit than its largest static credit
         // plus the waiting credit of its earliest waiting start.
-        let node_bound =
-            |b: &Bounds, d: f64| d - INDEX_SLACK_M - credit(b.static_bonus_max_m(), b.waiting_since_min_ms());
+        let node_credit = |b: &Bounds| credit(b.static_bonus_max_m(), b.waiting_since_min_ms());
+        let node_bound = |b: &Bounds, d: f64| d - INDEX_SLACK_M - node_credit(b);
         // The packed trees of both classes.
         let mut parts: SmallVec<[&PackedTree; 16]> = SmallVec::new();
         let mut queue = WalkQueue::new();
@@ -318,15 +318,32 @@ impl Engine {
                 }
             }
             let tree = parts[item.part()];
+            // Nothing under this node has more credit than the node's box records, so a
+            // child or entry farther than `reach` cannot make the selection: that test is
+            // made on the squared chord, before the square root and the credit.
+            let reach2 = |level: usize| {
+                let reach = limit.min(worst + INDEX_SLACK_M + node_credit(tree.bounds(level, item.index())));
+                if reach < 0.0 {
+                    -1.0
+                } else {
+                    let chord = reach / EARTH_RADIUS_M;
+                    chord * chord * (1.0 + 1e-9)
+                }
+            };
             match item.level() {
                 Some(0) => {
                     let first = item.index() * NODE;
+                    let reach2 = reach2(0);
                     for (i, e) in tree.leaf_entries(item.index()).iter().enumerate() {
                         // A worker asking more than the posting pays never makes the selection.
                         if e.key == REMOVED || e.min_daily_wage > p.daily_wage {
                             continue;
                         }
-                        let d = near(e.distance_2(&q));
+                        let d2 = e.distance_2(&q);
+                        if d2.max(0.0) as f64 > reach2 {
+                            continue;
+                        }
+                        let d = near(d2);
                         let bound = entry_bound(e, d);
                         if d <= limit && bound <= worst {
                             queue.push(Queued::entry(bound, item.part(), first + i));
@@ -346,8 +363,13 @@ impl Engine {
                 }
                 Some(level) => {
                     let (first, children) = tree.child_bounds(level, item.index());
+                    let reach2 = reach2(level);
                     for (i, b) in children.iter().enumerate() {
-                        let d = near(b.distance_2(&q));
+                        let d2 = b.distance_2(&q);
+                        if d2.max(0.0) as f64 > reach2 {
+                            continue;
+                        }
+                        let d = near(d2);
                         let bound = node_bound(b, d);
                         if d <= limit && bound <= worst {
                             queue.push(Queued::node(bound, item.part(), level - 1, first + i));
