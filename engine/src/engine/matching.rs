@@ -2,7 +2,7 @@
 //! reverse match of a worker against open postings, and the linear-scan
 //! oracle the walk is tested against.
 
-use super::worker_tree::{PackedTree, REMOVED};
+use super::worker_tree::{Bounds, PackedTree, NODE, REMOVED};
 use super::{Engine, Result};
 use crate::command::*;
 use crate::error::EngineError;
@@ -11,7 +11,22 @@ use crate::index::IndexEntry;
 use crate::model::*;
 use compact_str::CompactString;
 use rstar::PointDistance;
-use std::collections::BinaryHeap;
+use smallvec::SmallVec;
+
+/// Most worker records the walk defers before reading them together.
+const PENDING_MAX: usize = 8;
+
+/// Largest selection for which the walk guesses its last score (see [`Engine::rank_candidates`]).
+const GUESS_MAX_K: usize = 16;
+
+/// How a walk prunes before its selection is full.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pruning {
+    /// With a guess of the selection's last score, checked at the end.
+    Guessed,
+    /// With nothing until the selection is full.
+    Exact,
+}
 
 /// A candidate worker during matching.
 #[derive(Clone, Copy, Debug)]
@@ -21,37 +36,95 @@ pub(super) struct Candidate {
     pub(super) key: WorkerKey,
 }
 
-/// A worker-tree node or entry queued by the matcher's best-first walk, keyed by
-/// a lower bound of the score of any worker under it.
-struct ScanItem<'a> {
+/// What the matcher's best-first walk queues: a worker-tree node or entry and a
+/// lower bound of the score of any worker under it. 16 bytes, so the queue's
+/// moves are cheap: `what` packs the part (an index into the walk's list of
+/// packed trees, bits 56-63), the node's level plus one or 0 for an entry (bits
+/// 48-55) and the node's or entry's index in its part (bits 0-47).
+#[derive(Clone, Copy)]
+struct Queued {
     bound: f64,
-    node: ScanNode<'a>,
+    what: u64,
 }
 
-enum ScanNode<'a> {
-    /// A node of a packed tree (level, index), with the largest credit in its tree.
-    Packed(&'a PackedTree, u32, u32, f64),
-    Leaf(&'a IndexEntry),
-}
+impl Queued {
+    const ENTRY: u64 = 0;
 
-impl PartialEq for ScanItem<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.bound.total_cmp(&other.bound).is_eq()
+    fn node(bound: f64, part: usize, level: usize, index: usize) -> Self {
+        Self { bound, what: (part as u64) << 56 | ((level as u64 + 1) << 48) | index as u64 }
+    }
+
+    fn entry(bound: f64, part: usize, slot: usize) -> Self {
+        Self { bound, what: (part as u64) << 56 | (Self::ENTRY << 48) | slot as u64 }
+    }
+
+    fn part(&self) -> usize {
+        (self.what >> 56) as usize
+    }
+
+    /// The node's level, or `None` for an entry.
+    fn level(&self) -> Option<usize> {
+        let l = (self.what >> 48) & 0xff;
+        (l != Self::ENTRY).then(|| l as usize - 1)
+    }
+
+    fn index(&self) -> usize {
+        (self.what & ((1 << 48) - 1)) as usize
     }
 }
 
-impl Eq for ScanItem<'_> {}
-
-impl PartialOrd for ScanItem<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
+/// A binary min-heap of [`Queued`] by bound (a `BinaryHeap` of 40-byte items
+/// with a reversed order cost a quarter of a match's instructions).
+struct WalkQueue {
+    items: Vec<Queued>,
 }
 
-impl Ord for ScanItem<'_> {
-    /// Reversed, so that `BinaryHeap` pops the lowest bound first.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.bound.total_cmp(&self.bound)
+impl WalkQueue {
+    fn new() -> Self {
+        Self { items: Vec::with_capacity(256) }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<&Queued> {
+        self.items.first()
+    }
+
+    #[inline]
+    fn push(&mut self, item: Queued) {
+        let mut i = self.items.len();
+        self.items.push(item);
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.items[parent].bound <= item.bound {
+                break;
+            }
+            self.items[i] = self.items[parent];
+            i = parent;
+        }
+        self.items[i] = item;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Queued> {
+        let last = self.items.pop()?;
+        let Some(&top) = self.items.first() else { return Some(last) };
+        let n = self.items.len();
+        let mut i = 0;
+        loop {
+            let left = 2 * i + 1;
+            if left >= n {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < n && self.items[right].bound < self.items[left].bound { right } else { left };
+            if self.items[child].bound >= last.bound {
+                break;
+            }
+            self.items[i] = self.items[child];
+            i = child;
+        }
+        self.items[i] = last;
+        Some(top)
     }
 }
 
@@ -145,120 +218,197 @@ impl Engine {
     /// The best `k` eligible waiting workers for a posting, best first, by the
     /// ranking policy. Walks the trade's two R-trees (hardship workers and the
     /// others) best-first by the best score anything under a node could reach:
-    /// its nearest possible distance less the largest credit in that tree for a
-    /// node, less the worker's own credit for a worker. Stops once that bound is
+    /// its nearest possible distance less the largest credit of anyone under it
+    /// for a node (each node's box records its workers' largest static credit
+    /// and earliest waiting start), less the worker's own credit for a worker. Stops once that bound is
     /// worse than the current selection's last; nodes and workers that cannot
     /// make the selection are never queued.
-    pub(super) fn rank_candidates<'a>(&'a self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
+    ///
+    /// Until `k` records are read the selection has no last score to prune
+    /// with, so the walk first guesses one from the entries ([`Pruning::Guessed`])
+    /// and checks the guess at the end; when it was too low (a guessed worker
+    /// was not eligible, say) the walk runs again without it, so the result is
+    /// always what the walk without guessing gives.
+    pub(super) fn rank_candidates(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
+        if !self.walk(now, key, k, best, Pruning::Guessed) {
+            self.walk(now, key, k, best, Pruning::Exact);
+        }
+    }
+
+    /// One best-first walk for [`Engine::rank_candidates`]; false if the guessed
+    /// bound of a [`Pruning::Guessed`] walk may have hidden a worker.
+    fn walk(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>, pruning: Pruning) -> bool {
         best.clear();
         let p = &self.postings[key as usize];
         let policy = &self.config.policy;
         let waiting_cap = policy.waiting_bonus_cap_m.max(0.0);
         let waiting_rate = policy.waiting_bonus_m_per_hour.max(0.0);
-        let reliability_max = policy.reliability_bonus_m.max(0.0);
-        // Largest credit in each tree: [others, hardship].
-        let class_bonus = [waiting_cap + reliability_max, policy.max_bonus_m()];
         let limit = p.max_distance_m as f64 + INDEX_SLACK_M;
         let q = p.position.to_unit();
         // Chord length times the radius: never more than the great-circle distance.
         let near = |d2: f32| (d2.max(0.0) as f64).sqrt() * EARTH_RADIUS_M;
-        let entry_bound = |e: &IndexEntry, d: f64| {
-            let hours = now.0.saturating_sub(e.waiting_since_ms).max(0) as f64 / 3_600_000.0;
-            d - INDEX_SLACK_M - e.static_bonus_m as f64 - (hours * waiting_rate).min(waiting_cap)
+        let credit = |static_bonus_m: f32, waiting_since_ms: i64| {
+            let hours = now.0.saturating_sub(waiting_since_ms).max(0) as f64 / 3_600_000.0;
+            static_bonus_m as f64 + (hours * waiting_rate).min(waiting_cap)
         };
-        // A worker entry's bound, if it can still make the selection.
-        let entry_item = |e: &'a IndexEntry, worst: f64| -> Option<ScanItem<'a>> {
-            let d = near(e.distance_2(&q));
-            if d > limit {
-                return None;
-            }
-            let bound = entry_bound(e, d);
-            if bound > worst {
-                return None;
-            }
-            Some(ScanItem { bound, node: ScanNode::Leaf(e) })
-        };
-        let mut queue: BinaryHeap<ScanItem<'_>> = BinaryHeap::with_capacity(64);
-        for (class, hardship) in [false, true].into_iter().enumerate() {
+        let entry_bound = |e: &IndexEntry, d: f64| d - INDEX_SLACK_M - credit(e.static_bonus_m, e.waiting_since_ms);
+        // A node's: no worker inside has more credit than its largest static credit
+        // plus the waiting credit of its earliest waiting start.
+        let node_credit = |b: &Bounds| credit(b.static_bonus_max_m(), b.waiting_since_min_ms());
+        let node_bound = |b: &Bounds, d: f64| d - INDEX_SLACK_M - node_credit(b);
+        // The packed trees of both classes.
+        let mut parts: SmallVec<[&PackedTree; 16]> = SmallVec::new();
+        let mut queue = WalkQueue::new();
+        for hardship in [false, true] {
             let tree = self.worker_index.tree(p.trade, hardship);
-            let bonus = class_bonus[class];
             for packed in tree.parts() {
                 if let Some((level, index)) = packed.root() {
-                    let d = near(packed.bounds(level, index).distance_2(&q));
+                    let b = packed.bounds(level, index);
+                    let d = near(b.distance_2(&q));
+                    // A tree has a packed part and a few runs (each 8 times the last), so
+                    // the part index fits its 8 bits.
+                    debug_assert!(parts.len() < 256);
                     if d <= limit {
-                        queue.push(ScanItem {
-                            bound: d - INDEX_SLACK_M - bonus,
-                            node: ScanNode::Packed(packed, level as u32, index as u32, bonus),
-                        });
+                        queue.push(Queued::node(node_bound(b, d), parts.len(), level, index));
+                        parts.push(packed);
                     }
                 }
             }
         }
-        while let Some(item) = queue.pop() {
-            let worst = if best.len() == k { best[k - 1].score } else { f64::INFINITY };
-            if item.bound > worst {
-                break;
+        // Workers reached by the walk whose records are not read yet: their records are
+        // prefetched when they are reached and read together, so the loads overlap
+        // instead of following one another. Deferring a record only delays the lowering
+        // of `worst`, which makes the walk queue more, never skip a worker it must see.
+        let mut pending: SmallVec<[WorkerKey; PENDING_MAX]> = SmallVec::new();
+        let worst_of = |best: &Vec<Candidate>| if best.len() == k { best[k - 1].score } else { f64::INFINITY };
+        // The guess: the k-th lowest bound of the entries queued so far, plus what a
+        // score may exceed its entry's bound by (the slack on both sides and the arc's
+        // excess over the chord), as if those workers were all eligible.
+        let guessing = pruning == Pruning::Guessed && k <= GUESS_MAX_K;
+        let mut lowest: SmallVec<[f64; GUESS_MAX_K]> = SmallVec::new();
+        let mut guess = f64::INFINITY;
+        let prefetch_record = |key: WorkerKey| {
+            if let Some(w) = self.workers.get(key as usize) {
+                prefetch(std::slice::from_ref(w));
             }
+        };
+        loop {
+            let worst = worst_of(best).min(guess);
+            let stop = queue.peek().is_none_or(|item| item.bound > worst);
+            if stop || pending.len() >= PENDING_MAX || (best.len() < k && best.len() + pending.len() >= k) {
+                if pending.is_empty() {
+                    break;
+                }
+                for key in pending.drain(..) {
+                    self.consider(now, p, key, k, best);
+                }
+                continue;
+            }
+            let Some(item) = queue.pop() else { break };
             // Start loading what the next item will read while this one is handled: most
             // queued items are never reached, so they are not prefetched when queued.
             if let Some(next) = queue.peek() {
-                match next.node {
-                    ScanNode::Packed(tree, level, index, _) => {
-                        let (ptr, len) = tree.children_bytes(level as usize, index as usize);
+                let tree = parts[next.part()];
+                match next.level() {
+                    Some(level) => {
+                        let (ptr, len) = tree.children_bytes(level, next.index());
                         prefetch_bytes(ptr, len);
                     }
-                    ScanNode::Leaf(e) => {
-                        if let Some(w) = self.workers.get(e.key as usize) {
-                            prefetch(std::slice::from_ref(w));
-                        }
-                    }
+                    None => prefetch_record(tree.entry(next.index()).key),
                 }
             }
-            let entry = match item.node {
-                ScanNode::Packed(tree, level, index, bonus) => {
-                    let (level, index) = (level as usize, index as usize);
-                    if level == 0 {
-                        for e in tree.leaf_entries(index) {
-                            if e.key != REMOVED {
-                                queue.extend(entry_item(e, worst));
-                            }
-                        }
-                    } else {
-                        let (first, children) = tree.child_bounds(level, index);
-                        for (i, b) in children.iter().enumerate() {
-                            let d = near(b.distance_2(&q));
-                            let bound = d - INDEX_SLACK_M - bonus;
-                            if d > limit || bound > worst {
-                                continue;
-                            }
-                            queue.push(ScanItem {
-                                bound,
-                                node: ScanNode::Packed(tree, (level - 1) as u32, (first + i) as u32, bonus),
-                            });
-                        }
-                    }
-                    continue;
+            let tree = parts[item.part()];
+            // Nothing under this node has more credit than the node's box records, so a
+            // child or entry farther than `reach` cannot make the selection: that test is
+            // made on the squared chord, before the square root and the credit.
+            let reach2 = |level: usize| {
+                let reach = limit.min(worst + INDEX_SLACK_M + node_credit(tree.bounds(level, item.index())));
+                if reach < 0.0 {
+                    -1.0
+                } else {
+                    let chord = reach / EARTH_RADIUS_M;
+                    chord * chord * (1.0 + 1e-9)
                 }
-                ScanNode::Leaf(entry) => entry,
             };
-            let w = &self.workers[entry.key as usize];
-            if w.status != WorkerStatus::Waiting || !Self::eligible(w, p, entry.key) {
-                continue;
+            match item.level() {
+                Some(0) => {
+                    let first = item.index() * NODE;
+                    let reach2 = reach2(0);
+                    for (i, e) in tree.leaf_entries(item.index()).iter().enumerate() {
+                        // A worker asking more than the posting pays never makes the selection.
+                        if e.key == REMOVED || e.min_daily_wage > p.daily_wage {
+                            continue;
+                        }
+                        let d2 = e.distance_2(&q);
+                        if d2.max(0.0) as f64 > reach2 {
+                            continue;
+                        }
+                        let d = near(d2);
+                        let bound = entry_bound(e, d);
+                        if d <= limit && bound <= worst {
+                            queue.push(Queued::entry(bound, item.part(), first + i));
+                            if guessing {
+                                let score_at_most = bound + 2.0 * INDEX_SLACK_M + 1.0 + d * 1e-5;
+                                let at = lowest.partition_point(|&b| b <= score_at_most);
+                                if at < k {
+                                    lowest.truncate(k - 1);
+                                    lowest.insert(at, score_at_most);
+                                    if lowest.len() == k {
+                                        guess = lowest[k - 1];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                Some(level) => {
+                    let (first, children) = tree.child_bounds(level, item.index());
+                    let reach2 = reach2(level);
+                    for (i, b) in children.iter().enumerate() {
+                        let d2 = b.distance_2(&q);
+                        if d2.max(0.0) as f64 > reach2 {
+                            continue;
+                        }
+                        let d = near(d2);
+                        let bound = node_bound(b, d);
+                        if d <= limit && bound <= worst {
+                            queue.push(Queued::node(bound, item.part(), level - 1, first + i));
+                        }
+                    }
+                }
+                None => {
+                    let key = tree.entry(item.index()).key;
+                    prefetch_record(key);
+                    pending.push(key);
+                }
             }
-            let d = w.position.distance_m(p.position);
-            if d > p.max_distance_m as f64 {
-                continue;
-            }
-            let c = Candidate { score: policy.effective_distance(d, w, now), distance_m: d, key: entry.key };
-            if best.len() == k && !self.better(&c, &best[k - 1]) {
-                continue;
-            }
-            let pos = best.partition_point(|b| self.better(b, &c));
-            if best.len() == k {
-                best.pop();
-            }
-            best.insert(pos, c);
         }
+        // Every entry with a bound up to min(last score, guess) was read: the selection is
+        // exact if it is full and its last score is within the guess.
+        !guessing || (best.len() == k && best[k - 1].score <= guess)
+    }
+
+    /// Reads a reached worker's record and puts them into the selection `best`
+    /// (at most `k`, best first) if they are eligible and good enough.
+    #[inline]
+    fn consider(&self, now: Timestamp, p: &Posting, key: WorkerKey, k: usize, best: &mut Vec<Candidate>) {
+        let w = &self.workers[key as usize];
+        if w.status != WorkerStatus::Waiting || !Self::eligible(w, p, key) {
+            return;
+        }
+        let d = w.position.distance_m(p.position);
+        if d > p.max_distance_m as f64 {
+            return;
+        }
+        let c = Candidate { score: self.config.policy.effective_distance(d, w, now), distance_m: d, key };
+        if best.len() == k && !self.better(&c, &best[k - 1]) {
+            return;
+        }
+        let pos = best.partition_point(|b| self.better(b, &c));
+        if best.len() == k {
+            best.pop();
+        }
+        best.insert(pos, c);
     }
 
     /// The ranking a linear scan of every worker gives, for testing the index:

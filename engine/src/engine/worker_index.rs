@@ -7,6 +7,7 @@ use super::worker_tree::{WorkerTree, REMOVED};
 use crate::catalog::{CountyIdx, TradeIdx};
 use crate::config::RankingPolicy;
 use crate::error::InvariantViolation;
+use crate::geo::LatLon;
 use crate::index::IndexEntry;
 use crate::model::{Worker, WorkerKey, WorkerStatus};
 use hashbrown::HashTable;
@@ -100,21 +101,25 @@ fn bulk_load_trees(per_tree: Vec<Vec<IndexEntry>>) -> Vec<WorkerTree> {
 pub(super) struct WorkerIndexView {
     indexed: bool,
     waiting: bool,
-    point: [f32; 3],
+    /// The position (its unit-sphere point is computed only for an entry that
+    /// is inserted or removed: most changes, such as an offer, leave it alone).
+    position: LatLon,
     trades: SmallVec<[TradeIdx; 4]>,
     hardship: bool,
     county: CountyIdx,
     static_bonus_m: f32,
     waiting_since_ms: i64,
+    min_daily_wage: u32,
 }
 
 impl WorkerIndexView {
     fn entry(&self, key: WorkerKey) -> IndexEntry {
         IndexEntry {
-            point: self.point,
+            point: self.position.to_unit(),
             key,
             static_bonus_m: self.static_bonus_m,
             waiting_since_ms: self.waiting_since_ms,
+            min_daily_wage: self.min_daily_wage,
         }
     }
 }
@@ -212,12 +217,13 @@ impl WorkerIndex {
         WorkerIndexView {
             indexed: self.indexed[key as usize],
             waiting: w.status == WorkerStatus::Waiting,
-            point: w.position.to_unit(),
+            position: w.position,
             trades: w.trades.iter().map(|t| t.trade).collect(),
             hardship: w.hardship.is_hardship(),
             county: w.county,
             static_bonus_m: static_bonus(policy, w),
             waiting_since_ms: w.waiting_since.0,
+            min_daily_wage: w.min_daily_wage,
         }
     }
 
@@ -271,11 +277,12 @@ impl WorkerIndex {
         let was = old.as_ref().is_some_and(|o| o.indexed);
         let want = belongs_in_index(w.status, was);
         if let Some(old) = old.filter(|o| o.indexed) {
-            let same = old.point == new.point
+            let same = old.position == new.position
                 && old.trades == new.trades
                 && old.hardship == new.hardship
                 && old.static_bonus_m == new.static_bonus_m
-                && old.waiting_since_ms == new.waiting_since_ms;
+                && old.waiting_since_ms == new.waiting_since_ms
+                && old.min_daily_wage == new.min_daily_wage;
             if want && same {
                 return None;
             }
@@ -335,6 +342,7 @@ impl WorkerIndex {
                     key: k as WorkerKey,
                     static_bonus_m: static_bonus(policy, w),
                     waiting_since_ms: w.waiting_since.0,
+                    min_daily_wage: w.min_daily_wage,
                 };
                 for t in &w.trades {
                     per_tree[Self::tree_slot(t.trade, w.hardship.is_hardship())].push(entry);
@@ -379,7 +387,10 @@ impl WorkerIndex {
                     let mut found = 0;
                     for e in self.trees[slot].entries_at(q, k as WorkerKey) {
                         found += 1;
-                        if e.static_bonus_m != bonus || e.waiting_since_ms != w.waiting_since.0 {
+                        if e.static_bonus_m != bonus
+                            || e.waiting_since_ms != w.waiting_since.0
+                            || e.min_daily_wage != w.min_daily_wage
+                        {
                             return bad(format!("worker {} indexed with stale ranking inputs", w.id));
                         }
                     }

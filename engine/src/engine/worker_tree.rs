@@ -21,15 +21,27 @@ pub(super) const REMOVED: u32 = u32::MAX;
 const RECENT_MIN: usize = 64;
 const MERGE_FRACTION: usize = 8;
 
-/// An axis-aligned box around unit-sphere points.
+/// An axis-aligned box around unit-sphere points, with what bounds the credit
+/// of the workers inside: their largest time-independent credit and their
+/// earliest waiting start (floored to the minute). A node's bound in the walk is
+/// its nearest distance less the largest credit anyone inside could have, which
+/// is often far below its tree's largest (recent insertions have waited little).
+/// 32 bytes.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Bounds {
     min: [f32; 3],
     max: [f32; 3],
+    static_bonus_max_m: f32,
+    waiting_since_min: i32,
 }
 
 impl Bounds {
-    const EMPTY: Bounds = Bounds { min: [f32::INFINITY; 3], max: [f32::NEG_INFINITY; 3] };
+    const EMPTY: Bounds = Bounds {
+        min: [f32::INFINITY; 3],
+        max: [f32::NEG_INFINITY; 3],
+        static_bonus_max_m: f32::NEG_INFINITY,
+        waiting_since_min: i32::MAX,
+    };
 
     fn add_point(&mut self, p: [f32; 3]) {
         for (a, v) in p.into_iter().enumerate() {
@@ -38,11 +50,32 @@ impl Bounds {
         }
     }
 
+    fn add_entry(&mut self, e: &IndexEntry) {
+        self.add_point(e.point);
+        self.static_bonus_max_m = self.static_bonus_max_m.max(e.static_bonus_m);
+        let minutes = e.waiting_since_ms.div_euclid(60_000).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        self.waiting_since_min = self.waiting_since_min.min(minutes);
+    }
+
     fn add(&mut self, b: &Bounds) {
         for a in 0..3 {
             self.min[a] = self.min[a].min(b.min[a]);
             self.max[a] = self.max[a].max(b.max[a]);
         }
+        self.static_bonus_max_m = self.static_bonus_max_m.max(b.static_bonus_max_m);
+        self.waiting_since_min = self.waiting_since_min.min(b.waiting_since_min);
+    }
+
+    /// The largest time-independent credit of a worker inside, metres.
+    #[inline]
+    pub(super) fn static_bonus_max_m(&self) -> f32 {
+        self.static_bonus_max_m
+    }
+
+    /// No worker inside has waited since before this, milliseconds since the epoch.
+    #[inline]
+    pub(super) fn waiting_since_min_ms(&self) -> i64 {
+        self.waiting_since_min as i64 * 60_000
     }
 
     fn contains(&self, p: [f32; 3]) -> bool {
@@ -73,6 +106,8 @@ impl Bounds {
     }
 }
 
+const _: () = assert!(std::mem::size_of::<Bounds>() == 32);
+
 /// A packed R-tree: `entries` in k-d order, so that every aligned run of
 /// `NODE^k` entries is a compact cell; `levels[0]` holds the box of each run
 /// of `NODE` entries, `levels[l]` the box of each run of `NODE` boxes of
@@ -94,7 +129,7 @@ impl PackedTree {
                 .chunks(NODE)
                 .map(|run| {
                     let mut b = Bounds::EMPTY;
-                    run.iter().for_each(|e| b.add_point(e.point));
+                    run.iter().for_each(|e| b.add_entry(e));
                     b
                 })
                 .collect();
@@ -145,6 +180,12 @@ impl PackedTree {
     pub(super) fn leaf_entries(&self, index: usize) -> &[IndexEntry] {
         let first = index * NODE;
         &self.entries[first..(first + NODE).min(self.entries.len())]
+    }
+
+    /// The entry in `slot` (removed ones included).
+    #[inline]
+    pub(super) fn entry(&self, slot: usize) -> &IndexEntry {
+        &self.entries[slot]
     }
 
     /// The memory a walk reads when it expands node `index` of `level`.
@@ -334,14 +375,22 @@ mod tests {
         let b = (i / 97 % 89) as f32 * 1e-4;
         let (x, y) = (0.6 + a, 0.5 + b);
         let z = (1.0 - x * x - y * y).max(0.0).sqrt();
-        IndexEntry { point: [x, y, z], key: i, static_bonus_m: 0.0, waiting_since_ms: 0 }
+        let static_bonus_m = (i % 7) as f32 * 50.0;
+        let waiting_since_ms = 1_748_736_000_000 - (i as i64 % 13) * 1_234_567;
+        IndexEntry { point: [x, y, z], key: i, static_bonus_m, waiting_since_ms, min_daily_wage: 0 }
     }
 
     fn check_boxes(t: &PackedTree) {
         for (i, e) in t.entries.iter().enumerate() {
             let mut index = i / NODE;
             for level in 0..t.levels.len() {
-                assert!(t.levels[level][index].contains(e.point), "entry {i} outside its level-{level} box");
+                let b = &t.levels[level][index];
+                assert!(b.contains(e.point), "entry {i} outside its level-{level} box");
+                assert!(b.static_bonus_max_m() >= e.static_bonus_m, "entry {i} credit above its level-{level} box's");
+                assert!(
+                    b.waiting_since_min_ms() <= e.waiting_since_ms,
+                    "entry {i} waiting before its level-{level} box's"
+                );
                 index /= NODE;
             }
         }
