@@ -443,33 +443,16 @@ async fn same_applied_index(replicas: &[&Replica], within: Duration) -> anyhow::
 /// any two hold the same record under the same number: a SIGKILL neither
 /// loses nor repeats a record.
 fn same_histories(replicas: &[Replica], checks: &[serde_json::Value]) -> anyhow::Result<()> {
-    let mut by_seq: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
-    for (r, c) in replicas.iter().zip(checks) {
-        let dir = r.dir.join("raft").join("history");
-        let mut last = None;
-        let outcome = linggong_server::wal::scan(&dir, 0, |seq, payload| {
-            last = Some(seq);
-            match by_seq.get(&seq) {
-                Some((other, p)) if p.as_slice() != payload => {
-                    Err(format!("replica {} has another record {seq} than replica {other}", r.id))
-                }
-                Some(_) => Ok(()),
-                None => {
-                    by_seq.insert(seq, (r.id, payload.to_vec()));
-                    Ok(())
-                }
-            }
-        })?;
-        anyhow::ensure!(outcome.problem.is_none(), "replica {} history: {:?}", r.id, outcome.problem);
-        let first = outcome.segments.first().map_or(1, |s| s.first_seq);
-        let service_seq = c["service_seq"].as_u64().unwrap_or(0);
-        anyhow::ensure!(
-            last.unwrap_or(first - 1) == service_seq,
-            "replica {} history ends at {last:?}, its state at {service_seq}",
-            r.id
-        );
-    }
-    Ok(())
+    let members: Vec<common::MemberHistory> = replicas
+        .iter()
+        .zip(checks)
+        .map(|(r, c)| common::MemberHistory {
+            id: r.id,
+            dir: r.dir.join("raft").join("history"),
+            service_seq: c["service_seq"].as_u64().unwrap_or(0),
+        })
+        .collect();
+    common::histories_agree(&members).map_err(anyhow::Error::msg)
 }
 
 /// Waits (bounded) until the running replicas have applied the same index,

@@ -29,6 +29,8 @@
 //! (of seeds 1-5 run twice, one replayed identically). A failing seed is
 //! still the place to start: the message names it.
 
+mod common;
+
 use linggong_engine::population::{Population, PopulationConfig};
 use linggong_engine::{
     Command, EmployerSpec, Engine, LatLon, OfferId, OfferResponse, OfferState, Outcome, PostingSpec, Timestamp,
@@ -699,38 +701,17 @@ async fn run_seed(seed: u64) -> Result<Summary, String> {
     })
 }
 
-/// Every member's history log is gap-free up to its service sequence, and
-/// any two hold the same record under the same number (a member that
-/// installed a snapshot has only the records after it).
+/// Every member's history log agrees with the others' and with its state.
 fn check_histories(nodes: &[Arc<ClusterNode>]) -> Result<(), String> {
-    let mut by_seq: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
-    for n in nodes {
-        let dir = n.shared.history_dir();
-        let mut last = None;
-        let outcome = linggong_server::wal::scan(&dir, 0, |seq, payload| {
-            last = Some(seq);
-            match by_seq.get(&seq) {
-                Some((other, p)) if p.as_slice() != payload => {
-                    Err(format!("member {} has another record {seq} than member {other}", n.id))
-                }
-                Some(_) => Ok(()),
-                None => {
-                    by_seq.insert(seq, (n.id, payload.to_vec()));
-                    Ok(())
-                }
-            }
+    let members: Vec<common::MemberHistory> = nodes
+        .iter()
+        .map(|n| common::MemberHistory {
+            id: n.id,
+            dir: n.shared.history_dir(),
+            service_seq: n.read_local(|s| s.last_seq()),
         })
-        .map_err(|e| format!("member {} history: {e}", n.id))?;
-        if let Some(problem) = outcome.problem {
-            return Err(format!("member {} history: {problem}", n.id));
-        }
-        let state_seq = n.read_local(|s| s.last_seq());
-        let first = outcome.segments.first().map_or(1, |s| s.first_seq);
-        if last.unwrap_or(first - 1) != state_seq {
-            return Err(format!("member {} history ends at {last:?}, its state at {state_seq}", n.id));
-        }
-    }
-    Ok(())
+        .collect();
+    common::histories_agree(&members)
 }
 
 fn run(seed: u64) -> Result<Summary, String> {

@@ -13,7 +13,7 @@
 use super::{batch, ClusterCommand, TypeConfig};
 use crate::host::SubmitError;
 use crate::state::Applied;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::ClientWriteError;
 use openraft::Raft;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -102,9 +102,7 @@ async fn run(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Proposal>) {
                         "Raft dropped the entry before answering (a change of leader?)".into(),
                     ))),
                 },
-                Err(e) => Err(ProposeError::Refused(SubmitError::Unavailable(
-                    RaftError::<u64, ClientWriteError<u64, super::MemberNode>>::Fatal(e).to_string(),
-                ))),
+                Err(fatal) => Err(ProposeError::Refused(SubmitError::Unavailable(fatal.to_string()))),
             };
             distribute(batch, result);
         });

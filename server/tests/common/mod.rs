@@ -199,3 +199,46 @@ pub fn employer(id: &str) -> pb::Employer {
         ..Default::default()
     }
 }
+
+/// One member's history log for [`histories_agree`]: its id, its
+/// `raft/history` directory and the service sequence its state is at.
+pub struct MemberHistory {
+    /// The member's id.
+    pub id: u64,
+    /// Its history log's directory.
+    pub dir: PathBuf,
+    /// The service sequence of its state.
+    pub service_seq: u64,
+}
+
+/// Every member's history log is gap-free up to its service sequence, and
+/// any two hold the same record under the same number (a member that
+/// installed a snapshot has only the records after it).
+pub fn histories_agree(members: &[MemberHistory]) -> Result<(), String> {
+    let mut by_seq: std::collections::BTreeMap<u64, (u64, Vec<u8>)> = std::collections::BTreeMap::new();
+    for m in members {
+        let mut last = None;
+        let outcome = linggong_server::wal::scan(&m.dir, 0, |seq, payload| {
+            last = Some(seq);
+            match by_seq.get(&seq) {
+                Some((other, p)) if p.as_slice() != payload => {
+                    Err(format!("member {} has another record {seq} than member {other}", m.id))
+                }
+                Some(_) => Ok(()),
+                None => {
+                    by_seq.insert(seq, (m.id, payload.to_vec()));
+                    Ok(())
+                }
+            }
+        })
+        .map_err(|e| format!("member {} history: {e}", m.id))?;
+        if let Some(problem) = outcome.problem {
+            return Err(format!("member {} history: {problem:?}", m.id));
+        }
+        let first = outcome.segments.first().map_or(1, |s| s.first_seq);
+        if last.unwrap_or(first - 1) != m.service_seq {
+            return Err(format!("member {} history ends at {last:?}, its state at {}", m.id, m.service_seq));
+        }
+    }
+    Ok(())
+}
