@@ -472,6 +472,20 @@ impl Host {
         Ok(result)
     }
 
+    /// Reads the engine for the answer to a write that was just acknowledged
+    /// (its result came back from [`Host::submit_by`]). Single node: as
+    /// [`Host::read_durable`]. Cluster: the member's applied state without a
+    /// ReadIndex round — the write was committed by this member as leader and
+    /// is applied here, and applied state holds committed entries only, so the
+    /// answer shows the write and nothing a failover could erase; a second
+    /// quorum round per write would only repeat what the commit proved.
+    pub async fn read_after_write<R>(&self, f: impl FnOnce(&Engine) -> R) -> Result<R, SubmitError> {
+        if let Some(node) = self.cluster.get() {
+            return Ok(node.read_local(|s| f(s.engine())));
+        }
+        self.read_durable(f).await
+    }
+
     /// Subscribes to durable events after `after` (the last event the watcher saw).
     pub fn subscribe(&self, after: u64) -> Result<Subscription, TooFarBehind> {
         if let Some(node) = self.cluster.get() {

@@ -28,7 +28,7 @@ impl pb::directory_service_server::DirectoryService for Api {
             let applied = self.submit(&caller, &req.request_id, Command::UpsertMarket(spec)).await?;
             match applied.outcome {
                 Outcome::MarketUpserted { created } => {
-                    let market = self.read_answer(|e| e.directory().get(&id).map(convert::market_to_pb)).await?;
+                    let market = self.answer_after_write(|e| e.directory().get(&id).map(convert::market_to_pb)).await?;
                     Ok(pb::UpsertMarketResponse { created, market: Some(market.ok_or_else(|| errors::vanished(&id))?) })
                 }
                 other => Err(errors::unexpected_outcome(caller.rpc, &other)),

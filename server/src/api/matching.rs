@@ -55,8 +55,9 @@ impl Api {
         let applied = self.submit(caller, request_id, command).await?;
         match applied.outcome {
             Outcome::OfferChanged { state, posting_state, next_offer } => {
-                let next_offer =
-                    self.read_answer(|e| next_offer.map(|o| convert::offer_to_pb(e, &o, &caller.principal))).await?;
+                let next_offer = self
+                    .answer_after_write(|e| next_offer.map(|o| convert::offer_to_pb(e, &o, &caller.principal)))
+                    .await?;
                 Ok(OfferChange { state, posting_state, next_offer })
             }
             other => Err(errors::unexpected_outcome(caller.rpc, &other)),
@@ -102,7 +103,7 @@ impl pb::match_service_server::MatchService for Api {
             };
             let offer_deadline = offers.first().map(|o| convert::timestamp_to_pb(o.deadline));
             let offers = self
-                .read_answer(|e| offers.iter().map(|o| convert::offer_to_pb(e, o, &caller.principal)).collect())
+                .answer_after_write(|e| offers.iter().map(|o| convert::offer_to_pb(e, o, &caller.principal)).collect())
                 .await?;
             Ok(pb::InstantMatchResponse {
                 offers,
@@ -237,7 +238,7 @@ impl pb::match_service_server::MatchService for Api {
                     other => return Err(errors::unexpected_outcome(caller.rpc, &other)),
                 }
             }
-            let policy = self.read_answer(|e| convert::matching_policy_to_pb(e.config())).await?;
+            let policy = self.answer_after_write(|e| convert::matching_policy_to_pb(e.config())).await?;
             Ok(pb::SetMatchingPolicyResponse {
                 policy: Some(policy),
                 ranking_changed: changed[0],

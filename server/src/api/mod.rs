@@ -316,6 +316,12 @@ impl Api {
         self.ctx.host.read_durable(f).await.map_err(|e| errors::submit_status(&e))
     }
 
+    /// Reads the engine for the answer to the caller's write, after
+    /// [`Api::submit`] returned (see [`Host::read_after_write`]).
+    async fn answer_after_write<R>(&self, f: impl FnOnce(&linggong_engine::Engine) -> R) -> Result<R, Status> {
+        self.ctx.host.read_after_write(f).await.map_err(|e| errors::submit_status(&e))
+    }
+
     /// Submits a command; a non-empty `request_id` makes it idempotent per caller and RPC.
     async fn submit(&self, caller: &Caller, request_id: &str, command: Command) -> Result<Applied, Status> {
         let key = (!request_id.is_empty()).then(|| format!("{}/{}/{}", caller.principal.name, caller.rpc, request_id));

@@ -40,9 +40,9 @@ pub(crate) fn list_page(engine: &Engine, filter: &PostingFilter, page: PageReque
 }
 
 impl Api {
-    /// The posting as it stands, for a response.
+    /// The posting as it stands, for the response to a write.
     pub(crate) async fn read_posting(&self, posting_id: &str) -> Result<pb::Posting, Status> {
-        self.read_answer(|e| e.posting(posting_id).map(|p| convert::posting_to_pb(e, p)))
+        self.answer_after_write(|e| e.posting(posting_id).map(|p| convert::posting_to_pb(e, p)))
             .await?
             .ok_or_else(|| errors::vanished("posting"))
     }

@@ -23,14 +23,16 @@ impl Api {
         self.ctx.host.read_engine(|e| convert(&Rules::of(e))).map_err(|e| errors::invalid_request(&e))
     }
 
+    /// The employer as it stands, for the response to a write.
     async fn read_employer(&self, employer_id: &str) -> Result<pb::Employer, Status> {
-        self.read_answer(|e| e.employer(employer_id).map(convert::employer_to_pb))
+        self.answer_after_write(|e| e.employer(employer_id).map(convert::employer_to_pb))
             .await?
             .ok_or_else(|| errors::vanished("employer"))
     }
 
+    /// The complaint as it stands, for the response to a write.
     async fn read_complaint(&self, complaint_id: u64) -> Result<pb::Complaint, Status> {
-        self.read_answer(|e| e.complaint(complaint_id).map(|c| convert::complaint_to_pb(e, c)))
+        self.answer_after_write(|e| e.complaint(complaint_id).map(|c| convert::complaint_to_pb(e, c)))
             .await?
             .ok_or_else(|| errors::vanished("complaint"))
     }

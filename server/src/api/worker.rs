@@ -44,7 +44,8 @@ impl Api {
     ) -> Result<(pb::WorkerStatus, Option<pb::Offer>), Status> {
         match outcome {
             Outcome::WorkerUpdated { status, offer } => {
-                let offer = self.read_answer(|e| offer.map(|o| convert::offer_to_pb(e, &o, &caller.principal))).await?;
+                let offer =
+                    self.answer_after_write(|e| offer.map(|o| convert::offer_to_pb(e, &o, &caller.principal))).await?;
                 Ok((convert::worker_status_to_pb(status), offer))
             }
             other => Err(errors::unexpected_outcome(caller.rpc, &other)),
@@ -76,7 +77,7 @@ impl pb::worker_service_server::WorkerService for Api {
                 return Err(errors::unexpected_outcome(caller.rpc, &applied.outcome));
             };
             let (worker, offer) = self
-                .read_answer(|e| {
+                .answer_after_write(|e| {
                     (
                         e.worker(&worker_id).map(|w| convert::worker_to_pb(e, w, &caller.principal)),
                         offer.map(|o| convert::offer_to_pb(e, &o, &caller.principal)),

@@ -48,7 +48,9 @@ use std::time::{Duration, Instant};
 /// the leader's `now`), one or a batch ([`batch`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterCommand {
-    /// `convert::wal::encode` of the command, or a [`batch`] of such encodings.
+    /// `convert::wal::encode` of the command, or a [`batch`] of such encodings
+    /// (a byte string, not a list of numbers, in binary encodings).
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
 }
 
