@@ -1,6 +1,9 @@
 //! Snapshot codec timings: encodes a service state of N waiting workers (and
 //! N/10 postings) to a snapshot file, decodes it back and restores the state,
-//! printing each step's median over a few runs. Results go into BENCHMARKS.md.
+//! printing each step's median over a few runs. It also times the clone of
+//! the state that a Raft snapshot build takes under the applied-state lock
+//! (the only part of a build that holds up applying entries). Results go
+//! into BENCHMARKS.md.
 //!
 //! ```text
 //! cargo run --release -p linggong-server --example snapshot_codec -- --workers 1000000 --runs 3
@@ -50,9 +53,14 @@ fn main() -> anyhow::Result<()> {
         let _ = apply(&mut state, Command::SubmitPosting(pop.posting(i, "e1", t0)));
     }
     let dir = tempfile::tempdir()?;
-    let (mut encode, mut decode, mut load) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut clone, mut encode, mut decode, mut load) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut size = 0;
     for _ in 0..args.runs {
+        let start = Instant::now();
+        let copy = state.clone();
+        clone.push(start.elapsed());
+        anyhow::ensure!(copy.engine().worker_count() == state.engine().worker_count(), "the clone holds every worker");
+        drop(copy);
         let start = Instant::now();
         let path = write_snapshot(dir.path(), &state)?;
         encode.push(start.elapsed());
@@ -68,10 +76,11 @@ fn main() -> anyhow::Result<()> {
         anyhow::ensure!(loaded.engine().worker_count() == args.workers as usize, "all workers restored");
     }
     println!(
-        "workers {} postings {} snapshot {:.1} MiB: write {:?}, decode {:?}, load (read+decode+restore) {:?}",
+        "workers {} postings {} snapshot {:.1} MiB: clone {:?}, write {:?}, decode {:?}, load (read+decode+restore) {:?}",
         args.workers,
         args.workers / 10,
         size as f64 / (1 << 20) as f64,
+        median(clone),
         median(encode),
         median(decode),
         median(load)

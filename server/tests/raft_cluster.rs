@@ -202,6 +202,11 @@ struct Member {
 }
 
 async fn start_member(id: u64, dir: &Path) -> (Arc<ClusterNode>, String) {
+    start_member_with(id, dir, |_| {}).await
+}
+
+/// [`start_member`] with its options changed by `tune` first.
+async fn start_member_with(id: u64, dir: &Path, tune: impl FnOnce(&mut RaftOptions)) -> (Arc<ClusterNode>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let mut options = RaftOptions::new(id, addr.clone(), SECRET);
@@ -210,6 +215,7 @@ async fn start_member(id: u64, dir: &Path) -> (Arc<ClusterNode>, String) {
     options.http_addr = format!("127.0.0.1:{}", 8_000 + id);
     options.snapshot_every = 20;
     options.kept_after_snapshot = 0;
+    tune(&mut options);
     let node = ClusterNode::start(&host_config(dir), options, listener).await.expect("member starts");
     (node, addr)
 }
@@ -428,6 +434,50 @@ async fn a_lone_member_initialises_itself_and_recovers_after_restart() {
     assert!(after.0 >= before.0);
     let status = node.status();
     assert!(status["snapshot_index"].as_u64().is_some(), "33 entries with snapshots every 20 built one: {status}");
+    node.shutdown().await;
+}
+
+/// Batched entries carry many commands each, so a count of entries alone
+/// would let the in-memory log grow without bound: a member also snapshots
+/// once enough command bytes were applied, the log behind the snapshot is
+/// purged, and the snapshot (read from its file, not memory) restores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_snapshots_by_applied_bytes_when_entries_are_few() {
+    const LIMIT: u64 = 16 << 10;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tune = |o: &mut RaftOptions| {
+        o.snapshot_every = 1_000_000;
+        o.snapshot_every_bytes = LIMIT;
+    };
+    let (node, _) = start_member_with(1, dir.path(), tune).await;
+    node.initialize_if_fresh().await.expect("init");
+    wait_for("leadership", Duration::from_secs(10), || node.is_leader().then_some(())).await;
+    let mut pop = Population::linfen(PopulationConfig::default());
+    const WRITES: u64 = 400;
+    let writes = (0..WRITES).map(|i| {
+        let (node, command) = (node.clone(), Command::UpsertWorker(pop.worker(i)));
+        async move { node.submit(None, Some(format!("write-{i}")), command).await }
+    });
+    for result in futures::future::join_all(writes.collect::<Vec<_>>()).await {
+        result.expect("write");
+    }
+    let entries = node.state_hash().0;
+    assert!(entries < 1_000, "{entries} entries: far fewer than the entry policy's 1,000,000");
+    let status = wait_for_async("a snapshot by bytes", Duration::from_secs(10), || {
+        let node = node.clone();
+        async move {
+            let s = node.status();
+            (s["snapshot_index"].as_u64().is_some() && node.shared.log_bytes_since_snapshot() < LIMIT).then_some(s)
+        }
+    })
+    .await;
+    eprintln!("snapshot by bytes after {entries} entries: {status}");
+    node.shutdown().await;
+    drop(node);
+
+    let (node, _) = start_member_with(1, dir.path(), tune).await;
+    wait_for("leadership after restart", Duration::from_secs(10), || node.is_leader().then_some(())).await;
+    assert_eq!(node.read_linearizable(|e| e.worker_count()).await.expect("read"), WRITES as usize);
     node.shutdown().await;
 }
 

@@ -38,6 +38,10 @@ pub struct ClusterArgs {
     /// Snapshot the state machine after this many applied Raft entries. [default: 100000]
     #[arg(long, env = "LINGGONG_RAFT_SNAPSHOT_EVERY")]
     pub raft_snapshot_every: Option<u64>,
+    /// Snapshot, too, once this many bytes of commands were applied since the last snapshot
+    /// (bounds the Raft log kept in memory). [default: 268435456]
+    #[arg(long, env = "LINGGONG_RAFT_SNAPSHOT_EVERY_BYTES")]
+    pub raft_snapshot_every_bytes: Option<u64>,
     /// Initialise a one-member cluster if this data directory has never been part of one.
     #[arg(long, env = "LINGGONG_RAFT_BOOTSTRAP")]
     pub raft_bootstrap: bool,
@@ -75,6 +79,8 @@ pub struct ClusterFile {
     pub election_ms: Option<u64>,
     /// Snapshot interval, applied entries.
     pub snapshot_every: Option<u64>,
+    /// Snapshot interval, bytes of applied commands.
+    pub snapshot_every_bytes: Option<u64>,
     /// Initialise a lone member on a fresh data directory.
     pub bootstrap: Option<bool>,
 }
@@ -100,6 +106,8 @@ pub struct ClusterSettings {
     pub election_ms: u64,
     /// Snapshot interval, entries.
     pub snapshot_every: u64,
+    /// Snapshot interval, bytes of applied commands.
+    pub snapshot_every_bytes: u64,
     /// Initialise a lone member on a fresh data directory.
     pub bootstrap: bool,
 }
@@ -136,6 +144,11 @@ impl ClusterArgs {
             heartbeat_ms,
             election_ms: self.raft_election_ms.or(file.election_ms).unwrap_or(300).max(3 * heartbeat_ms),
             snapshot_every: self.raft_snapshot_every.or(file.snapshot_every).unwrap_or(100_000).max(1),
+            snapshot_every_bytes: self
+                .raft_snapshot_every_bytes
+                .or(file.snapshot_every_bytes)
+                .unwrap_or(256 << 20)
+                .max(1),
             bootstrap: self.raft_bootstrap || file.bootstrap.unwrap_or(false),
         }))
     }

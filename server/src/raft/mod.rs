@@ -161,13 +161,18 @@ pub struct RaftOptions {
     pub election_max_ms: u64,
     /// Snapshot after this many applied entries.
     pub snapshot_every: u64,
+    /// Snapshot, too, once this many bytes of commands were applied since the
+    /// last one: a batched entry carries up to 1,024 commands, so a count of
+    /// entries alone does not bound the log kept in memory.
+    pub snapshot_every_bytes: u64,
     /// Log entries kept behind a snapshot (for followers slightly behind);
     /// older ones are purged, and a member further behind gets the snapshot.
     pub kept_after_snapshot: u64,
 }
 
 impl RaftOptions {
-    /// Defaults: heartbeat 50 ms, election timeout 300–450 ms, snapshot every 100,000 entries.
+    /// Defaults: heartbeat 50 ms, election timeout 300–450 ms, snapshot every
+    /// 100,000 entries or 256 MiB of commands.
     pub fn new(id: u64, advertise: impl Into<String>, secret: impl Into<String>) -> Self {
         Self {
             id,
@@ -179,6 +184,7 @@ impl RaftOptions {
             election_min_ms: 300,
             election_max_ms: 450,
             snapshot_every: 100_000,
+            snapshot_every_bytes: 256 << 20,
             kept_after_snapshot: 1000,
         }
     }
@@ -304,6 +310,7 @@ impl ClusterNode {
             stop: parking_lot::Mutex::new(None),
             proposer,
         });
+        tokio::spawn(Self::snapshot_by_bytes(Arc::downgrade(&node), options.snapshot_every_bytes));
         let watched = Arc::downgrade(&node);
         tokio::spawn(async move {
             let Some(mut rx) = watched.upgrade().map(|n| n.raft.metrics()) else { return };
@@ -343,6 +350,24 @@ impl ClusterNode {
         let members = BTreeMap::from([(self.id, self.own_node())]);
         self.raft.initialize(members).await.map_err(|e| e.to_string())?;
         Ok(true)
+    }
+
+    /// Asks openraft for a snapshot whenever more than `limit` bytes of
+    /// commands were applied since the last one (openraft's own policy counts
+    /// entries); openraft ignores the request while a build runs. Ends when
+    /// the node is dropped.
+    async fn snapshot_by_bytes(node: std::sync::Weak<ClusterNode>, limit: u64) {
+        let mut every = tokio::time::interval(Duration::from_millis(250));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(node) = node.upgrade() else { return };
+            if node.shared.log_bytes_since_snapshot() >= limit {
+                if let Err(e) = node.raft.trigger().snapshot().await {
+                    tracing::debug!(error = %e, "snapshot not triggered");
+                }
+            }
+        }
     }
 
     /// This member's node info as it is now.
@@ -547,6 +572,12 @@ impl ClusterNode {
             ("linggong_raft_last_log_index", "Index of the last Raft log entry.", "gauge", last),
             ("linggong_raft_applied_index", "Index of the last applied entry.", "gauge", applied),
             ("linggong_raft_snapshot_bytes", "Size of the last snapshot.", "gauge", c.snapshot_bytes.load(Relaxed)),
+            (
+                "linggong_raft_log_bytes_since_snapshot",
+                "Command bytes applied beyond the last snapshot (held in the in-memory log).",
+                "gauge",
+                self.shared.log_bytes_since_snapshot(),
+            ),
         ] {
             head(out, name, help, kind);
             let _ = writeln!(out, "{name} {value}");
@@ -567,6 +598,13 @@ impl ClusterNode {
         c.commit_seconds.render(out, "linggong_raft_commit_seconds", "");
         head(out, "linggong_raft_snapshot_seconds", "Time to build one snapshot.", "histogram");
         c.snapshot_seconds.render(out, "linggong_raft_snapshot_seconds", "");
+        head(
+            out,
+            "linggong_raft_snapshot_stall_seconds",
+            "Time a snapshot build held up applying entries (the clone of the state).",
+            "histogram",
+        );
+        c.snapshot_stall_seconds.render(out, "linggong_raft_snapshot_stall_seconds", "");
     }
 
     /// Carries out an operator call.
@@ -665,6 +703,7 @@ pub async fn start_for_host(
     // try is always refused; with max < 2 × min its second one is granted.
     options.election_max_ms = cluster.election_ms + cluster.election_ms / 2;
     options.snapshot_every = cluster.snapshot_every;
+    options.snapshot_every_bytes = cluster.snapshot_every_bytes;
     let host_config = HostConfig {
         engine: config.engine.clone(),
         regions: config.regions.clone(),

@@ -66,7 +66,9 @@ pub struct Shared {
     engine: EngineConfig,
     dedupe_capacity: usize,
     dir: PathBuf,
-    current: parking_lot::Mutex<Option<(SnapshotMeta<NodeId, Node>, Vec<u8>)>>,
+    /// Bytes of command payloads applied since the entries the last snapshot
+    /// covers (what the in-memory Raft log holds beyond it).
+    log_bytes_since_snapshot: std::sync::atomic::AtomicU64,
     /// The member's history log; written under the `applied` write lock.
     history: parking_lot::Mutex<HistoryLog>,
 }
@@ -77,6 +79,8 @@ pub struct ClusterMetrics {
     pub commit_seconds: crate::histogram::AtomicHistogram,
     /// Time to build one snapshot, seconds.
     pub snapshot_seconds: crate::histogram::AtomicHistogram,
+    /// Time a snapshot build held up applying entries (the state's clone), seconds.
+    pub snapshot_stall_seconds: crate::histogram::AtomicHistogram,
     /// Size of the last snapshot built or installed, bytes.
     pub snapshot_bytes: std::sync::atomic::AtomicU64,
     /// Changes of leader seen by this member.
@@ -88,6 +92,7 @@ impl Default for ClusterMetrics {
         Self {
             commit_seconds: crate::histogram::AtomicHistogram::new(crate::histogram::LATENCY_BUCKETS),
             snapshot_seconds: crate::histogram::AtomicHistogram::new(crate::histogram::LATENCY_BUCKETS),
+            snapshot_stall_seconds: crate::histogram::AtomicHistogram::new(crate::histogram::LATENCY_BUCKETS),
             snapshot_bytes: std::sync::atomic::AtomicU64::new(0),
             leader_changes: std::sync::atomic::AtomicU64::new(0),
         }
@@ -164,7 +169,6 @@ impl StateMachine {
             hash: [0; 32],
             last_now: Timestamp(i64::MIN),
         };
-        let mut current = None;
         match std::fs::read(&path) {
             Ok(bytes) => {
                 let (header, body) = parse_snapshot(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -175,7 +179,6 @@ impl StateMachine {
                 applied.membership = header.meta.last_membership.clone();
                 applied.hash = parse_hash(&header.hash);
                 applied.last_now = Timestamp(header.last_now);
-                current = Some((header.meta, bytes));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("read {}: {e}", path.display())),
@@ -194,7 +197,7 @@ impl StateMachine {
                 engine,
                 dedupe_capacity,
                 dir: dir.to_path_buf(),
-                current: parking_lot::Mutex::new(current),
+                log_bytes_since_snapshot: std::sync::atomic::AtomicU64::new(0),
                 history: parking_lot::Mutex::new(history),
             }),
         })
@@ -222,6 +225,7 @@ impl Shared {
             }
             EntryPayload::Normal(ClusterCommand { payload }) => {
                 let index = entry.log_id.index;
+                self.log_bytes_since_snapshot.fetch_add(payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 let outcomes = super::batch::commands(payload)
                     .map(|command| match command {
                         Ok(bytes) => {
@@ -276,6 +280,11 @@ impl Shared {
         Ok(applied)
     }
 
+    /// Bytes of commands applied beyond what the last snapshot covers.
+    pub fn log_bytes_since_snapshot(&self) -> u64 {
+        self.log_bytes_since_snapshot.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The running hash, hex.
     pub fn hash_hex(&self) -> (u64, String) {
         let a = self.applied.read();
@@ -296,9 +305,15 @@ impl Shared {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
         let started = std::time::Instant::now();
-        let (state, last_applied, membership, hash, last_now) = {
+        // The clone is the only part of a build that holds up applying
+        // entries (the applied-state lock); encoding and writing work on it.
+        let (state, last_applied, membership, hash, last_now, covered) = {
             let a = self.shared.applied.read();
-            (a.state.clone(), a.last_applied, a.membership.clone(), a.hash, a.last_now)
+            let covered = self.shared.log_bytes_since_snapshot.load(std::sync::atomic::Ordering::Relaxed);
+            let stall = std::time::Instant::now();
+            let state = a.state.clone();
+            self.shared.metrics.snapshot_stall_seconds.observe(stall.elapsed().as_secs_f64());
+            (state, a.last_applied, a.membership.clone(), a.hash, a.last_now, covered)
         };
         // What the snapshot covers is in the history log (written under the
         // lock the clone was taken under): on disk before the entries may go.
@@ -318,7 +333,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         self.shared.persist(&bytes).map_err(snap_err)?;
         self.shared.metrics.snapshot_seconds.observe(started.elapsed().as_secs_f64());
         self.shared.metrics.snapshot_bytes.store(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        *self.shared.current.lock() = Some((meta.clone(), bytes.clone()));
+        self.shared.log_bytes_since_snapshot.fetch_sub(covered, std::sync::atomic::Ordering::Relaxed);
         let deleted = self.shared.history.lock().snapshot_stored(state.last_seq());
         if deleted > 0 {
             tracing::info!(deleted, "deleted history segments covered by the previous snapshot");
@@ -394,21 +409,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             a.membership = meta.last_membership.clone();
             a.hash = parse_hash(&header.hash);
             a.last_now = Timestamp(header.last_now);
+            self.shared.log_bytes_since_snapshot.store(0, std::sync::atomic::Ordering::Relaxed);
             self.shared.history.lock().continue_after_snapshot(a.state.last_seq());
             // Event numbers are replicated state: number on from the snapshot's.
             self.shared.hub.restart_at(a.state.next_event_seq());
         }
         self.shared.applied_index.send_replace(meta.last_log_id.map_or(0, |l| l.index));
-        *self.shared.current.lock() = Some((meta.clone(), bytes));
         Ok(())
     }
 
+    /// Read from `<data>/raft/snapshot` when asked (a member far behind, or
+    /// start-up), so the snapshot is not held in memory beside the state.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
-        Ok(self
-            .shared
-            .current
-            .lock()
-            .as_ref()
-            .map(|(meta, bytes)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(bytes.clone())) }))
+        let path = self.shared.dir.join("snapshot");
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(snap_err(format!("read {}: {e}", path.display()))),
+        };
+        let (header, _) = parse_snapshot(&bytes).map_err(|e| snap_err(format!("{}: {e}", path.display())))?;
+        Ok(Some(Snapshot { meta: header.meta, snapshot: Box::new(Cursor::new(bytes)) }))
     }
 }
