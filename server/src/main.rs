@@ -4,6 +4,9 @@
 //! the policy lab (`replay`) and accounts (`token add`, `token list`, `token revoke`).
 
 use clap::Parser;
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use linggong_server::app::{self, DataDirLock, Stopped};
 use linggong_server::audit::{load_offline, read_window, ReplayFrom};
 use linggong_server::config::{
