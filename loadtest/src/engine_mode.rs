@@ -289,6 +289,9 @@ pub fn run_engine(config: &RunConfig) -> Result<Report, EngineRunError> {
             server: None,
             server_processes: Vec::new(),
             server_cpu_cores: None,
+            leader_changes: 0,
+            route_switches: 0,
+            retried_calls: 0,
         },
     ))
 }

@@ -1,10 +1,12 @@
 //! gRPC mode: the workload sent to a linggong server over HTTP/2 — an external server
-//! (`--addr`, `--token`), one the tool starts in-process on its own runtime with a temporary
-//! data directory (`--spawn-server`), or the leader of local replicas the tool starts as
-//! processes of the server binary (`--spawn-cluster N`, [`crate::cluster`]) — closed loop (N callers) or open loop (a pacer thread
-//! releasing requests on schedule, latency charged from each request's intended start). The
-//! `watch` scenario adds stations following their county's `WatchPostings` stream and measures
-//! how long a submitted posting takes to reach them.
+//! (`--addr`, `--token`; any member of a cluster), one the tool starts in-process on its own
+//! runtime with a temporary data directory (`--spawn-server`), or the leader of local replicas
+//! the tool starts as processes of the server binary (`--spawn-cluster N`, [`crate::cluster`]) —
+//! closed loop (N callers) or open loop (a pacer thread releasing requests on schedule, latency
+//! charged from each request's intended start). Setup and load calls go through one
+//! [`LeaderRoute`], which follows the leader when it changes (see [`crate::route`]). The `watch`
+//! scenario adds stations following their county's `WatchPostings` stream and measures how long
+//! a submitted posting takes to reach them.
 
 use crate::cluster::{ClusterConfig, ClusterError, LocalCluster, ProcessRef};
 use crate::machine::{
@@ -13,6 +15,7 @@ use crate::machine::{
 };
 use crate::record::{Collector, ErrorClass};
 use crate::report::{Report, ReportContext, ServerCounters, ServerProcessCpu};
+use crate::route::{Caller, LeaderRoute, RETRY_WITHIN};
 use crate::run::{LoadShape, RunConfig, Sampler, Timeline};
 use crate::workload::{Action, Observation, OfferRef, PostingPhase, Scenario, Workload};
 use compact_str::CompactString;
@@ -196,7 +199,8 @@ pub struct Clients {
 }
 
 impl Clients {
-    fn new(channel: Channel, token: BearerToken) -> Self {
+    /// The clients of one connection, each call carrying `token`.
+    pub fn new(channel: Channel, token: BearerToken) -> Self {
         Self {
             worker: WorkerServiceClient::with_interceptor(channel.clone(), token.clone()),
             posting: PostingServiceClient::with_interceptor(channel.clone(), token.clone()),
@@ -207,18 +211,29 @@ impl Clients {
     }
 }
 
-/// Opens `n` HTTP/2 connections to `addr` (retrying for up to ten seconds while the server starts).
-pub async fn connect(addr: &str, token: &str, n: usize) -> Result<Vec<Clients>, GrpcRunError> {
-    let value: MetadataValue<Ascii> = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| GrpcRunError::BadSetting { what: "token", detail: "not printable ASCII".into() })?;
-    let token = BearerToken { value };
-    let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-    let endpoint = Endpoint::from_shared(uri.clone())
-        .map_err(|e| GrpcRunError::BadSetting { what: "address", detail: e.to_string() })?
+impl BearerToken {
+    /// `Bearer <token>` for every call; the token must be printable ASCII.
+    pub fn new(token: &str) -> Result<BearerToken, GrpcRunError> {
+        let value: MetadataValue<Ascii> = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| GrpcRunError::BadSetting { what: "token", detail: "not printable ASCII".into() })?;
+        Ok(BearerToken { value })
+    }
+}
+
+/// The endpoint settings of every connection the tool opens (`uri`: `http://host:port`).
+pub fn endpoint(uri: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(uri.to_string())?
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(5))
-        .http2_adaptive_window(true);
+        .http2_adaptive_window(true))
+}
+
+/// Opens `n` HTTP/2 connections to `addr` (retrying for up to ten seconds while the server starts).
+pub async fn connect(addr: &str, token: &str, n: usize) -> Result<Vec<Clients>, GrpcRunError> {
+    let token = BearerToken::new(token)?;
+    let uri = crate::route::uri_of(addr);
+    let endpoint = endpoint(&uri).map_err(|e| GrpcRunError::BadSetting { what: "address", detail: e.to_string() })?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
         let started = Instant::now();
@@ -355,7 +370,8 @@ impl CallContext {
         r
     }
 
-    fn request_id(&self) -> String {
+    /// A fresh request id (empty with `--no-request-ids`); every attempt of one call sends the same.
+    pub fn request_id(&self) -> String {
         if self.request_ids {
             format!("{}r{}", self.run_tag, self.next_request.fetch_add(1, Ordering::Relaxed))
         } else {
@@ -368,54 +384,77 @@ fn class(status: tonic::Status) -> ErrorClass {
     ErrorClass::from_code(status.code())
 }
 
-/// Performs one action over gRPC.
-pub async fn perform(clients: &mut Clients, action: &Action, ctx: &CallContext) -> Result<Observation, ErrorClass> {
+/// Why one attempt of a call failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// The server answered with this status, or the client made it from a transport error.
+    Status(tonic::Status),
+    /// The server answered OK without something the protocol promises ([`ErrorClass::BAD_RESPONSE`]).
+    Response(ErrorClass),
+}
+
+impl From<ErrorClass> for CallError {
+    fn from(class: ErrorClass) -> Self {
+        CallError::Response(class)
+    }
+}
+
+/// Performs one attempt of an action over gRPC; a mutating call carries `request_id` (empty: none).
+pub async fn perform(
+    clients: &mut Clients,
+    action: &Action,
+    ctx: &CallContext,
+    request_id: &str,
+) -> Result<Observation, CallError> {
+    let id = || request_id.to_string();
     match action {
         Action::RegisterWorker(spec) => {
-            let m = pb::RegisterWorkerRequest { request_id: ctx.request_id(), worker: Some(worker_message(spec)) };
-            let r = clients.worker.register_worker(ctx.request(m)).await.map_err(class)?.into_inner();
+            let m = pb::RegisterWorkerRequest { request_id: id(), worker: Some(worker_message(spec)) };
+            let r = clients.worker.register_worker(ctx.request(m)).await.map_err(CallError::Status)?.into_inner();
             Ok(Observation::Worker(r.offer.as_ref().map(offer_ref)))
         }
         Action::UpdateWorkerLocation { worker, position } => {
             let m = pb::UpdateWorkerLocationRequest {
-                request_id: ctx.request_id(),
+                request_id: id(),
                 worker_id: worker.to_string(),
                 position: Some(lat_lon(*position)),
             };
-            let r = clients.worker.update_worker_location(ctx.request(m)).await.map_err(class)?.into_inner();
+            let r =
+                clients.worker.update_worker_location(ctx.request(m)).await.map_err(CallError::Status)?.into_inner();
             Ok(Observation::Worker(r.offer.as_ref().map(offer_ref)))
         }
         Action::SetAvailability { worker, available } => {
             let m = pb::SetAvailabilityRequest {
-                request_id: ctx.request_id(),
+                request_id: id(),
                 worker_id: worker.to_string(),
                 available: *available,
                 window: None,
             };
-            let r = clients.worker.set_availability(ctx.request(m)).await.map_err(class)?.into_inner();
+            let r = clients.worker.set_availability(ctx.request(m)).await.map_err(CallError::Status)?.into_inner();
             Ok(Observation::Worker(r.offer.as_ref().map(offer_ref)))
         }
         Action::WithdrawWorker { worker } => {
-            let m = pb::WithdrawWorkerRequest { request_id: ctx.request_id(), worker_id: worker.to_string() };
-            clients.worker.withdraw_worker(ctx.request(m)).await.map_err(class)?;
+            let m = pb::WithdrawWorkerRequest { request_id: id(), worker_id: worker.to_string() };
+            clients.worker.withdraw_worker(ctx.request(m)).await.map_err(CallError::Status)?;
             Ok(Observation::Done)
         }
         Action::UpsertEmployer(spec) => {
-            let m = pb::UpsertEmployerRequest { request_id: ctx.request_id(), employer: Some(employer_message(spec)) };
-            clients.review.upsert_employer(ctx.request(m)).await.map_err(class)?;
+            let m = pb::UpsertEmployerRequest { request_id: id(), employer: Some(employer_message(spec)) };
+            clients.review.upsert_employer(ctx.request(m)).await.map_err(CallError::Status)?;
             Ok(Observation::Done)
         }
         Action::SubmitPosting(spec) => {
-            let m = pb::SubmitPostingRequest { request_id: ctx.request_id(), posting: Some(posting_message(spec)) };
+            let m = pb::SubmitPostingRequest { request_id: id(), posting: Some(posting_message(spec)) };
             if let Some(submitted) = &ctx.submitted {
-                submitted.lock().insert(spec.id.to_string(), Instant::now());
+                // Lag is measured from the first attempt.
+                submitted.lock().entry(spec.id.to_string()).or_insert_with(Instant::now);
             }
-            let r = clients.posting.submit_posting(ctx.request(m)).await.map_err(class)?.into_inner();
+            let r = clients.posting.submit_posting(ctx.request(m)).await.map_err(CallError::Status)?.into_inner();
             Ok(Observation::Posting(phase_of(r.posting.as_ref())?))
         }
         Action::UpdatePosting(spec) => {
-            let m = pb::UpdatePostingRequest { request_id: ctx.request_id(), posting: Some(posting_message(spec)) };
-            let r = clients.posting.update_posting(ctx.request(m)).await.map_err(class)?.into_inner();
+            let m = pb::UpdatePostingRequest { request_id: id(), posting: Some(posting_message(spec)) };
+            let r = clients.posting.update_posting(ctx.request(m)).await.map_err(CallError::Status)?.into_inner();
             Ok(Observation::Posting(phase_of(r.posting.as_ref())?))
         }
         Action::ReviewPosting { posting, approve } => {
@@ -425,61 +464,61 @@ pub async fn perform(clients: &mut Clients, action: &Action, ctx: &CallContext) 
                 (pb::ReviewDecision::Reject, "load test: rejected".to_string())
             };
             let m = pb::ReviewPostingRequest {
-                request_id: ctx.request_id(),
+                request_id: id(),
                 posting_id: posting.to_string(),
                 decision: decision as i32,
                 reason,
             };
-            let r = clients.review.review_posting(ctx.request(m)).await.map_err(class)?.into_inner();
+            let r = clients.review.review_posting(ctx.request(m)).await.map_err(CallError::Status)?.into_inner();
             Ok(Observation::Posting(phase_of(r.posting.as_ref())?))
         }
         Action::CancelPosting { posting } => {
             let m = pb::CancelPostingRequest {
-                request_id: ctx.request_id(),
+                request_id: id(),
                 posting_id: posting.to_string(),
                 reason: "load test: nobody to fill it".into(),
             };
-            clients.posting.cancel_posting(ctx.request(m)).await.map_err(class)?;
+            clients.posting.cancel_posting(ctx.request(m)).await.map_err(CallError::Status)?;
             Ok(Observation::Done)
         }
         Action::InstantMatch { posting, max_offers } => {
             let m = pb::InstantMatchRequest {
-                request_id: ctx.request_id(),
+                request_id: id(),
                 posting_id: posting.to_string(),
                 max_offers: u32::from(*max_offers),
             };
-            let r = clients.matching.instant_match(ctx.request(m)).await.map_err(class)?.into_inner();
+            let r = clients.matching.instant_match(ctx.request(m)).await.map_err(CallError::Status)?.into_inner();
             Ok(Observation::Matched { offers: r.offers.iter().map(offer_ref).collect(), remaining: r.remaining_slots })
         }
         Action::RespondToOffer { offer, accept } => {
             let response = if *accept { pb::OfferResponse::Accept } else { pb::OfferResponse::Decline };
             let m = pb::RespondToOfferRequest {
-                request_id: ctx.request_id(),
+                request_id: id(),
                 offer_id: offer.offer,
                 worker_id: offer.worker.to_string(),
                 response: response as i32,
             };
-            clients.matching.respond_to_offer(ctx.request(m)).await.map_err(class)?;
+            clients.matching.respond_to_offer(ctx.request(m)).await.map_err(CallError::Status)?;
             Ok(Observation::Done)
         }
         Action::ConfirmArrival { offer } => {
-            let m = pb::ConfirmArrivalRequest { request_id: ctx.request_id(), offer_id: offer.offer };
-            clients.matching.confirm_arrival(ctx.request(m)).await.map_err(class)?;
+            let m = pb::ConfirmArrivalRequest { request_id: id(), offer_id: offer.offer };
+            clients.matching.confirm_arrival(ctx.request(m)).await.map_err(CallError::Status)?;
             Ok(Observation::Done)
         }
         Action::CompleteJob { offer } => {
-            let m = pb::CompleteJobRequest { request_id: ctx.request_id(), offer_id: offer.offer };
-            let r = clients.matching.complete_job(ctx.request(m)).await.map_err(class)?.into_inner();
+            let m = pb::CompleteJobRequest { request_id: id(), offer_id: offer.offer };
+            let r = clients.matching.complete_job(ctx.request(m)).await.map_err(CallError::Status)?.into_inner();
             Ok(Observation::Worker(r.next_offer.as_ref().map(offer_ref)))
         }
         Action::ReportNoShow { offer } => {
-            let m = pb::ReportNoShowRequest { request_id: ctx.request_id(), offer_id: offer.offer };
-            clients.matching.report_no_show(ctx.request(m)).await.map_err(class)?;
+            let m = pb::ReportNoShowRequest { request_id: id(), offer_id: offer.offer };
+            clients.matching.report_no_show(ctx.request(m)).await.map_err(CallError::Status)?;
             Ok(Observation::Done)
         }
         Action::CountyStats { county } => {
             let m = pb::CountyStatsRequest { county_code: *county };
-            clients.stats.county_stats(ctx.request(m)).await.map_err(class)?;
+            clients.stats.county_stats(ctx.request(m)).await.map_err(CallError::Status)?;
             Ok(Observation::Done)
         }
     }
@@ -548,9 +587,11 @@ pub fn scrape_metrics(addr: SocketAddr) -> Option<String> {
 
 // ------------------------------------------------------------------ watch
 
-/// One station: follows a county's stream until stopped, resuming after every ending.
+/// One station: follows a county's stream until stopped, resuming after every ending (at the
+/// member the route goes to then: every member serves the streams).
 async fn station(
-    mut clients: Clients,
+    route: Arc<LeaderRoute>,
+    index: usize,
     county: u32,
     ctx: Arc<CallContext>,
     collector: Arc<Collector>,
@@ -560,6 +601,7 @@ async fn station(
     let mut seen: FxHashSet<String> = FxHashSet::default();
     let mut lags = Vec::with_capacity(16);
     while !*stop.borrow() {
+        let mut clients = route.current().clients(index);
         let request = tonic::Request::new(pb::WatchPostingsRequest { county_code: county, after_seq: last_seq });
         let opened = tokio::select! {
             r = clients.posting.watch_postings(request) => r,
@@ -614,37 +656,25 @@ async fn station(
 
 // ------------------------------------------------------------------ run
 
-/// How long one setup call is retried while the server answers UNAVAILABLE (a cluster member
-/// still settling in: an election, a leadership check that missed its quorum).
-const SETUP_RETRY_WITHIN: Duration = Duration::from_secs(10);
-
-/// One setup call, retried (bounded) while UNAVAILABLE. A retried registration or employer upsert
-/// that finds its record already there counts as done: the first try was applied.
-async fn setup_call(c: &mut Clients, action: &Action, ctx: &CallContext) -> Result<Observation, ErrorClass> {
-    let unavailable = ErrorClass::from_code(tonic::Code::Unavailable);
+/// One setup call through the route: retried (bounded) with the same request id while its member
+/// is not the leader, knows none or cannot be reached (a cluster member still settling in, an
+/// election, a change of leader). A retried registration or employer upsert that finds its
+/// record already there counts as done: an earlier attempt was applied (without request ids).
+async fn setup_call(c: &mut Caller, action: &Action, ctx: &CallContext) -> Result<Observation, ErrorClass> {
     let exists = ErrorClass::from_code(tonic::Code::AlreadyExists);
-    let deadline = Instant::now() + SETUP_RETRY_WITHIN;
-    let mut retried = false;
-    loop {
-        match perform(c, action, ctx).await {
-            Err(class) if class == unavailable && Instant::now() < deadline => {
-                retried = true;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(class) if class == exists && retried => {
-                return match action {
-                    Action::RegisterWorker(_) => Ok(Observation::Worker(None)),
-                    Action::UpsertEmployer(_) => Ok(Observation::Done),
-                    _ => Err(class),
-                }
-            }
-            other => return other,
-        }
+    let called = c.call(action, ctx).await;
+    match called.result {
+        Err(class) if class == exists && called.attempts > 1 => match action {
+            Action::RegisterWorker(_) => Ok(Observation::Worker(None)),
+            Action::UpsertEmployer(_) => Ok(Observation::Done),
+            _ => Err(class),
+        },
+        other => other,
     }
 }
 
 async fn setup(
-    clients: &[Clients],
+    route: &Arc<LeaderRoute>,
     ctx: &CallContext,
     workload: &Mutex<Workload>,
     grpc: &GrpcConfig,
@@ -652,7 +682,7 @@ async fn setup(
     let fail = |rpc: &'static str| {
         move |class: ErrorClass| GrpcRunError::Setup { rpc, class: class.name(), message: String::new() }
     };
-    let mut c = clients[0].clone();
+    let mut c = Caller::new(route.clone(), 0);
     let employers = workload.lock().setup_employers();
     for action in &employers {
         setup_call(&mut c, action, ctx).await.map_err(fail("UpsertEmployer"))?;
@@ -665,16 +695,19 @@ async fn setup(
         }
         let queue = Arc::new(Mutex::new(specs));
         let mut tasks: Vec<tokio::task::JoinHandle<Result<(), GrpcRunError>>> = Vec::new();
+        // Request ids of their own (`<run tag>s<n>`), so that a registration retried at a new
+        // leader gets the first attempt's result.
+        let ctx = Arc::new(CallContext {
+            timeout: ctx.timeout,
+            request_ids: ctx.request_ids,
+            run_tag: format!("{}s", ctx.run_tag),
+            next_request: AtomicU64::new(0),
+            submitted: None,
+        });
         for k in 0..64.min(total.max(1)) {
             let queue = queue.clone();
-            let mut c = clients[k % clients.len()].clone();
-            let ctx = CallContext {
-                timeout: ctx.timeout,
-                request_ids: false,
-                run_tag: String::new(),
-                next_request: AtomicU64::new(0),
-                submitted: None,
-            };
+            let mut c = Caller::new(route.clone(), k);
+            let ctx = ctx.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
                     let Some(spec) = queue.lock().pop() else { return Ok(()) };
@@ -707,8 +740,10 @@ struct WindowStart {
 
 /// The server the load goes to, however it was found or started.
 struct Target {
-    /// Client gRPC address (a cluster's leader).
+    /// Client gRPC address the load starts at (a cluster's leader, or the `--addr` given).
     addr: String,
+    /// Client gRPC addresses of every member known (`addr` among them).
+    members: Vec<String>,
     /// Bearer token.
     token: String,
     /// Prometheus address, for WAL counters.
@@ -754,6 +789,7 @@ pub fn run_grpc(config: &RunConfig, grpc: &GrpcConfig) -> Result<Report, GrpcRun
         ServerSource::Remote { addr, token, metrics_addr } => {
             let target = Target {
                 addr: addr.clone(),
+                members: vec![addr.clone()],
                 token: token.clone(),
                 metrics_addr: *metrics_addr,
                 processes: Vec::new(),
@@ -771,6 +807,7 @@ pub fn run_grpc(config: &RunConfig, grpc: &GrpcConfig) -> Result<Report, GrpcRun
             let sp = spawn_server(s, workload_config.workers)?;
             let target = Target {
                 addr: sp.server.addr.to_string(),
+                members: vec![sp.server.addr.to_string()],
                 token: sp.server.dev_token.as_ref().map(|t| t.token.clone()).unwrap_or_default(),
                 metrics_addr: sp.server.metrics_addr,
                 processes: Vec::new(),
@@ -809,6 +846,7 @@ pub fn run_grpc(config: &RunConfig, grpc: &GrpcConfig) -> Result<Report, GrpcRun
             }
             let target = Target {
                 addr: leader.grpc.to_string(),
+                members: local.replicas().iter().map(|r| r.grpc.to_string()).collect(),
                 token: local.token().to_string(),
                 metrics_addr: leader.metrics,
                 processes: local.processes(leader),
@@ -861,6 +899,7 @@ async fn drive(
     let (addr, token, metrics_addr) = (target.addr.as_str(), target.token.as_str(), target.metrics_addr);
     let scenario = workload_config.scenario;
     let clients = connect(addr, token, grpc.connections).await?;
+    let route = Arc::new(LeaderRoute::new(addr, clients, &target.members, BearerToken::new(token)?, grpc.connections));
     let ctx = Arc::new(CallContext {
         timeout: config.request_timeout,
         request_ids: grpc.request_ids,
@@ -870,7 +909,7 @@ async fn drive(
     });
     let workload = Arc::new(Mutex::new(Workload::new(workload_config)));
     let setup_started = Instant::now();
-    setup(&clients, &ctx, &workload, grpc).await?;
+    setup(&route, &ctx, &workload, grpc).await?;
     if let Some(submitted) = &ctx.submitted {
         // Lag is measured for postings submitted while the stations watch, not for the setup's.
         submitted.lock().clear();
@@ -886,7 +925,8 @@ async fn drive(
     let mut station_tasks = Vec::new();
     for k in 0..stations {
         station_tasks.push(tokio::spawn(station(
-            clients[k % clients.len()].clone(),
+            route.clone(),
+            k,
             counties[k % counties.len()],
             ctx.clone(),
             collector.clone(),
@@ -917,7 +957,7 @@ async fn drive(
         LoadShape::Closed { concurrency } => {
             let mut tasks = Vec::with_capacity(concurrency);
             for k in 0..concurrency.max(1) {
-                let mut c = clients[k % clients.len()].clone();
+                let mut c = Caller::new(route.clone(), k);
                 let (workload, collector, ctx) = (workload.clone(), collector.clone(), ctx.clone());
                 tasks.push(tokio::spawn(async move {
                     while Instant::now() < timeline.deadline {
@@ -925,8 +965,9 @@ async fn drive(
                             tokio::time::sleep(Duration::from_millis(1)).await;
                             continue;
                         };
+                        // A call retried at a new leader is charged from its first attempt.
                         let started = Instant::now();
-                        let result = perform(&mut c, &action, &ctx).await;
+                        let result = c.call(&action, &ctx).await.result;
                         collector.record(action.rpc(), started.elapsed(), result.as_ref().err().copied());
                         workload.lock().complete(&action, result.map_err(|_| ()));
                     }
@@ -937,7 +978,7 @@ async fn drive(
             }
         }
         LoadShape::Open { rate, max_in_flight } => {
-            open_loop(rate, max_in_flight, timeline, &clients, &workload, &collector, &ctx, config.request_timeout)
+            open_loop(rate, max_in_flight, timeline, &route, &workload, &collector, &ctx, config.request_timeout)
                 .await?;
         }
     }
@@ -1017,6 +1058,9 @@ async fn drive(
             server,
             server_processes,
             server_cpu_cores,
+            leader_changes: route.leader_changes(),
+            route_switches: route.switches(),
+            retried_calls: route.retried_calls(),
         },
     ))
 }
@@ -1028,7 +1072,7 @@ async fn open_loop(
     rate: f64,
     max_in_flight: usize,
     timeline: Timeline,
-    clients: &[Clients],
+    route: &Arc<LeaderRoute>,
     workload: &Arc<Mutex<Workload>>,
     collector: &Arc<Collector>,
     ctx: &Arc<CallContext>,
@@ -1039,7 +1083,7 @@ async fn open_loop(
     let outstanding = Arc::new(AtomicUsize::new(0));
     let pacer_done = Arc::new(AtomicBool::new(false));
     let pacer = {
-        let (clients, workload, collector, ctx) = (clients.to_vec(), workload.clone(), collector.clone(), ctx.clone());
+        let (route, workload, collector, ctx) = (route.clone(), workload.clone(), collector.clone(), ctx.clone());
         let (slots, outstanding, done) = (slots.clone(), outstanding.clone(), pacer_done.clone());
         std::thread::Builder::new()
             .name("lg-pacer".into())
@@ -1054,9 +1098,8 @@ async fn open_loop(
                     if intended > now {
                         std::thread::sleep(intended - now);
                     }
-                    let mut c = clients[(i % clients.len() as u64) as usize].clone();
-                    let (workload, collector, ctx, slots) =
-                        (workload.clone(), collector.clone(), ctx.clone(), slots.clone());
+                    let (route, workload, collector, ctx, slots) =
+                        (route.clone(), workload.clone(), collector.clone(), ctx.clone(), slots.clone());
                     let outstanding_task = outstanding.clone();
                     outstanding.fetch_add(1, Ordering::Relaxed);
                     handle.spawn(async move {
@@ -1069,7 +1112,8 @@ async fn open_loop(
                                 collector.record(action.rpc(), late, Some(ErrorClass::CLIENT_BACKLOG));
                                 workload.lock().complete(&action, Err(()));
                             } else {
-                                let result = perform(&mut c, &action, &ctx).await;
+                                let mut c = Caller::new(route, i as usize);
+                                let result = c.call(&action, &ctx).await.result;
                                 collector.record(action.rpc(), intended.elapsed(), result.as_ref().err().copied());
                                 workload.lock().complete(&action, result.map_err(|_| ()));
                             }
@@ -1082,7 +1126,8 @@ async fn open_loop(
             })
             .map_err(|source| GrpcRunError::Runtime { what: "pacer thread", source })?
     };
-    let drain_limit = timeline.deadline + timeout + Duration::from_secs(2);
+    // A call may be retried through a change of leader for up to RETRY_WITHIN.
+    let drain_limit = timeline.deadline + timeout + RETRY_WITHIN + Duration::from_secs(2);
     while !(pacer_done.load(Ordering::Relaxed) && outstanding.load(Ordering::Relaxed) == 0) {
         if Instant::now() > drain_limit {
             break;

@@ -36,6 +36,14 @@ enum Mode {
     },
     /// Drive a gRPC server: a running one (--addr, --token), one started here (--spawn-server) or
     /// the leader of local replicas started here (--spawn-cluster N).
+    ///
+    /// The tool follows a change of leader, in the setup and in the load: a call that a cluster
+    /// member answers with NOT_LEADER is sent again, with the same request id, to the leader it
+    /// names; one that finds no leader (an election) or whose member cannot be reached is sent
+    /// again after a short backoff to another member it knows (every replica with
+    /// --spawn-cluster; with --addr, that address and each leader named since), for up to 10 s a
+    /// call. A retried call that succeeds is no error and its latency runs from its first attempt;
+    /// the report counts `leader_changes`, `route_switches` and `retried_calls`.
     Grpc {
         #[command(flatten)]
         common: CommonArgs,
@@ -98,7 +106,8 @@ struct CommonArgs {
 
 #[derive(Debug, Args)]
 struct GrpcArgs {
-    /// Address of a running server.
+    /// Address of a running server; with a cluster any member (a follower's NOT_LEADER answers
+    /// lead the tool to the leader, and to the next one when the leader changes).
     #[arg(
         long,
         env = "LINGGONG_ADDR",

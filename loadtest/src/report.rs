@@ -157,6 +157,17 @@ pub struct Report {
     pub errors: u64,
     /// Failed calls by status code.
     pub errors_by_code: BTreeMap<String, u64>,
+    /// gRPC mode: times the load moved to a new leader over the whole run, setup included (a
+    /// call succeeded at another member than the last one a call had succeeded at).
+    pub leader_changes: u64,
+    /// gRPC mode: times the calls moved to another connection over the whole run, setup
+    /// included (to the leader a `NOT_LEADER` answer named, or to another member when none was
+    /// named or the member was lost); following one change of leader may take several.
+    pub route_switches: u64,
+    /// gRPC mode: calls over the whole run, setup included, that were sent again because their
+    /// member was not the leader, knew none or could not be reached; one that finally succeeded
+    /// is no error, and its latency runs from its first attempt.
+    pub retried_calls: u64,
     /// Per RPC, by method name.
     pub per_rpc: BTreeMap<String, RpcReport>,
     /// Watch-stream figures (`watch` scenario).
@@ -202,6 +213,12 @@ pub struct ReportContext {
     pub server_processes: Vec<ServerProcessCpu>,
     /// Server CPU, cores, when it could be measured.
     pub server_cpu_cores: Option<f64>,
+    /// Times the load moved to a new leader (0 in engine mode).
+    pub leader_changes: u64,
+    /// Times the calls moved to another connection (0 in engine mode).
+    pub route_switches: u64,
+    /// Calls sent again at another member (0 in engine mode).
+    pub retried_calls: u64,
 }
 
 fn by_code(errors: &ErrorCounts) -> BTreeMap<String, u64> {
@@ -257,6 +274,9 @@ impl Report {
             max_us: total.max_us,
             errors: all_errors.total(),
             errors_by_code: by_code(&all_errors),
+            leader_changes: ctx.leader_changes,
+            route_switches: ctx.route_switches,
+            retried_calls: ctx.retried_calls,
             per_rpc,
             watch,
             workload: ctx.workload,
@@ -319,6 +339,13 @@ impl Report {
         };
         row(&mut out, "TOTAL", &total);
         let _ = writeln!(out, "window {:.1} s; latency of every completed call, failed ones included", self.measured_s);
+        if self.route_switches > 0 || self.retried_calls > 0 {
+            let _ = writeln!(
+                out,
+                "leader: {} changes followed ({} switches of connection); {} calls retried (charged from their first attempt)",
+                self.leader_changes, self.route_switches, self.retried_calls
+            );
+        }
         if let Some(w) = &self.watch {
             let _ = writeln!(
                 out,
@@ -454,6 +481,9 @@ mod tests {
             server: None,
             server_processes: Vec::new(),
             server_cpu_cores: None,
+            leader_changes: 0,
+            route_switches: 0,
+            retried_calls: 0,
         }
     }
 
@@ -475,7 +505,17 @@ mod tests {
         assert_eq!(report.errors_by_code.get("FAILED_PRECONDITION"), Some(&10));
         assert!(report.p50_us >= 100.0 && report.p50_us <= 190.0, "{}", report.p50_us);
         let json = serde_json::to_value(&report).unwrap();
-        for key in ["throughput_per_s", "p50_us", "p99_us", "p999_us", "errors", "per_rpc", "machine", "settings"] {
+        for key in [
+            "throughput_per_s",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "errors",
+            "per_rpc",
+            "machine",
+            "settings",
+            "leader_changes",
+        ] {
             assert!(json.get(key).is_some(), "{key} missing");
         }
         assert_eq!(json["per_rpc"]["InstantMatch"]["count"], 90);
