@@ -18,6 +18,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The allocator of the server binary, so in-process servers cost what a real one does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Load tool for the linggong matching service: drives the engine in-process or a gRPC server and
 /// reports throughput and latency per RPC.
 #[derive(Debug, Parser)]
