@@ -226,8 +226,19 @@ pub fn endpoint(uri: &str) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(uri.to_string())?
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(5))
-        .http2_adaptive_window(true))
+        .http2_adaptive_window(true)
+        // A member that vanished without closing its connections (a lost machine or network)
+        // is found dead within about KEEP_ALIVE_EVERY + KEEP_ALIVE_TIMEOUT: its calls then fail
+        // as broken connections, which the route follows, instead of hanging to their deadline.
+        .http2_keep_alive_interval(KEEP_ALIVE_EVERY)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+        .keep_alive_while_idle(true))
 }
+
+/// How often the tool pings each connection (HTTP/2 PING; one small frame a second).
+pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(1);
+/// How long a ping may go unanswered before its connection is closed.
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Opens `n` HTTP/2 connections to `addr` (retrying for up to ten seconds while the server starts).
 pub async fn connect(addr: &str, token: &str, n: usize) -> Result<Vec<Clients>, GrpcRunError> {

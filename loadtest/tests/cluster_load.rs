@@ -4,7 +4,8 @@
 //! the report must show calls without errors, three measured server processes (one leader) and
 //! those processes gone once the run returns. Started here and given to the tool as `--addr` of a
 //! follower: the tool must follow `NOT_LEADER` to the leader without errors, and, with the leader
-//! killed (SIGKILL) during the load, follow the new leader (`leader_changes` >= 1) with no more
+//! killed (SIGKILL) or stopped (SIGSTOP: it answers nothing but keeps its connections) during the
+//! load, follow the new leader (`leader_changes` >= 1) with no more
 //! errors than calls were in flight.
 //!
 //! The binary is `LINGGONG_SERVER_BIN` if set, else `target/debug/linggong-server` (built by
@@ -193,6 +194,20 @@ fn addr_of_a_follower_is_followed_to_the_leader() {
 
 #[test]
 fn the_load_follows_a_new_leader_when_the_leader_is_killed() {
+    load_follows_a_new_leader_after(libc::SIGKILL);
+}
+
+/// A stopped leader (SIGSTOP) keeps its connections open and answers nothing, as a machine that
+/// vanished from the network would: the tool's HTTP/2 keep-alive pings find it dead and the
+/// load moves to the new leader.
+#[test]
+fn the_load_follows_a_new_leader_when_the_leader_stops_answering() {
+    load_follows_a_new_leader_after(libc::SIGSTOP);
+}
+
+/// Runs the load against a follower, sends `signal` to the leader once the load is on, and
+/// checks that the load went on at a new leader with at most the calls in flight failing.
+fn load_follows_a_new_leader_after(signal: libc::c_int) {
     let (local, leader) = started_cluster();
     let source = follower_addr(&local, leader);
     let old = local.replicas().iter().find(|r| r.node_id == leader).expect("the leader");
@@ -209,7 +224,7 @@ fn the_load_follows_a_new_leader_when_the_leader_is_killed() {
             });
             if offers.unwrap_or(0.0) >= 50.0 {
                 // SAFETY: kill(2) on a child of this process, not yet reaped (LocalCluster owns it).
-                let sent = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                let sent = unsafe { libc::kill(pid as i32, signal) };
                 return (sent == 0).then(Instant::now);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -220,13 +235,16 @@ fn the_load_follows_a_new_leader_when_the_leader_is_killed() {
     run_ended.store(true, Ordering::Relaxed);
     let report = report.expect("the run through the kill");
     let killed = killer.join().expect("the killer thread");
-    assert!(killed.is_some(), "the leader was not killed while the load ran");
+    // A stopped leader goes on, so that stopping the cluster is prompt (no effect after SIGKILL).
+    // SAFETY: kill(2) on a child of this process, not yet reaped (LocalCluster owns it).
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    assert!(killed.is_some(), "the leader was not signalled while the load ran");
 
     let summary = format!(
         "leader_changes {}, route_switches {}, retried_calls {}, errors {:?}, requests {}",
         report.leader_changes, report.route_switches, report.retried_calls, report.errors_by_code, report.requests
     );
-    eprintln!("after the leader kill: {summary}");
+    eprintln!("after signal {signal} to the leader: {summary}");
     assert!(report.leader_changes >= 1, "the load did not move to a new leader: {summary}");
     assert!(report.retried_calls >= 1, "{summary}");
     // At most the calls in flight when the leader died fail (as a rule none: they are retried).
