@@ -574,7 +574,7 @@ fn spawn_server(config: &SpawnConfig, workers: u64) -> Result<Spawned, GrpcRunEr
             heartbeat_ms: timing.heartbeat_ms,
             election_ms: timing.election_ms,
             snapshot_every: timing.snapshot_every,
-            snapshot_every_bytes: linggong_server::raft::RaftOptions::new(1, "", "").snapshot_every_bytes,
+            snapshot_every_bytes: linggong_server::raft::DEFAULT_SNAPSHOT_EVERY_BYTES,
             bootstrap: true,
         });
     }

@@ -1291,7 +1291,7 @@ mod tests {
                 heartbeat_ms: 50,
                 election_ms: 300,
                 snapshot_every: 100_000,
-                snapshot_every_bytes: 256 << 20,
+                snapshot_every_bytes: crate::raft::DEFAULT_SNAPSHOT_EVERY_BYTES,
                 bootstrap: false,
             }
         );

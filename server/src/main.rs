@@ -4,9 +4,6 @@
 //! the policy lab (`replay`) and accounts (`token add`, `token list`, `token revoke`).
 
 use clap::Parser;
-
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use linggong_server::app::{self, DataDirLock, Stopped};
 use linggong_server::audit::{load_offline, read_window, ReplayFrom};
 use linggong_server::config::{
@@ -24,6 +21,10 @@ use linggong_server::tokens::{add_token, read_tokens_file, revoke_token, NewToke
 use linggong_server::wal::{repair, scan, ScanOutcome};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
+
+/// jemalloc for the whole process (ARCHITECTURE.md, "Decisions").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

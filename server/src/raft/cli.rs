@@ -147,7 +147,7 @@ impl ClusterArgs {
             snapshot_every_bytes: self
                 .raft_snapshot_every_bytes
                 .or(file.snapshot_every_bytes)
-                .unwrap_or(256 << 20)
+                .unwrap_or(super::DEFAULT_SNAPSHOT_EVERY_BYTES)
                 .max(1),
             bootstrap: self.raft_bootstrap || file.bootstrap.unwrap_or(false),
         }))

@@ -140,6 +140,9 @@ pub enum AdminRequest {
     Check,
 }
 
+/// Default of [`RaftOptions::snapshot_every_bytes`]: 256 MiB of applied commands.
+pub const DEFAULT_SNAPSHOT_EVERY_BYTES: u64 = 256 << 20;
+
 /// Raft settings of a member.
 #[derive(Clone, Debug)]
 pub struct RaftOptions {
@@ -184,7 +187,7 @@ impl RaftOptions {
             election_min_ms: 300,
             election_max_ms: 450,
             snapshot_every: 100_000,
-            snapshot_every_bytes: 256 << 20,
+            snapshot_every_bytes: DEFAULT_SNAPSHOT_EVERY_BYTES,
             kept_after_snapshot: 1000,
         }
     }

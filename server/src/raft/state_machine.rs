@@ -333,7 +333,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         self.shared.persist(&bytes).map_err(snap_err)?;
         self.shared.metrics.snapshot_seconds.observe(started.elapsed().as_secs_f64());
         self.shared.metrics.snapshot_bytes.store(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        self.shared.log_bytes_since_snapshot.fetch_sub(covered, std::sync::atomic::Ordering::Relaxed);
+        // Saturating: a snapshot installed meanwhile has already set it to 0.
+        let _ = self.shared.log_bytes_since_snapshot.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |bytes| Some(bytes.saturating_sub(covered)),
+        );
         let deleted = self.shared.history.lock().snapshot_stored(state.last_seq());
         if deleted > 0 {
             tracing::info!(deleted, "deleted history segments covered by the previous snapshot");
@@ -343,13 +348,18 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 }
 
 impl Shared {
+    /// The member's current snapshot, `<data>/raft/snapshot`.
+    fn snapshot_path(&self) -> PathBuf {
+        self.dir.join("snapshot")
+    }
+
     fn persist(&self, bytes: &[u8]) -> std::io::Result<()> {
         let tmp = self.dir.join("snapshot.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
-        std::fs::rename(&tmp, self.dir.join("snapshot"))?;
+        std::fs::rename(&tmp, self.snapshot_path())?;
         std::fs::File::open(&self.dir)?.sync_all()
     }
 }
@@ -421,7 +431,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     /// Read from `<data>/raft/snapshot` when asked (a member far behind, or
     /// start-up), so the snapshot is not held in memory beside the state.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
-        let path = self.shared.dir.join("snapshot");
+        let path = self.shared.snapshot_path();
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
