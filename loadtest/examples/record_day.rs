@@ -1,5 +1,5 @@
 //! Records a market day into a data directory, through the server's host
-//! (the same log and snapshots a live server writes), for the policy lab and
+//! (a lone Raft member: the same logs and snapshots a live server writes), for the policy lab and
 //! its benchmarks:
 //!
 //! - `--kind mixed`: the load tool's `mixed` workload, `--actions N` calls
@@ -11,7 +11,6 @@
 //! `cargo run --release -p linggong-loadtest --example record_day -- --data-dir D --kind mixed --actions 200000`
 
 use anyhow::{bail, Context, Result};
-use futures::executor::block_on;
 use linggong_engine::{Command, LedgerDay, RankingPolicy, Timestamp};
 use linggong_lab::generate::{county_day, DayConfig};
 use linggong_loadtest::engine_mode::{command, observe};
@@ -59,18 +58,19 @@ fn args() -> Result<Args> {
 
 fn main() -> Result<()> {
     let a = args()?;
-    if a.data_dir.join("wal").exists() {
+    if a.data_dir.join("raft").exists() || a.data_dir.join("wal").exists() {
         bail!("{} already holds a log", a.data_dir.display());
     }
+    let runtime = tokio::runtime::Runtime::new()?;
     let clock = Arc::new(AtomicI64::new(a.day.start().0 - 3_600_000));
     let mut config = HostConfig::new(&a.data_dir);
     config.durability = Durability::None;
     let c = clock.clone();
     config.clock = Arc::new(move || Timestamp(c.load(Ordering::Relaxed)));
-    let host = Host::open(config)?;
+    let host = runtime.block_on(Host::open(config))?;
     let submit = |at: Timestamp, cmd: Command| {
         clock.store(at.0, Ordering::Relaxed);
-        block_on(host.submit(None, cmd))
+        runtime.block_on(host.submit(None, cmd))
     };
     let mut logged = 0u64;
     match a.kind.as_str() {
@@ -124,7 +124,7 @@ fn main() -> Result<()> {
         }
         other => bail!("--kind mixed|county, not {other}"),
     }
-    host.shutdown();
+    runtime.block_on(host.shutdown());
     println!("{logged} records logged into {}", a.data_dir.display());
     Ok(())
 }

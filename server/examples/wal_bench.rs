@@ -1,6 +1,7 @@
-//! Durability benchmarks: durable appends per second with concurrent writers
-//! (group commit), WAL bytes per command, and recovery time (snapshot load plus
-//! log replay). Results go into BENCHMARKS.md.
+//! Durability benchmarks of the real `Host` (a lone Raft member: Raft log with
+//! group commit, state machine, snapshots): durable appends per second with
+//! concurrent writers, WAL bytes per command, and recovery time (snapshot load
+//! plus the committed Raft log applied after it). Results go into BENCHMARKS.md.
 //!
 //! ```text
 //! cargo run --release -p linggong-server --example wal_bench -- append --writers 64 --durability always
@@ -115,12 +116,13 @@ fn append(run: AppendRun) -> anyhow::Result<()> {
     if let Some(every) = run.snapshot_every_records {
         config.snapshot_every_records = every;
     }
-    let host = Host::open(config)?;
     let rt = runtime();
+    let host = rt.block_on(Host::open(config))?;
     populate(&host, &rt, workers)?;
-    let before_records = host.metrics().records_written.load(Ordering::Relaxed);
-    let before_syncs = host.metrics().fsync_seconds.count();
-    let before_snapshots = host.metrics().snapshots_written.load(Ordering::Relaxed);
+    let before_records = host.metrics().log.records_written.load(Ordering::Relaxed);
+    let before_syncs = host.metrics().log.fsync_seconds.count();
+    let snapshot_builds = || host.member().shared.metrics.snapshot_seconds.count();
+    let before_snapshots = snapshot_builds();
     let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -151,9 +153,9 @@ fn append(run: AppendRun) -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let latencies = latencies.lock();
     let n = latencies.len();
-    let records = host.metrics().records_written.load(Ordering::Relaxed) - before_records;
-    let syncs = host.metrics().fsync_seconds.count() - before_syncs;
-    let snapshots = host.metrics().snapshots_written.load(Ordering::Relaxed) - before_snapshots;
+    let records = host.metrics().log.records_written.load(Ordering::Relaxed) - before_records;
+    let syncs = host.metrics().log.fsync_seconds.count() - before_syncs;
+    let snapshots = snapshot_builds() - before_snapshots;
     println!("durability={durability} writers={writers} workers={workers} seconds={elapsed:.1}");
     println!("  acknowledged commands: {n} ({:.0}/s)", n as f64 / elapsed);
     println!(
@@ -168,12 +170,12 @@ fn append(run: AppendRun) -> anyhow::Result<()> {
         println!("  fsyncs: {syncs}, records per fsync: {:.1}", records as f64 / syncs as f64);
         println!(
             "  mean fsync: {:.1} us",
-            host.metrics().fsync_seconds.sum() / host.metrics().fsync_seconds.count() as f64 * 1e6
+            host.metrics().log.fsync_seconds.sum() / host.metrics().log.fsync_seconds.count() as f64 * 1e6
         );
     } else {
         println!("  fsyncs: 0");
     }
-    host.shutdown();
+    rt.block_on(host.shutdown());
     Ok(())
 }
 
@@ -221,15 +223,15 @@ fn recovery(workers: u64, records: u64) -> anyhow::Result<()> {
     config.snapshot_every_bytes = u64::MAX;
     let rt = runtime();
     {
-        let host = Host::open(config.clone())?;
+        let host = rt.block_on(Host::open(config.clone()))?;
         let t = Instant::now();
         populate(&host, &rt, workers)?;
         println!("registered {workers} workers in {:.1} s", t.elapsed().as_secs_f64());
-        host.shutdown(); // snapshot at `workers`
+        rt.block_on(host.shutdown()); // snapshot at `workers`
     }
     let snapshot_seq;
     {
-        let host = Host::open(config.clone())?;
+        let host = rt.block_on(Host::open(config.clone()))?;
         snapshot_seq = host.read(|s| s.last_seq());
         let mut pop = Population::linfen(PopulationConfig { seed: 99, ..PopulationConfig::default() });
         let moves: Vec<_> = (0..records)
@@ -251,31 +253,24 @@ fn recovery(workers: u64, records: u64) -> anyhow::Result<()> {
             anyhow::Ok(())
         })?;
         println!("appended {records} records in {:.1} s", t.elapsed().as_secs_f64());
-        host.shutdown();
+        // Stop Raft without the final snapshot, so recovery = the snapshot at
+        // `workers` + the committed log of `records` applied after it.
+        rt.block_on(host.member().shutdown());
     }
-    // Drop the shutdown snapshot so recovery = older snapshot + replay of `records`.
-    for (seq, path) in linggong_server::snapshot::list_snapshots(&tmp.path().join("snapshots"))? {
-        if seq > snapshot_seq {
-            std::fs::remove_file(path)?;
-        }
-    }
-    let snap_bytes: u64 = linggong_server::snapshot::list_snapshots(&tmp.path().join("snapshots"))?
-        .iter()
-        .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .max()
-        .unwrap_or(0);
+    let snapshot = tmp.path().join("raft").join("snapshot");
+    let snap_bytes = std::fs::metadata(&snapshot).map(|m| m.len()).unwrap_or(0);
     let t = Instant::now();
-    let host = Host::open(config)?;
+    let host = rt.block_on(Host::open(config))?;
     let elapsed = t.elapsed();
     let r = host.recovery();
     println!(
-        "recovered: snapshot {} ({:.0} MiB) + {} records replayed in {:.2} s (last seq {})",
-        r.snapshot.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        "recovered: snapshot {} ({:.0} MiB) + {} records applied from the Raft log in {:.2} s (last seq {})",
+        snapshot.display(),
         snap_bytes as f64 / (1 << 20) as f64,
-        r.replayed,
+        r.last_seq - snapshot_seq,
         elapsed.as_secs_f64(),
         r.last_seq
     );
-    std::mem::forget(host); // skip the shutdown snapshot; the temp dir goes away
+    rt.block_on(host.member().shutdown()); // no shutdown snapshot; the temp dir goes away
     Ok(())
 }

@@ -143,10 +143,19 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         storage: config.wal_storage.clone(),
         ..HostConfig::new(&config.data_dir)
     };
-    let host = tokio::task::spawn_blocking(move || Host::open(host_config))
+    // Bound before the member starts, so it announces its client address.
+    let grpc_listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("binding gRPC address {}", config.listen))?;
+    let grpc_bound = grpc_listener.local_addr()?;
+
+    // Every server serves through a Raft member: a lone one (a group of one)
+    // unless cluster settings are given. A directory of the single-node
+    // layout is migrated (see `migrate`).
+    let clients = crate::raft::ClientAddrs { grpc: Some(grpc_bound), http: http_addr };
+    let host = Host::open_member(host_config, config.cluster.as_ref(), clients)
         .await
-        .context("recovery task")?
         .with_context(|| format!("opening data directory {}", config.data_dir.display()))?;
+    let raft_addr = host.raft_addr();
     let report = host.recovery();
     tracing::info!(
         data_dir = %config.data_dir.display(),
@@ -160,14 +169,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     for (path, reason) in &report.skipped_snapshots {
         tracing::warn!(snapshot = %path.display(), %reason, "skipped an unreadable snapshot");
     }
-    // Bound before cluster mode starts, so the member announces its client address.
-    let grpc_listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("binding gRPC address {}", config.listen))?;
-    let grpc_bound = grpc_listener.local_addr()?;
-    let raft_addr = match &config.cluster {
-        Some(cluster) => Some(crate::raft::start_for_host(&host, &config, cluster, grpc_bound, http_addr).await?),
-        None => None,
-    };
 
     if let Some(demo) = &config.demo {
         let demo_config = DemoConfig::with_workers(demo.workers);
@@ -336,23 +337,14 @@ impl RunningServer {
             let left = self.grace.saturating_sub(started.elapsed());
             let _ = tokio::time::timeout(left, &mut task.0).await;
         }
-        if let Some(node) = self.host.cluster() {
-            node.shutdown().await;
-        }
-        let host = self.host.clone();
-        tokio::task::spawn_blocking(move || host.shutdown()).await.context("host shutdown task")?;
-        tracing::info!(ms = started.elapsed().as_millis() as u64, "stopped: log drained, final snapshot written");
+        self.host.shutdown().await;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "stopped: final snapshot written, Raft stopped");
         Ok(())
     }
 
-    /// Resolves when the write-ahead log has failed, with its message.
+    /// Resolves when the log has failed (Raft stopped on it), with its message.
     pub async fn log_failure(&self) -> String {
-        let mut rx = self.host.durable_watch();
-        let message = match rx.wait_for(|d| d.failed.is_some()).await {
-            Ok(state) => state.failed.clone().unwrap_or_default(),
-            Err(_) => "the log writer stopped".into(),
-        };
-        message
+        self.host.failed().await
     }
 
     /// Serves until SIGTERM/SIGINT (then shuts down gracefully) or a log

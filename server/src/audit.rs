@@ -1,5 +1,7 @@
-//! Offline reading of a data directory, for the report and export tools and
-//! for audit: load a snapshot, replay the write-ahead log after it through
+//! Offline reading of a data directory (either layout, see [`Layout`]), for
+//! the report and export tools and for audit: load a snapshot, replay the log
+//! of accepted commands after it (the single node's write-ahead log or a
+//! member's history log) through
 //! the same [`ServiceState::apply`] recovery uses, and read the state — without
 //! starting a server or changing any file.
 //!
@@ -10,8 +12,10 @@
 //! compared with the live one.
 
 use crate::convert::wal::decode;
-use crate::host::{empty_state, load_newest_snapshot, missing_records, replay_log, HostConfig, HostError};
-use crate::snapshot::{list_snapshots, load_snapshot, SnapshotError};
+use crate::host::{empty_state, HostConfig, HostError};
+use crate::migrate::{load_newest_snapshot, missing_records, replay_log};
+use crate::layout::{Layout, SnapshotFile};
+use crate::snapshot::SnapshotError;
 use crate::state::ServiceState;
 use crate::wal::{list_segments, scan, WalError};
 use linggong_engine::Timestamp;
@@ -50,36 +54,47 @@ impl From<HostError> for AuditError {
             HostError::Wal(e) => AuditError::Wal(e),
             HostError::Snapshot(e) => AuditError::Snapshot(e),
             HostError::Refused(m) => AuditError::Unusable(m),
+            HostError::Member(e) => AuditError::Unusable(e.to_string()),
         }
     }
 }
 
 fn starting_state(config: &HostConfig, from: ReplayFrom) -> Result<ServiceState, AuditError> {
-    match from {
-        ReplayFrom::Newest => Ok(load_newest_snapshot(config)?.0),
-        ReplayFrom::Oldest => {
-            let wal_dir = config.wal_dir();
-            let segments = list_segments(&wal_dir).map_err(|e| WalError::io("list", &wal_dir, e))?;
-            let snapshots = list_snapshots(&config.snapshot_dir())?;
-            let log_from_start = match segments.first() {
-                Some((first, _)) => *first <= 1,
-                None => snapshots.is_empty(),
-            };
-            if log_from_start {
-                return Ok(empty_state(config));
+    let layout = Layout::of(&config.data_dir);
+    if layout == Layout::SingleNode && from == ReplayFrom::Newest {
+        return Ok(load_newest_snapshot(config)?.0);
+    }
+    let history = layout.history_dir(&config.data_dir);
+    let segments = list_segments(&history).map_err(|e| WalError::io("list", &history, e))?;
+    let snapshots = layout.snapshots(&config.data_dir)?;
+    let first_record = segments.first().map(|(first, _)| *first);
+    if from == ReplayFrom::Oldest && first_record.map_or(snapshots.is_empty(), |first| first <= 1) {
+        return Ok(empty_state(config));
+    }
+    // Newest first for `Newest`; for `Oldest`, the oldest the log continues.
+    let ordered: Vec<&SnapshotFile> = match from {
+        ReplayFrom::Newest => snapshots.iter().collect(),
+        ReplayFrom::Oldest => snapshots.iter().rev().collect(),
+    };
+    let mut last_error = None;
+    for snapshot in ordered {
+        match snapshot.load(&config.engine, config.dedupe_capacity) {
+            Ok(state) if first_record.is_none_or(|first| first <= state.last_seq() + 1) => return Ok(state),
+            Ok(state) => {
+                last_error = Some(AuditError::Unusable(format!(
+                    "{} ends at record {} but the log starts at {}",
+                    snapshot.path.display(),
+                    state.last_seq(),
+                    first_record.unwrap_or(0)
+                )))
             }
-            let mut last_error = None;
-            for (_, path) in snapshots.iter().rev() {
-                match load_snapshot(path, &config.engine, config.dedupe_capacity) {
-                    Ok(state) => return Ok(state),
-                    Err(e) => last_error = Some(e),
-                }
-            }
-            Err(match last_error {
-                Some(e) => e.into(),
-                None => AuditError::Unusable("the log does not start at record 1 and there is no snapshot".into()),
-            })
+            Err(e) => last_error = Some(e.into()),
         }
+    }
+    match last_error {
+        Some(e) => Err(e),
+        None if from == ReplayFrom::Newest => Ok(empty_state(config)),
+        None => Err(AuditError::Unusable("the log does not start at record 1 and there is no snapshot".into())),
     }
 }
 
@@ -88,7 +103,8 @@ fn starting_state(config: &HostConfig, from: ReplayFrom) -> Result<ServiceState,
 /// without being repaired; any other damage is an error.
 pub fn load_offline(config: &HostConfig, from: ReplayFrom) -> Result<ServiceState, AuditError> {
     let mut state = starting_state(config, from)?;
-    let (outcome, _) = replay_log(&mut state, &config.wal_dir(), |events| events.clear())?;
+    let history = Layout::of(&config.data_dir).history_dir(&config.data_dir);
+    let (outcome, _) = replay_log(&mut state, &history, |events| events.clear())?;
     if let Some(problem) = outcome.problem.as_ref().filter(|p| !p.is_torn_tail()) {
         return Err(AuditError::Unusable(problem.to_string()));
     }
@@ -127,7 +143,8 @@ pub fn read_window(config: &HostConfig, from: Timestamp, to: Timestamp) -> Resul
     let mut start: Option<ServiceState> = None;
     let mut steps = Vec::new();
     let mut events = Vec::new();
-    let outcome = scan(&config.wal_dir(), state.last_seq(), |seq, payload| {
+    let history = Layout::of(&config.data_dir).history_dir(&config.data_dir);
+    let outcome = scan(&history, state.last_seq(), |seq, payload| {
         let logged = decode(payload).map_err(|e| format!("undecodable command: {e}"))?;
         if logged.now >= to {
             return Ok(());

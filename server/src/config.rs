@@ -6,6 +6,7 @@
 use crate::auth::TokenConfig;
 use crate::conn::ConnLimits;
 use crate::host::HostConfig;
+use crate::layout::Layout;
 use crate::wal::{Durability, StdStorage, Storage};
 use crate::web::WebSettings;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -130,10 +131,10 @@ pub struct ReplayArgs {
     clap::ArgGroup::new("subject").required(true).multiple(false).args(["worker", "posting", "employer", "complaint"])
 ))]
 pub struct HistoryArgs {
-    /// Data directory (holds `wal/`; a cluster member's history log is in `raft/history/`).
+    /// Data directory (its history log is `raft/history/`; `wal/` in a directory not yet migrated from the single-node layout).
     #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Read a cluster member's history log (`<data-dir>/raft/history/`) instead of the single-node log.
+    /// Read the member history log (`<data-dir>/raft/history/`) whatever the directory holds.
     #[arg(long)]
     pub raft: bool,
     /// A worker id.
@@ -151,13 +152,11 @@ pub struct HistoryArgs {
 }
 
 impl HistoryArgs {
-    /// The log the history is read from.
+    /// The log the history is read from: the directory's (see [`Layout::of`]),
+    /// or the member's history log with `--raft`.
     pub fn log_dir(&self) -> PathBuf {
-        if self.raft {
-            self.data_dir.join("raft").join("history")
-        } else {
-            self.data_dir.join("wal")
-        }
+        let layout = if self.raft { Layout::Member } else { Layout::of(&self.data_dir) };
+        layout.history_dir(&self.data_dir)
     }
 
     /// The subject asked for.
@@ -475,22 +474,27 @@ pub enum WalCommand {
 /// Arguments of the WAL tools.
 #[derive(Debug, Clone, Args)]
 pub struct WalToolArgs {
-    /// Data directory (holds `wal/` and `snapshots/`; a cluster member's Raft log is in `raft/wal/`).
+    /// Data directory (its Raft log is `raft/wal/`; `wal/` in a directory not yet migrated from the single-node layout).
     #[arg(long, env = "LINGGONG_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Check or repair the Raft log of a cluster member (`<data-dir>/raft/wal/`) instead of the single-node log.
+    /// Check or repair the Raft log (`<data-dir>/raft/wal/`) whatever the directory holds.
     #[arg(long)]
     pub raft: bool,
 }
 
 impl WalToolArgs {
+    /// The directory's layout (see [`Layout::of`]); the member layout with `--raft`.
+    pub fn layout(&self) -> Layout {
+        if self.raft {
+            Layout::Member
+        } else {
+            Layout::of(&self.data_dir)
+        }
+    }
+
     /// The segment directory the tool works on.
     pub fn log_dir(&self) -> PathBuf {
-        if self.raft {
-            self.data_dir.join("raft").join("wal")
-        } else {
-            self.data_dir.join("wal")
-        }
+        self.layout().log_dir(&self.data_dir)
     }
 }
 
@@ -1092,14 +1096,21 @@ mod tests {
 
     #[test]
     fn history_reads_the_wal_or_a_members_history_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
         let log_dir = |args: &[&str]| match Cli::try_parse_from(
-            ["linggong-server", "history", "--data-dir", "d", "--worker", "w1"].iter().chain(args),
+            ["linggong-server", "history", "--data-dir", d, "--worker", "w1"].iter().chain(args),
         ) {
             Ok(Cli { command: Some(CliCommand::History(h)), .. }) => h.log_dir(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(log_dir(&[]), Path::new("d").join("wal"));
-        assert_eq!(log_dir(&["--raft"]), Path::new("d").join("raft").join("history"));
+        // A fresh directory has the member layout; one with single-node data
+        // and no `raft/` the single-node one, unless `--raft` says otherwise.
+        assert_eq!(log_dir(&[]), dir.path().join("raft").join("history"));
+        std::fs::create_dir_all(dir.path().join("wal")).unwrap();
+        std::fs::write(dir.path().join("wal").join("00000000000000000001.wal"), b"").unwrap();
+        assert_eq!(log_dir(&[]), dir.path().join("wal"));
+        assert_eq!(log_dir(&["--raft"]), dir.path().join("raft").join("history"));
         let parse = |args: &[&str]| Cli::try_parse_from(["linggong-server", "history"].iter().chain(args));
         assert!(parse(&["--data-dir", "d"]).is_err(), "a subject is required");
         assert!(parse(&["--worker", "w1", "--posting", "p1"]).is_err(), "one subject only");

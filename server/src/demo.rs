@@ -132,7 +132,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut host_config = HostConfig::new(dir.path());
         host_config.durability = Durability::None;
-        let host = Host::open(host_config).unwrap();
+        let host = Host::open(host_config).await.unwrap();
         let config = DemoConfig { workers: 300, employers: 5, seed: 7, concurrency: 64 };
         let outcome = load(&host, &config, Regions::linfen(), TradeCatalog::default_catalog()).await.unwrap();
         let DemoOutcome::Loaded { workers, employers, refused, .. } = outcome else { panic!("{outcome:?}") };
@@ -141,6 +141,6 @@ mod tests {
         assert!(host.read_engine(|e| e.employer("e4").is_some_and(|e| e.verified)));
         let again = load(&host, &config, Regions::linfen(), TradeCatalog::default_catalog()).await.unwrap();
         assert_eq!(again, DemoOutcome::Skipped { existing_workers: 300 });
-        host.shutdown();
+        host.shutdown().await;
     }
 }

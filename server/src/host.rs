@@ -1,37 +1,33 @@
-//! The engine host: sequences commands into the engine, logs them through the
-//! WAL writer thread (group commit), acknowledges once durable, publishes
-//! events, and keeps a follower replica that writes snapshots and compacts the
-//! log without ever stalling the primary.
+//! The engine host: the one way the server reaches the replicated state. Every
+//! host serves through a Raft member ([`ClusterNode`]): a lone member (a
+//! Raft group of one, no Raft listener) unless cluster settings are given.
 //!
-//! Flow of a write: `submit` takes the state lock (never across `.await`),
-//! applies the command to the primary state (which assigns the sequence number
-//! and time), queues the encoded record for the writer and releases the lock;
-//! then it waits until the writer reports a durable sequence at or above its
-//! own. The writer drains everything queued, writes it, fdatasyncs once, and
-//! releases every waiter up to that sequence. Durable records then go to the
-//! snapshot follower, which applies them to its own copy of the state.
+//! Flow of a write: [`Host::submit_by`] counts it in flight (refusing beyond
+//! `max_inflight`), and the member proposes it; once the entry is on the
+//! disks of a majority (the lone member's own disk) it is committed, applied
+//! to the state machine, and the leader's own result is the answer. Reads
+//! ([`Host::read_durable`]) use ReadIndex on the leader, so an answer shows
+//! every acknowledged write and nothing uncommitted; the answer to a write
+//! reads the applied state directly ([`Host::read_after_write`]).
 //!
-//! What an answer shows: the primary state runs ahead of the log by the
-//! records still queued, so every answer computed from it waits until the
-//! durable sequence reaches the last sequence applied when it was computed —
-//! a write its own record, a command that writes none (a match that finds
-//! nobody, a retry, a refusal) the records before it, and a read
-//! ([`Host::read_durable`]) everything applied at the time of the read. No
-//! answer shows a change a crash could erase.
+//! Opening ([`Host::open`], [`Host::open_member`]) loads the member's
+//! snapshot and lets openraft apply the committed log after it; a directory
+//! of the single-node layout is migrated first ([`crate::migrate`]). When
+//! Raft stops on a fatal error (its log failed to write or sync),
+//! [`Host::failure`] says so and the server stops (fail-stop).
 
-use crate::convert::wal::{command_fingerprint, decode, encode, Actor, Effect, LoggedCommand};
-use crate::events::{EventHub, Subscription, TooFarBehind};
-use crate::histogram::{AtomicHistogram, COUNT_BUCKETS, LATENCY_BUCKETS};
-use crate::snapshot::{list_snapshots, load_snapshot, prune_snapshots, write_snapshot, SnapshotError};
-use crate::state::{Applied, RequestLookup, SequencedEvent, ServiceState};
-use crate::wal::{list_segments, scan, Durability, ScanOutcome, Storage, WalConfig, WalError, WalWriter};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crate::convert::wal::Actor;
+use crate::events::{Subscription, TooFarBehind};
+use crate::raft::{ClientAddrs, ClusterNode};
+use crate::snapshot::SnapshotError;
+use crate::state::{Applied, ServiceState};
+use crate::wal::{Durability, Storage, WalError, WalStats};
+use openraft::error::Fatal;
 use linggong_engine::{Command, Engine, EngineConfig, EngineError, Regions, Timestamp, TradeCatalog};
-use parking_lot::{Mutex, RwLock};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -49,15 +45,15 @@ pub fn system_clock() -> Clock {
 /// Host settings.
 #[derive(Clone)]
 pub struct HostConfig {
-    /// Data directory (holds `wal/` and `snapshots/`).
+    /// Data directory (the member layout, `raft/`; see [`crate::layout`]).
     pub data_dir: PathBuf,
     /// When writes are acknowledged.
     pub durability: Durability,
-    /// WAL segment size, bytes.
+    /// Log segment size, bytes.
     pub segment_bytes: u64,
-    /// Snapshot after this many log records...
+    /// Snapshot after this many Raft log entries...
     pub snapshot_every_records: u64,
-    /// ...or this many log bytes, whichever comes first.
+    /// ...or this many bytes of applied commands, whichever comes first.
     pub snapshot_every_bytes: u64,
     /// Engine configuration.
     pub engine: EngineConfig,
@@ -65,7 +61,7 @@ pub struct HostConfig {
     pub regions: Regions,
     /// Trades for a fresh data directory.
     pub trades: TradeCatalog,
-    /// Most writes queued or awaiting durability at once; beyond it writes are refused as overloaded.
+    /// Most writes awaiting commitment at once; beyond it writes are refused as overloaded.
     pub max_inflight: usize,
     /// Events kept for resuming watchers.
     pub event_history: usize,
@@ -73,7 +69,7 @@ pub struct HostConfig {
     pub dedupe_capacity: usize,
     /// Time source.
     pub clock: Clock,
-    /// File layer the WAL writes through.
+    /// File layer the log writes through (faults are injected here in tests).
     pub storage: Arc<dyn Storage>,
 }
 
@@ -97,12 +93,12 @@ impl HostConfig {
         }
     }
 
-    /// The log directory.
+    /// The single-node layout's log directory (read when migrating).
     pub fn wal_dir(&self) -> PathBuf {
         self.data_dir.join("wal")
     }
 
-    /// The snapshot directory.
+    /// The single-node layout's snapshot directory (read when migrating).
     pub fn snapshot_dir(&self) -> PathBuf {
         self.data_dir.join("snapshots")
     }
@@ -120,6 +116,9 @@ pub enum HostError {
     /// Recovery refused to start on damaged or inconsistent data.
     #[error("refusing to start: {0}")]
     Refused(String),
+    /// The Raft member could not start.
+    #[error(transparent)]
+    Member(#[from] crate::raft::ClusterError),
 }
 
 /// Why a write was not applied.
@@ -128,10 +127,10 @@ pub enum SubmitError {
     /// The engine refused the command; nothing changed.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// Too many writes in flight; retry later.
+    /// Too many writes awaiting commitment; retry later.
     #[error("overloaded: {0} writes in flight")]
     Overloaded(usize),
-    /// The log has failed (fail-stop) or the host is shutting down; no writes are accepted.
+    /// The log has failed (fail-stop), Raft has stopped or has no leader yet; no writes are accepted.
     #[error("unavailable: {0}")]
     Unavailable(String),
     /// The request key was already used for a different command; nothing changed.
@@ -151,199 +150,167 @@ pub enum SubmitError {
     },
 }
 
-/// What the writer has made durable.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DurableState {
-    /// Highest durable sequence number.
-    pub seq: u64,
-    /// Set once the log failed: the message to report.
-    pub failed: Option<String>,
-}
-
 /// Counters of the host, for metrics.
+#[derive(Default)]
 pub struct HostMetrics {
-    /// fdatasync latency, seconds.
-    pub fsync_seconds: AtomicHistogram,
-    /// Records made durable per fsync.
-    pub records_per_fsync: AtomicHistogram,
-    /// Snapshot write duration, seconds.
-    pub snapshot_seconds: AtomicHistogram,
-    /// Records written.
-    pub records_written: AtomicU64,
-    /// Bytes written (payloads).
-    pub bytes_written: AtomicU64,
-    /// Snapshots written.
-    pub snapshots_written: AtomicU64,
-    /// Segments deleted by compaction.
-    pub segments_deleted: AtomicU64,
+    /// Writes and fdatasyncs of the member's Raft log.
+    pub log: Arc<WalStats>,
     /// Writes refused as overloaded.
     pub overloaded: AtomicU64,
 }
 
-impl Default for HostMetrics {
-    fn default() -> Self {
-        Self {
-            fsync_seconds: AtomicHistogram::new(LATENCY_BUCKETS),
-            records_per_fsync: AtomicHistogram::new(COUNT_BUCKETS),
-            snapshot_seconds: AtomicHistogram::new(LATENCY_BUCKETS),
-            records_written: AtomicU64::new(0),
-            bytes_written: AtomicU64::new(0),
-            snapshots_written: AtomicU64::new(0),
-            segments_deleted: AtomicU64::new(0),
-            overloaded: AtomicU64::new(0),
-        }
-    }
-}
-
-/// What recovery found, for the start-up log.
+/// What opening the data directory found, for the start-up log.
 #[derive(Clone, Debug, Default)]
 pub struct RecoveryReport {
     /// Snapshot loaded, if any.
     pub snapshot: Option<PathBuf>,
     /// Snapshots skipped as unreadable (path, reason).
     pub skipped_snapshots: Vec<(PathBuf, String)>,
-    /// Log records replayed after the snapshot.
+    /// Single-node log records replayed (when migrating).
     pub replayed: u64,
-    /// Torn tail truncated: (segment, offset, copy kept).
+    /// Torn tail truncated in the single-node log (when migrating): (segment, offset, copy kept).
     pub truncated_tail: Option<(PathBuf, u64, PathBuf)>,
-    /// Sequence number after recovery.
+    /// Whether a single-node data directory was migrated to the member layout.
+    pub migrated: bool,
+    /// Service sequence number after recovery.
     pub last_seq: u64,
     /// Wall time of recovery.
     pub elapsed: Duration,
 }
 
-struct WalItem {
-    seq: u64,
-    payload: Vec<u8>,
-    logged: LoggedCommand,
-    events: Vec<SequencedEvent>,
-}
+/// How long closing waits for its final snapshot.
+const FINAL_SNAPSHOT_WITHIN: Duration = Duration::from_secs(120);
+/// How long a migration waits for the snapshot that holds the migrated state.
+const MIGRATION_SNAPSHOT_WITHIN: Duration = Duration::from_secs(600);
 
-struct FollowItem {
-    seq: u64,
-    payload_len: usize,
-    logged: LoggedCommand,
-}
-
-struct Core {
-    state: ServiceState,
-    wal_tx: Option<Sender<WalItem>>,
-    last_now: Timestamp,
-}
-
-/// The running engine host. Cheap to share behind an `Arc`.
+/// The engine host (see the module documentation).
 pub struct Host {
-    core: RwLock<Core>,
-    durable: watch::Sender<DurableState>,
-    hub: Arc<EventHub>,
-    inflight: Arc<AtomicUsize>,
+    node: Arc<ClusterNode>,
+    failed: watch::Sender<Option<String>>,
+    inflight: AtomicUsize,
     max_inflight: usize,
-    clock: Clock,
-    metrics: Arc<HostMetrics>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    metrics: HostMetrics,
     recovery: RecoveryReport,
+    raft_addr: Option<SocketAddr>,
     wal_dir: PathBuf,
-    /// The cluster member this host serves through, in cluster mode.
-    cluster: std::sync::OnceLock<Arc<crate::raft::ClusterNode>>,
+    clock: Clock,
+}
+
+/// Counts a write in flight while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Host {
-    /// Recovers state from the data directory (newest valid snapshot, then the
-    /// log after it) and starts the writer and snapshot threads. Blocking.
-    pub fn open(config: HostConfig) -> Result<Arc<Host>, HostError> {
+    /// Opens the data directory as a lone member (a Raft group of one
+    /// without a Raft listener): for tools, tests and examples that need a
+    /// host without a server around it. Needs a tokio runtime.
+    pub async fn open(config: HostConfig) -> Result<Arc<Host>, HostError> {
+        Self::open_member(config, None, ClientAddrs::default()).await
+    }
+
+    /// Opens the data directory as the member `cluster` describes (a lone one
+    /// when `None`), announcing `clients` as its client addresses: migrates a
+    /// single-node directory, starts Raft (which loads the snapshot and
+    /// applies the committed log after it) and waits until a lone member leads.
+    pub async fn open_member(
+        config: HostConfig,
+        cluster: Option<&crate::raft::cli::ClusterSettings>,
+        clients: ClientAddrs,
+    ) -> Result<Arc<Host>, HostError> {
         let started = Instant::now();
-        let (mut state, mut report) = load_newest_snapshot(&config)?;
-        let hub = Arc::new(EventHub::new(config.event_history, state.next_event_seq()));
-        let (outcome, replayed) = replay_log(&mut state, &config.wal_dir(), |events| hub.publish(events.drain(..)))?;
-        report.replayed = replayed;
-        if let Some(problem) = &outcome.problem {
-            if !problem.is_torn_tail() {
-                return Err(HostError::Refused(problem.to_string()));
+        let recovering = config.clone();
+        let migrating = tokio::task::spawn_blocking(move || crate::migrate::pre_raft_base(&recovering))
+            .await
+            .map_err(|e| HostError::Refused(format!("the recovery task failed: {e}")))??;
+        let (base, mut report) = match migrating {
+            Some((state, report)) => {
+                tracing::info!(
+                    last_seq = state.last_seq(),
+                    workers = state.engine().worker_count(),
+                    "migrating a single-node data directory to the member layout"
+                );
+                (state, RecoveryReport { migrated: true, ..report })
             }
-            let copy = crate::wal::cut_torn_tail(problem, "log")?;
-            report.truncated_tail = Some((problem.path.clone(), problem.offset, copy));
+            None => (empty_state(&config), RecoveryReport::default()),
+        };
+        let (node, raft_addr) = crate::raft::start_member(cluster, &config, base, &clients).await?;
+        if report.migrated {
+            node.snapshot_now(MIGRATION_SNAPSHOT_WITHIN).await?;
         }
-        if let Some(missing) = missing_records(&outcome, state.last_seq()) {
-            return Err(HostError::Refused(missing));
+        if crate::migrate::has_raft_snapshot(&config) && crate::migrate::has_pre_raft_data(&config) {
+            let moved = crate::migrate::retire_pre_raft(&config)
+                .map_err(|e| WalError::io("move aside", &config.wal_dir(), e))?;
+            tracing::info!(to = %moved.display(), "migrated: the single-node log and snapshots were moved aside");
         }
-        let tail = list_segments(&config.wal_dir())
-            .map_err(|e| WalError::Io { op: "list", path: config.wal_dir().display().to_string(), source: e })?
-            .pop()
-            .map(|(_, path)| {
-                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                (path, len)
-            });
-        let wal = WalWriter::open(
-            config.storage.clone(),
-            WalConfig { dir: config.wal_dir(), segment_bytes: config.segment_bytes, durability: config.durability },
-            tail,
-            state.last_seq() + 1,
-        )?;
-        report.last_seq = state.last_seq();
+        if !report.migrated && crate::migrate::has_raft_snapshot(&config) {
+            report.snapshot = Some(crate::migrate::raft_snapshot_path(&config));
+        }
+        report.last_seq = node.read_local(|s| s.last_seq());
         report.elapsed = started.elapsed();
+        Ok(Self::serving(&config, node, report, raft_addr))
+    }
 
-        let (wal_tx, wal_rx) = crossbeam_channel::unbounded::<WalItem>();
-        let (follow_tx, follow_rx) = crossbeam_channel::unbounded::<FollowItem>();
-        let (durable, _) = watch::channel(DurableState { seq: state.last_seq(), failed: None });
-        let metrics = Arc::new(HostMetrics::default());
-        let inflight = Arc::new(AtomicUsize::new(0));
-        let follower = state.clone();
+    /// A host over a started member (see the module documentation). Needs a
+    /// tokio runtime.
+    pub fn serving(
+        config: &HostConfig,
+        node: Arc<ClusterNode>,
+        recovery: RecoveryReport,
+        raft_addr: Option<SocketAddr>,
+    ) -> Arc<Host> {
+        let (failed, _) = watch::channel(None);
+        let mut raft_metrics = node.raft.metrics();
         let host = Arc::new(Host {
-            core: RwLock::new(Core { state, wal_tx: Some(wal_tx), last_now: Timestamp(i64::MIN) }),
-            durable: durable.clone(),
-            hub: hub.clone(),
-            inflight: inflight.clone(),
+            metrics: HostMetrics { log: node.shared.log_stats.clone(), ..HostMetrics::default() },
+            node,
+            failed: failed.clone(),
+            inflight: AtomicUsize::new(0),
             max_inflight: config.max_inflight.max(1),
+            recovery,
+            raft_addr,
+            wal_dir: config.data_dir.join("raft").join("wal"),
             clock: config.clock.clone(),
-            metrics: metrics.clone(),
-            threads: Mutex::new(Vec::new()),
-            recovery: report,
-            wal_dir: config.wal_dir(),
-            cluster: std::sync::OnceLock::new(),
         });
-        let writer = {
-            let (metrics, hub) = (metrics.clone(), hub.clone());
-            std::thread::Builder::new()
-                .name("linggong-wal".into())
-                .spawn(move || writer_loop(wal, wal_rx, durable, hub, follow_tx, metrics, inflight))
-                .map_err(|e| WalError::Io { op: "spawn", path: "wal writer".into(), source: e })?
-        };
-        let snapshotter = {
-            let config = config.clone();
-            std::thread::Builder::new()
-                .name("linggong-snapshot".into())
-                .spawn(move || snapshot_loop(follower, follow_rx, config, metrics))
-                .map_err(|e| WalError::Io { op: "spawn", path: "snapshotter".into(), source: e })?
-        };
-        host.threads.lock().extend([writer, snapshotter]);
-        Ok(host)
+        tokio::spawn(async move {
+            // A stop asked for (shutdown) is not a failure.
+            let fatal = match raft_metrics.wait_for(|m| m.running_state.is_err()).await {
+                Ok(m) => m.running_state.clone().err().filter(|e| !matches!(e, Fatal::Stopped)).map(|e| e.to_string()),
+                Err(_) => None,
+            };
+            if let Some(message) = fatal {
+                tracing::error!(error = %message, "Raft stopped: no more writes will be accepted (fail-stop)");
+                failed.send_replace(Some(format!("the Raft log failed: {message}")));
+            }
+        });
+        host
     }
 
-    /// Serves through a cluster member from now on (cluster mode): writes go
-    /// through Raft ([`crate::raft::ClusterNode::submit`]), answers read the
-    /// member's committed state (linearizable on the leader), events come
-    /// from its state machine. This host's own log then stays unused.
-    pub fn attach_cluster(&self, node: Arc<crate::raft::ClusterNode>) {
-        let _ = self.cluster.set(node);
+    /// The Raft member this host serves through.
+    pub fn member(&self) -> &Arc<ClusterNode> {
+        &self.node
     }
 
-    /// The cluster member, in cluster mode.
-    pub fn cluster(&self) -> Option<&Arc<crate::raft::ClusterNode>> {
-        self.cluster.get()
+    /// The bound Raft listener, when the member has one.
+    pub fn raft_addr(&self) -> Option<SocketAddr> {
+        self.raft_addr
     }
 
-    /// The log's directory (read by the history tools).
+    /// The member's Raft log directory (`raft/wal/`).
     pub fn wal_dir(&self) -> &Path {
         &self.wal_dir
     }
 
-    /// What recovery found at start-up.
+    /// What opening the data directory found.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
     }
 
-    /// The answer, once the command's record and everything the answer may
-    /// show are durable (see the module documentation).
+    /// The answer, once the command is committed and applied.
     pub async fn submit(&self, request_key: Option<String>, command: Command) -> Result<Applied, SubmitError> {
         self.submit_by(None, request_key, command).await
     }
@@ -355,161 +322,85 @@ impl Host {
         request_key: Option<String>,
         command: Command,
     ) -> Result<Applied, SubmitError> {
-        if let Some(node) = self.cluster.get() {
-            return node.submit(actor, request_key, command).await;
+        if let Some(failed) = self.failure() {
+            return Err(SubmitError::Unavailable(failed));
         }
-        let (answer, shows) = self.apply_and_queue(actor, request_key, command);
-        if let Some(seq) = shows {
-            self.wait_durable(seq).await?;
-        }
-        answer
-    }
-
-    /// The synchronous half of `submit`: under the state lock, applies the
-    /// command and queues its record. Returns the answer and the sequence it
-    /// shows — the durable sequence to wait for before answering (`None` for
-    /// refusals that do not depend on the state).
-    fn apply_and_queue(
-        &self,
-        actor: Option<Actor>,
-        request_key: Option<String>,
-        command: Command,
-    ) -> (Result<Applied, SubmitError>, Option<u64>) {
-        let mut core = self.core.write();
-        if let Some(failed) = &self.durable.borrow().failed {
-            return (Err(SubmitError::Unavailable(failed.clone())), None);
-        }
-        let shows = Some(core.state.last_seq());
-        if let Some(key) = request_key.as_deref() {
-            match core.state.lookup_request(key, command_fingerprint(&command)) {
-                RequestLookup::New => {}
-                RequestLookup::Repeat(first) => return (Ok(first.clone()), shows),
-                RequestLookup::Reused => return (Err(SubmitError::RequestIdReused), shows),
-            }
-        }
-        let inflight = self.inflight.load(Ordering::Relaxed);
+        let inflight = self.inflight.fetch_add(1, Ordering::Relaxed);
+        let _counted = InFlight(&self.inflight);
         if inflight >= self.max_inflight {
             self.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
-            return (Err(SubmitError::Overloaded(inflight)), None);
+            return Err(SubmitError::Overloaded(inflight));
         }
-        let Some(wal_tx) = core.wal_tx.clone() else {
-            return (Err(SubmitError::Unavailable("shutting down".into())), None);
-        };
-        let now = (self.clock)().max(core.last_now);
-        core.last_now = now;
-        let mut logged = LoggedCommand { now, request_key, command, actor, effect: None };
-        let mut events = Vec::new();
-        let (applied, must_log) = match core.state.apply(&logged, &mut events) {
-            Ok(done) => done,
-            Err(e) => return (Err(e.into()), shows),
-        };
-        if !must_log {
-            return (Ok(applied), shows);
-        }
-        logged.effect = Effect::of(&applied.outcome);
-        let mut payload = Vec::with_capacity(128);
-        encode(&logged, &mut payload);
-        self.inflight.fetch_add(1, Ordering::Relaxed);
-        if wal_tx.send(WalItem { seq: applied.seq, payload, logged, events }).is_err() {
-            return (Err(SubmitError::Unavailable("the log writer has stopped".into())), None);
-        }
-        let seq = applied.seq;
-        (Ok(applied), Some(seq))
-    }
-
-    /// Waits until the durable sequence reaches `seq` (at once when it has).
-    async fn wait_durable(&self, seq: u64) -> Result<(), SubmitError> {
-        {
-            let durable = self.durable.borrow();
-            if durable.seq >= seq {
-                return Ok(());
+        match self.node.submit(actor, request_key, command).await {
+            // A write lost to a failed log says why.
+            Err(SubmitError::Unavailable(_) | SubmitError::NotLeader { .. }) if self.raft_failure().is_some() => {
+                Err(SubmitError::Unavailable(self.raft_failure().unwrap_or_default()))
             }
-            if let Some(msg) = &durable.failed {
-                return Err(SubmitError::Unavailable(msg.clone()));
-            }
-        }
-        let mut rx = self.durable.subscribe();
-        let state = rx
-            .wait_for(|d| d.seq >= seq || d.failed.is_some())
-            .await
-            .map_err(|_| SubmitError::Unavailable("the log writer has stopped".into()))?;
-        match &state.failed {
-            Some(msg) if state.seq < seq => Err(SubmitError::Unavailable(msg.clone())),
-            _ => Ok(()),
+            answer => answer,
         }
     }
 
-    /// Reads the current state under a shared lock, including changes not
-    /// yet durable: for checks before a write and for inspection, never for
-    /// an answer (use [`Host::read_durable`]). Keep `f` short: writers wait for it.
+    /// Why Raft stopped, when it stopped on a fatal error (not a shutdown).
+    fn raft_failure(&self) -> Option<String> {
+        match &self.node.raft.metrics().borrow().running_state {
+            Err(e) if !matches!(e, Fatal::Stopped) => Some(format!("the Raft log failed: {e}")),
+            _ => None,
+        }
+    }
+
+    /// Reads the member's applied state under a shared lock: committed
+    /// entries only, but on a follower possibly behind the leader. For checks
+    /// and inspection; answers use [`Host::read_durable`]. Keep `f` short:
+    /// applying entries waits for it.
     pub fn read<R>(&self, f: impl FnOnce(&ServiceState) -> R) -> R {
-        if let Some(node) = self.cluster.get() {
-            return node.read_local(f);
-        }
-        f(&self.core.read().state)
+        self.node.read_local(f)
     }
 
-    /// Reads the current engine under a shared lock (see [`Host::read`]).
+    /// Reads the applied engine under a shared lock (see [`Host::read`]).
     pub fn read_engine<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
-        if let Some(node) = self.cluster.get() {
-            return node.read_local(|s| f(s.engine()));
-        }
-        f(self.core.read().state.engine())
+        self.node.read_local(|s| f(s.engine()))
     }
 
-    /// Reads the engine for an answer: `f` runs under the shared lock, and its
-    /// result is returned once the durable sequence reaches the last sequence
-    /// applied at the time of the read, so it shows nothing a crash could erase.
+    /// Reads the engine for an answer, linearizably (ReadIndex on the leader):
+    /// the answer shows every write acknowledged before the call.
     pub async fn read_durable<R>(&self, f: impl FnOnce(&Engine) -> R) -> Result<R, SubmitError> {
-        if let Some(node) = self.cluster.get() {
-            return node.read_linearizable(f).await;
-        }
-        let (result, shows) = {
-            let core = self.core.read();
-            (f(core.state.engine()), core.state.last_seq())
-        };
-        self.wait_durable(shows).await?;
-        Ok(result)
+        self.node.read_linearizable(f).await
     }
 
     /// Reads the engine for the answer to a write that was just acknowledged
-    /// (its result came back from [`Host::submit_by`]). Single node: as
-    /// [`Host::read_durable`]. Cluster: the member's applied state without a
-    /// ReadIndex round — the write was committed by this member as leader and
-    /// is applied here, and applied state holds committed entries only, so the
-    /// answer shows the write and nothing a failover could erase; a second
-    /// quorum round per write would only repeat what the commit proved.
+    /// (its result came back from [`Host::submit_by`]): the member's applied
+    /// state without a ReadIndex round — the write was committed by this
+    /// member as leader and is applied here, and applied state holds
+    /// committed entries only, so the answer shows the write and nothing a
+    /// failover could erase; a second quorum round per write would only
+    /// repeat what the commit proved.
     pub async fn read_after_write<R>(&self, f: impl FnOnce(&Engine) -> R) -> Result<R, SubmitError> {
-        if let Some(node) = self.cluster.get() {
-            return Ok(node.read_local(|s| f(s.engine())));
-        }
-        self.read_durable(f).await
+        Ok(self.node.read_local(|s| f(s.engine())))
     }
 
-    /// Subscribes to durable events after `after` (the last event the watcher saw).
+    /// Subscribes to applied events after `after` (the last event the watcher saw).
     pub fn subscribe(&self, after: u64) -> Result<Subscription, TooFarBehind> {
-        if let Some(node) = self.cluster.get() {
-            return node.subscribe(after);
-        }
-        self.hub.subscribe(after)
+        self.node.subscribe(after)
     }
 
     /// Number the next event will get.
     pub fn next_event_seq(&self) -> u64 {
-        if let Some(node) = self.cluster.get() {
-            return node.shared.hub.next_seq();
-        }
-        self.hub.next_seq()
+        self.node.shared.hub.next_seq()
     }
 
-    /// Durability progress; `failed` is set once the log has failed (fail-stop).
-    pub fn durable_watch(&self) -> watch::Receiver<DurableState> {
-        self.durable.subscribe()
-    }
-
-    /// The failure message, once the log has failed.
+    /// The failure message, once Raft has stopped on a fatal error.
     pub fn failure(&self) -> Option<String> {
-        self.durable.borrow().failed.clone()
+        self.failed.borrow().clone()
+    }
+
+    /// Resolves with the failure message once Raft has stopped on a fatal error.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.failed.subscribe();
+        let message = match rx.wait_for(Option::is_some).await {
+            Ok(message) => message.clone().unwrap_or_default(),
+            Err(_) => "the host was dropped".into(),
+        };
+        message
     }
 
     /// Host counters.
@@ -517,15 +408,15 @@ impl Host {
         &self.metrics
     }
 
-    /// Writes awaiting durability.
+    /// Writes awaiting commitment.
     pub fn inflight(&self) -> usize {
         self.inflight.load(Ordering::Relaxed)
     }
 
     /// Starts a background task that looks every `every` whether the engine has
     /// something due ([`Engine::next_deadline`]: an offer or posting to expire)
-    /// and only then applies `Tick`. Needs a tokio runtime. Stops when the host
-    /// is shut down.
+    /// and, on the leader, only then proposes `Tick`. Needs a tokio runtime.
+    /// Stops when the host is dropped.
     pub fn spawn_ticker(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -534,121 +425,29 @@ impl Host {
             loop {
                 interval.tick().await;
                 let Some(host) = weak.upgrade() else { return };
-                if let Some(node) = host.cluster.get() {
-                    let due = node.is_leader()
-                        && node.read_local(|s| s.engine().next_deadline()).is_some_and(|at| at <= (host.clock)());
-                    if due {
-                        match node.submit(None, None, Command::Tick).await {
-                            Ok(_) | Err(SubmitError::NotLeader { .. } | SubmitError::Unavailable(_)) => {}
-                            Err(e) => tracing::error!(error = %e, "tick failed"),
-                        }
+                let node = &host.node;
+                let due = node.is_leader()
+                    && node.read_local(|s| s.engine().next_deadline()).is_some_and(|at| at <= (host.clock)());
+                if due {
+                    match node.submit(None, None, Command::Tick).await {
+                        Ok(_) | Err(SubmitError::NotLeader { .. } | SubmitError::Unavailable(_)) => {}
+                        Err(e) => tracing::error!(error = %e, "tick failed"),
                     }
-                    continue;
-                }
-                let due = {
-                    let core = host.core.read();
-                    let now = (host.clock)().max(core.last_now);
-                    core.state.engine().next_deadline().is_some_and(|at| at <= now)
-                };
-                if !due {
-                    continue;
-                }
-                match host.submit(None, Command::Tick).await {
-                    Ok(_) | Err(SubmitError::Overloaded(_)) => {}
-                    Err(SubmitError::Unavailable(_)) => return,
-                    Err(e) => tracing::error!(error = %e, "tick failed"),
                 }
             }
         })
     }
 
-    /// Stops accepting writes, lets the writer drain and the follower write a
-    /// final snapshot, and joins both threads. Blocking; idempotent.
-    pub fn shutdown(&self) {
-        self.core.write().wal_tx = None;
-        let threads: Vec<_> = self.threads.lock().drain(..).collect();
-        for t in threads {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// Replays the log in `wal_dir` after the state's last sequence number into
-/// `state`, strictly (each record must apply exactly as it did when logged).
-/// `on_events` gets the events produced, in batches. Returns the scan result
-/// (its `problem` says where reading stopped) and how many records were applied.
-pub fn replay_log(
-    state: &mut ServiceState,
-    wal_dir: &Path,
-    mut on_events: impl FnMut(&mut Vec<SequencedEvent>),
-) -> Result<(ScanOutcome, u64), WalError> {
-    let mut events = Vec::new();
-    let mut replayed = 0;
-    let outcome = scan(wal_dir, state.last_seq(), |seq, payload| {
-        let logged = decode(payload).map_err(|e| format!("undecodable command: {e}"))?;
-        let expected = state.last_seq() + 1;
-        if seq != expected {
-            return Err(format!("sequence gap after the snapshot: expected {expected}, found {seq}"));
-        }
-        match state.apply(&logged, &mut events) {
-            Ok((applied, true)) if applied.seq == seq => {}
-            Ok(_) => return Err("replay diverged: the command changed nothing".into()),
-            Err(e) => return Err(format!("replay diverged: {e}")),
-        }
-        if events.len() >= 4096 {
-            on_events(&mut events);
-        }
-        replayed += 1;
-        Ok(())
-    })?;
-    on_events(&mut events);
-    Ok((outcome, replayed))
-}
-
-/// Why a log cannot continue a state at `last_seq`: its first segment starts
-/// after the record that must follow.
-pub fn missing_records(outcome: &ScanOutcome, last_seq: u64) -> Option<String> {
-    let first = outcome.segments.first()?;
-    (first.first_seq > last_seq + 1).then(|| {
-        format!(
-            "{}: the log starts at record {} but the snapshot ends at {last_seq}: records are missing",
-            first.path.display(),
-            first.first_seq,
-        )
-    })
-}
-
-/// The newest usable snapshot of a data directory (an empty state if there is
-/// none); refuses when snapshots exist but none can be loaded.
-pub(crate) fn load_newest_snapshot(config: &HostConfig) -> Result<(ServiceState, RecoveryReport), HostError> {
-    let mut report = RecoveryReport::default();
-    let snapshots = list_snapshots(&config.snapshot_dir())?;
-    for (_, path) in &snapshots {
-        match load_snapshot(path, &config.engine, config.dedupe_capacity) {
-            Ok(state) => {
-                report.snapshot = Some(path.clone());
-                return Ok((state, report));
-            }
-            Err(e) => {
-                tracing::warn!(snapshot = %path.display(), error = %e, "snapshot unusable; trying an older one");
-                report.skipped_snapshots.push((path.clone(), e.to_string()));
+    /// Writes a final snapshot (so the next start loads it instead of
+    /// applying the log again) and stops Raft and its listener.
+    pub async fn shutdown(&self) {
+        if self.failure().is_none() {
+            if let Err(e) = self.node.snapshot_now(FINAL_SNAPSHOT_WITHIN).await {
+                tracing::warn!(error = %e, "no final snapshot; the next start applies the log after the last one");
             }
         }
+        self.node.shutdown().await;
     }
-    if let Some((path, reason)) = report.skipped_snapshots.first() {
-        return Err(HostError::Refused(format!(
-            "no usable snapshot: {} is unreadable ({reason}) and no older snapshot could be loaded. \
-             Restore the snapshots directory from a backup; starting without it would lose state",
-            path.display()
-        )));
-    }
-    Ok((empty_state(config), report))
 }
 
 /// A fresh state for a data directory without snapshots.
@@ -656,124 +455,3 @@ pub(crate) fn empty_state(config: &HostConfig) -> ServiceState {
     let engine = Engine::new(config.engine.clone(), config.regions.clone(), config.trades.clone());
     ServiceState::new(engine, config.dedupe_capacity)
 }
-
-fn fail(durable: &watch::Sender<DurableState>, message: String) {
-    tracing::error!(error = %message, "write-ahead log failed: no more writes will be accepted (fail-stop)");
-    durable.send_modify(|d| d.failed = Some(format!("write-ahead log failed: {message}")));
-}
-
-fn writer_loop(
-    mut wal: WalWriter,
-    rx: Receiver<WalItem>,
-    durable: watch::Sender<DurableState>,
-    hub: Arc<EventHub>,
-    follow_tx: Sender<FollowItem>,
-    metrics: Arc<HostMetrics>,
-    inflight: Arc<AtomicUsize>,
-) {
-    const MAX_BATCH: usize = 8192;
-    let idle_wait = match wal.durability() {
-        Durability::Interval(every) => every,
-        _ => Duration::from_secs(3600),
-    };
-    let mut batch: Vec<WalItem> = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let first = match rx.recv_timeout(idle_wait) {
-            Ok(item) => item,
-            Err(RecvTimeoutError::Timeout) => {
-                if let Err(e) = wal.sync_now() {
-                    fail(&durable, e.to_string());
-                    return;
-                }
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
-        let written = wal.append(batch.iter().map(|i| (i.seq, i.payload.as_slice())));
-        let t = Instant::now();
-        let synced = written.and_then(|()| wal.sync_if_due());
-        match synced {
-            Ok(did_sync) => {
-                if did_sync {
-                    metrics.fsync_seconds.observe(t.elapsed().as_secs_f64());
-                    metrics.records_per_fsync.observe(batch.len() as f64);
-                }
-            }
-            Err(e) => {
-                fail(&durable, e.to_string());
-                return;
-            }
-        }
-        let last = batch.last().map_or(0, |i| i.seq);
-        metrics.records_written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        metrics.bytes_written.fetch_add(batch.iter().map(|i| i.payload.len() as u64).sum(), Ordering::Relaxed);
-        inflight.fetch_sub(batch.len(), Ordering::Relaxed);
-        durable.send_modify(|d| d.seq = last);
-        for item in batch.drain(..) {
-            hub.publish(item.events);
-            let _ = follow_tx.send(FollowItem { seq: item.seq, payload_len: item.payload.len(), logged: item.logged });
-        }
-    }
-    if let Err(e) = wal.sync_now() {
-        fail(&durable, e.to_string());
-    }
-}
-
-fn snapshot_loop(mut follower: ServiceState, rx: Receiver<FollowItem>, config: HostConfig, metrics: Arc<HostMetrics>) {
-    let (mut records, mut bytes) = (0u64, 0u64);
-    let mut scratch = Vec::new();
-    for item in rx.iter() {
-        scratch.clear();
-        match follower.apply(&item.logged, &mut scratch) {
-            Ok((applied, true)) if applied.seq == item.seq => {}
-            other => {
-                tracing::error!(seq = item.seq, result = ?other.map(|(a, l)| (a.seq, l)), "snapshot follower diverged; snapshots stop");
-                return;
-            }
-        }
-        records += 1;
-        bytes += item.payload_len as u64;
-        if records >= config.snapshot_every_records || bytes >= config.snapshot_every_bytes {
-            take_snapshot(&follower, &config, &metrics);
-            (records, bytes) = (0, 0);
-        }
-    }
-    let newest = list_snapshots(&config.snapshot_dir()).ok().and_then(|s| s.first().map(|(seq, _)| *seq));
-    if follower.last_seq() > 0 && newest != Some(follower.last_seq()) {
-        take_snapshot(&follower, &config, &metrics);
-    }
-}
-
-/// Writes a snapshot of the follower, prunes old snapshots and deletes log
-/// segments wholly covered by the oldest snapshot kept.
-fn take_snapshot(state: &ServiceState, config: &HostConfig, metrics: &HostMetrics) {
-    let t = Instant::now();
-    match write_snapshot(&config.snapshot_dir(), state) {
-        Ok(path) => {
-            metrics.snapshot_seconds.observe(t.elapsed().as_secs_f64());
-            metrics.snapshots_written.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(snapshot = %path.display(), seq = state.last_seq(), ms = t.elapsed().as_millis() as u64, "snapshot written");
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "snapshot failed; the log is kept until a later snapshot succeeds");
-            return;
-        }
-    }
-    match prune_snapshots(&config.snapshot_dir()) {
-        Ok(Some(oldest_kept)) => {
-            let deleted = delete_covered_segments(&config.wal_dir(), oldest_kept);
-            metrics.segments_deleted.fetch_add(deleted, Ordering::Relaxed);
-        }
-        Ok(None) => {}
-        Err(e) => tracing::error!(error = %e, "pruning snapshots failed"),
-    }
-}
-
-pub use crate::wal::delete_covered_segments;

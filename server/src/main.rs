@@ -15,7 +15,7 @@ use linggong_server::convert::wal::decode;
 use linggong_server::history::history;
 use linggong_server::ledger_export::{self, checked_export};
 use linggong_server::report;
-use linggong_server::snapshot::list_snapshots;
+use linggong_server::layout::Layout;
 use linggong_server::state::ServiceState;
 use linggong_server::tokens::{add_token, read_tokens_file, revoke_token, NewToken, TOKENS_FILE};
 use linggong_server::wal::{repair, scan, ScanOutcome};
@@ -450,11 +450,11 @@ fn print_scan(outcome: &ScanOutcome) {
 
 fn wal_verify(args: &WalToolArgs) -> ExitCode {
     let wal_dir = args.log_dir();
+    let layout = args.layout();
     let check = |payload: &[u8]| -> Result<(), String> {
-        if args.raft {
-            linggong_server::raft::log_store::verify_record(payload)
-        } else {
-            decode(payload).map(|_| ()).map_err(|e| e.to_string())
+        match layout {
+            Layout::Member => linggong_server::raft::log_store::verify_record(payload),
+            Layout::SingleNode => decode(payload).map(|_| ()).map_err(|e| e.to_string()),
         }
     };
     let outcome = match scan(&wal_dir, 0, |_, payload| check(payload)) {
@@ -465,18 +465,12 @@ fn wal_verify(args: &WalToolArgs) -> ExitCode {
         }
     };
     print_scan(&outcome);
-    let raft_snapshot = args.data_dir.join("raft").join("snapshot");
-    if args.raft {
-        match std::fs::metadata(&raft_snapshot) {
-            Ok(m) => println!("{}  Raft snapshot  bytes={}", raft_snapshot.display(), m.len()),
-            Err(_) => println!("no Raft snapshot"),
-        }
-    }
-    match list_snapshots(&args.data_dir.join("snapshots")).map(|s| if args.raft { Vec::new() } else { s }) {
+    match layout.snapshots(&args.data_dir) {
+        Ok(snaps) if snaps.is_empty() => println!("no snapshot"),
         Ok(snaps) => {
-            for (seq, path) in snaps {
-                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                println!("{}  snapshot at seq={seq}  bytes={len}", path.display());
+            for snapshot in snaps {
+                let len = std::fs::metadata(&snapshot.path).map(|m| m.len()).unwrap_or(0);
+                println!("{}  snapshot  bytes={len}", snapshot.path.display());
             }
         }
         Err(e) => println!("snapshots: {e}"),

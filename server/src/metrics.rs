@@ -220,16 +220,14 @@ impl Metrics {
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
-        // Cluster mode: the Raft member's figures, before the closing `# EOF`.
-        if let Some(node) = self.host.cluster() {
-            let eof = out.ends_with("# EOF\n");
-            if eof {
-                out.truncate(out.len() - "# EOF\n".len());
-            }
-            node.render_metrics(&mut out);
-            if eof {
-                out.push_str("# EOF\n");
-            }
+        // The Raft member's figures, before the closing `# EOF`.
+        let eof = out.ends_with("# EOF\n");
+        if eof {
+            out.truncate(out.len() - "# EOF\n".len());
+        }
+        self.host.member().render_metrics(&mut out);
+        if eof {
+            out.push_str("# EOF\n");
         }
         out
     }
@@ -361,42 +359,27 @@ impl Collector for EngineCollector {
 
         let m = s.host.metrics();
         let secs = Some(&Unit::Seconds);
-        atomic_histogram(&mut e, "linggong_wal_fsync", "Write-ahead log fdatasync latency.", secs, &m.fsync_seconds)?;
+        atomic_histogram(&mut e, "linggong_wal_fsync", "Write-ahead log fdatasync latency.", secs, &m.log.fsync_seconds)?;
         atomic_histogram(
             &mut e,
             "linggong_wal_records_per_fsync",
             "Records made durable by one fdatasync (group commit).",
             None,
-            &m.records_per_fsync,
-        )?;
-        atomic_histogram(
-            &mut e,
-            "linggong_snapshot_duration",
-            "Time to write one snapshot.",
-            secs,
-            &m.snapshot_seconds,
+            &m.log.records_per_fsync,
         )?;
         counter(
             &mut e,
             "linggong_wal_records_written",
             "Records written to the log.",
             None,
-            m.records_written.load(Relaxed),
+            m.log.records_written.load(Relaxed),
         )?;
         counter(
             &mut e,
             "linggong_wal_written",
             "Record payload bytes written to the log.",
             Some(&Unit::Bytes),
-            m.bytes_written.load(Relaxed),
-        )?;
-        counter(&mut e, "linggong_snapshots_written", "Snapshots written.", None, m.snapshots_written.load(Relaxed))?;
-        counter(
-            &mut e,
-            "linggong_wal_segments_deleted",
-            "Log segments deleted after snapshots.",
-            None,
-            m.segments_deleted.load(Relaxed),
+            m.log.bytes_written.load(Relaxed),
         )?;
         counter(
             &mut e,
@@ -422,7 +405,7 @@ impl Collector for EngineCollector {
         gauge(
             &mut e,
             "linggong_inflight_writes",
-            "Writes queued or awaiting durability.",
+            "Writes awaiting commitment.",
             None,
             s.host.inflight() as f64,
         )?;
@@ -436,18 +419,19 @@ impl Collector for EngineCollector {
         gauge(
             &mut e,
             "linggong_wal_failed",
-            "1 once the write-ahead log has failed (the server then stops).",
+            "1 once the log has failed and Raft stopped (the server then stops).",
             None,
             f64::from(u8::from(s.host.failure().is_some())),
         )?;
         gauge(
             &mut e,
             "linggong_wal_disk",
-            "Bytes of write-ahead log segments on disk.",
+            "Bytes of Raft log segments on disk.",
             Some(&Unit::Bytes),
-            dir_bytes(&s.data_dir.join("wal")) as f64,
+            dir_bytes(s.host.wal_dir()) as f64,
         )?;
-        if let Some(age) = newest_age(&s.data_dir.join("snapshots")) {
+        let newest = crate::layout::Layout::of(&s.data_dir).snapshots(&s.data_dir).ok().and_then(|v| v.into_iter().next());
+        if let Some(age) = newest.and_then(|snapshot| file_age(&snapshot.path)) {
             gauge(
                 &mut e,
                 "linggong_snapshot_age",
@@ -495,16 +479,10 @@ fn dir_bytes(dir: &Path) -> u64 {
     entries.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
 }
 
-/// Age of the most recently modified file in a directory.
-fn newest_age(dir: &Path) -> Option<Duration> {
-    let entries = std::fs::read_dir(dir).ok()?;
-    let newest = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .filter_map(|m| m.modified().ok())
-        .max()?;
-    Some(SystemTime::now().duration_since(newest).unwrap_or_default())
+/// Time since a file was last modified.
+fn file_age(path: &Path) -> Option<Duration> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(SystemTime::now().duration_since(modified).unwrap_or_default())
 }
 
 /// The standard `process_*` metrics from `/proc/self`; nothing where it cannot be read.

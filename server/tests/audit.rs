@@ -1,9 +1,8 @@
-//! The ledger rebuilt for audit from the write-ahead log and snapshots equals
-//! the live engine's, both when the log still starts at record 1 and when
-//! compaction has removed its beginning (so the rebuild starts from the oldest
-//! snapshot kept); and the offline reads never change the data directory.
+//! The ledger rebuilt for audit from a member's history log and snapshots
+//! equals the live engine's, both when the log still starts at record 1 and
+//! when compaction has removed its beginning (so the rebuild starts from the
+//! oldest snapshot kept); and the offline reads never change the data directory.
 
-use futures::executor::block_on;
 use linggong_engine::{
     Availability, Command, ComplaintCategory, ComplaintResolution, EmployerKind, EmployerSpec, Hardship, LatLon,
     LedgerDay, MarketKind, MarketSpec, OfferResponse, Outcome, PostingSource, PostingSpec, Timestamp, TradeSkillSpec,
@@ -69,10 +68,10 @@ fn posting(i: usize, start: Timestamp) -> PostingSpec {
 
 /// Drives a host over the day before, `day()` and the day after, and returns
 /// the live ledger of `day()` for 尧都区 before shutting down.
-fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerReport {
-    let submit = |at: Timestamp, cmd: Command| {
+async fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerReport {
+    let submit = async |at: Timestamp, cmd: Command| {
         clock.store(at.0, Ordering::Relaxed);
-        block_on(host.submit(None, cmd)).expect("scripted command applies").outcome
+        host.submit(None, cmd).await.expect("scripted command applies").outcome
     };
     let start = day().start();
     let hour = |d: i64, h: i64| Timestamp(start.0 + d * 86_400_000 + h * 3_600_000);
@@ -84,7 +83,7 @@ fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerReport {
             kind: EmployerKind::Individual,
             verified: true,
         }),
-    );
+    ).await;
     submit(
         hour(-1, 9),
         Command::UpsertMarket(MarketSpec {
@@ -102,19 +101,19 @@ fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerReport {
             complaint_channel: "12333".into(),
             trades: vec!["porter".into()],
         }),
-    );
+    ).await;
     for i in 0..4 {
-        submit(hour(-1, 10), Command::UpsertWorker(worker(i)));
+        submit(hour(-1, 10), Command::UpsertWorker(worker(i))).await;
     }
     for d in 0..2 {
         for i in 0..3 {
             let n = d as usize * 10 + i;
-            submit(hour(d, 8 + i as i64), Command::UpsertWorker(worker(10 + n)));
-            submit(hour(d, 8 + i as i64), Command::SubmitPosting(posting(n, hour(d, 13))));
+            submit(hour(d, 8 + i as i64), Command::UpsertWorker(worker(10 + n))).await;
+            submit(hour(d, 8 + i as i64), Command::SubmitPosting(posting(n, hour(d, 13)))).await;
             let offers = match submit(
                 hour(d, 9 + i as i64),
                 Command::InstantMatch { posting: format!("p{n}").into(), max_offers: 0 },
-            ) {
+            ).await {
                 Outcome::Matched { offers, .. } => offers,
                 other => panic!("not a match: {other:?}"),
             };
@@ -123,7 +122,7 @@ fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerReport {
                 submit(
                     hour(d, 9 + i as i64).plus_secs(1800),
                     Command::RespondToOffer { offer: o.offer, worker: o.worker.clone(), response },
-                );
+                ).await;
             }
         }
         let filed = submit(
@@ -135,27 +134,27 @@ fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerReport {
                 category: ComplaintCategory::WageArrears,
                 detail: "工资未付".into(),
             },
-        );
+        ).await;
         let Outcome::ComplaintFiled { complaint } = filed else { panic!("{filed:?}") };
         submit(
             hour(d, 16),
             Command::ResolveComplaint { complaint, resolution: ComplaintResolution::Upheld, note: "".into() },
-        );
-        submit(hour(d, 23), Command::Tick);
+        ).await;
+        submit(hour(d, 23), Command::Tick).await;
     }
     host.read_engine(|e| e.ledger_report(day(), YAODU)).unwrap()
 }
 
-fn check_rebuild(segment_bytes: u64, snapshot_every_records: u64, expect_log_from_start: bool) {
+async fn check_rebuild(segment_bytes: u64, snapshot_every_records: u64, expect_log_from_start: bool) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(AtomicI64::new(0));
     let config = config(dir.path(), clock.clone(), segment_bytes, snapshot_every_records);
-    let host = Host::open(config.clone()).unwrap();
-    let live = run_market(&host, &clock);
+    let host = Host::open(config.clone()).await.unwrap();
+    let live = run_market(&host, &clock).await;
     assert!(live.placements > 0 && live.registrations == 3 && live.instant_matches == 3, "{live:?}");
-    host.shutdown();
+    host.shutdown().await;
     drop(host);
-    let first_seq = list_segments(&dir.path().join("wal")).unwrap()[0].0;
+    let first_seq = list_segments(&dir.path().join("raft").join("history")).unwrap()[0].0;
     assert_eq!(first_seq == 1, expect_log_from_start, "first segment starts at {first_seq}");
     let files_before: Vec<_> = walk(dir.path());
     let rebuilt = rebuild_ledger(&config, day(), YAODU).unwrap();
@@ -181,15 +180,15 @@ fn walk(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
     out
 }
 
-#[test]
-fn ledger_rebuilt_from_a_complete_log_equals_the_live_one() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_rebuilt_from_a_complete_log_equals_the_live_one() {
     // One segment is never compacted away, whatever the snapshots.
-    check_rebuild(64 << 20, 1_000_000, true);
+    check_rebuild(64 << 20, 1_000_000, true).await;
 }
 
-#[test]
-fn ledger_rebuilt_from_the_oldest_snapshot_after_compaction_equals_the_live_one() {
-    check_rebuild(1024, 5, false);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_rebuilt_from_the_oldest_snapshot_after_compaction_equals_the_live_one() {
+    check_rebuild(1024, 5, false).await;
 }
 
 fn run_tool(args: &[&str], data_dir: &Path) -> String {
@@ -203,12 +202,13 @@ fn run_tool(args: &[&str], data_dir: &Path) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
-#[test]
-fn offline_tools_report_the_ledger_and_standards_and_export_the_directory() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_tools_report_the_ledger_and_standards_and_export_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(AtomicI64::new(0));
-    let host = Host::open(config(dir.path(), clock.clone(), 1024, 5)).unwrap();
-    let live = run_market(&host, &clock);
+    let host = Host::open(config(dir.path(), clock.clone(), 1024, 5)).await.unwrap();
+    let live = run_market(&host, &clock).await;
+    host.shutdown().await;
     drop(host);
     let d = dir.path();
     let csv = run_tool(&["report", "ledger", "--day", "2024-03-02", "--county", "141002", "--csv"], d);

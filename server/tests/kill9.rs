@@ -1,6 +1,6 @@
 //! Kill -9 durability: a real server process under concurrent gRPC write load
 //! is SIGKILLed at random moments, again and again. After every kill the data
-//! directory recovers; every acknowledged write is present, no worker holds
+//! directory recovers (as a server recovers it); every acknowledged write is present, no worker holds
 //! two live offers and the engine's invariants hold; and the restarted server
 //! answers for everything acknowledged before the kill.
 //!
@@ -11,7 +11,7 @@ mod common;
 
 use common::*;
 use linggong_engine::OfferState;
-use linggong_server::host::{Host, HostConfig};
+use linggong_server::config::ServerConfig;
 use linggong_server::proto::v1 as pb;
 use linggong_server::wal::Durability;
 use pb::match_service_client::MatchServiceClient;
@@ -84,10 +84,16 @@ async fn writer(channel: Channel, token: String, round: usize, task: usize, acke
 }
 
 /// Recovers the data directory in this process (as a restart would) and checks it.
-fn check_recovered(data: &std::path::Path, acked: &Acked) -> anyhow::Result<u64> {
-    let mut config = HostConfig::new(data);
+/// Recovers the data directory as a server does (an in-process server on an
+/// ephemeral port: the Raft member loads its snapshot and applies the
+/// committed log after it) and checks what it holds.
+async fn check_recovered(data: &std::path::Path, acked: &Acked) -> anyhow::Result<u64> {
+    let mut config = ServerConfig::new(data);
     config.durability = Durability::None;
-    let host = Host::open(config).map_err(|e| anyhow::anyhow!("recovery failed after kill -9: {e}"))?;
+    let server = linggong_server::app::start(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("recovery failed after kill -9: {e:#}"))?;
+    let host = server.host.clone();
     let result = host.read_engine(|e| -> anyhow::Result<()> {
         e.check_invariants().map_err(|m| anyhow::anyhow!("invariants broken after recovery: {m}"))?;
         for id in &acked.workers {
@@ -110,7 +116,7 @@ fn check_recovered(data: &std::path::Path, acked: &Acked) -> anyhow::Result<u64>
         Ok(())
     });
     let last_seq = host.recovery().last_seq;
-    host.shutdown();
+    server.shutdown().await?;
     result.map(|()| last_seq)
 }
 
@@ -168,8 +174,8 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() -> anyhow::Resul
 
         let a = acked.lock().await;
         previous_round = a.workers.difference(&before).cloned().collect();
-        let data_for_check = data.clone();
-        let last_seq = tokio::task::block_in_place(|| check_recovered(&data_for_check, &a))
+        let last_seq = check_recovered(&data, &a)
+            .await
             .map_err(|e| e.context(format!("round {round} (seed {seed}, killed after {delay:?})")))?;
         anyhow::ensure!(last_seq >= records, "the log went backwards: {last_seq} < {records}");
         records = last_seq;

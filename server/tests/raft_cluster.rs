@@ -625,8 +625,7 @@ async fn start_served_member(
     options.kept_after_snapshot = 1_000;
     let config = clocked_config(dir, clock);
     let node = ClusterNode::start(&config, options, listener).await.expect("member starts");
-    let host = linggong_server::host::Host::open(config).expect("host opens");
-    host.attach_cluster(node.clone());
+    let host = linggong_server::host::Host::serving(&config, node.clone(), Default::default(), None);
     (node, serve_api(host).await)
 }
 
@@ -851,12 +850,12 @@ async fn assert_same_histories(single: &ServedApi, cluster: &[&ServedApi], made:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_histories_equal_the_single_node_on_every_member_across_a_restart() {
     use linggong_server::proto::v1::get_history_request::Subject as S;
-    // The single node, with the same script and clock.
+    // The single node (a lone member), with the same script and clock.
     let single_dir = tempfile::tempdir().expect("temp dir");
     let single_clock = Arc::new(AtomicI64::new(T0));
-    let single =
-        serve_api(linggong_server::host::Host::open(clocked_config(single_dir.path(), &single_clock)).expect("host"))
-            .await;
+    let single_host =
+        linggong_server::host::Host::open(clocked_config(single_dir.path(), &single_clock)).await.expect("host");
+    let single = serve_api(single_host).await;
     let single_made = history_script_part1(&single.host, &single_clock).await;
     assert_eq!(single_made.refused, 3);
 
@@ -919,8 +918,8 @@ async fn cluster_histories_equal_the_single_node_on_every_member_across_a_restar
     let apis: Vec<&ServedApi> = members.iter().flatten().map(|(_, a)| a).collect();
     assert!(assert_same_histories(&single, &apis, &made).await > entries);
 
-    // The records themselves are the single node's, byte for byte, gap-free from 1.
-    let want = records(single.host.wal_dir());
+    // The records themselves are the lone member's, byte for byte, gap-free from 1.
+    let want = records(&single.host.member().shared.history_dir());
     assert_eq!(want.first().map(|r| r.0), Some(1));
     assert_eq!(want.len() as u64, single.host.read(|s| s.last_seq()));
     for m in members.iter().flatten() {

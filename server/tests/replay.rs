@@ -1,10 +1,10 @@
-//! `linggong-server replay` on a data directory written by a host: the
+//! `linggong-server replay` on a data directory written by a host (a lone
+//! Raft member, as every server now is): the
 //! baseline check passes (the log with its recorded answers gives the live
 //! ledger back), every output format carries the policies, a bad policy file
 //! is refused with every problem named, and nothing in the data directory
 //! changes.
 
-use futures::executor::block_on;
 use linggong_engine::{Command, RankingPolicy, Timestamp};
 use linggong_lab::generate::{county_day, DayConfig};
 use linggong_server::host::{Host, HostConfig};
@@ -17,14 +17,14 @@ use std::sync::Arc;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_linggong-server");
 
-fn record_day(dir: &Path) {
+async fn record_day(dir: &Path) {
     let clock = Arc::new(AtomicI64::new(0));
     let mut config = HostConfig::new(dir);
     config.durability = Durability::None;
     config.snapshot_every_records = 400;
     let c = clock.clone();
     config.clock = Arc::new(move || Timestamp(c.load(Ordering::Relaxed)));
-    let host = Host::open(config).unwrap();
+    let host = Host::open(config).await.unwrap();
     let day = county_day(
         &DayConfig { workers: 150, new_workers: 20, postings: 60, ..DayConfig::default() },
         &RankingPolicy::default(),
@@ -32,19 +32,22 @@ fn record_day(dir: &Path) {
     .unwrap();
     for s in day.before.iter().chain(&day.steps) {
         clock.store(s.now.0, Ordering::Relaxed);
-        block_on(host.submit(None, s.command.clone())).expect("the generated day applies");
+        host.submit(None, s.command.clone()).await.expect("the generated day applies");
     }
     // A record of the next day, which the window must leave out.
     clock.store(day.to.0 + 3_600_000, Ordering::Relaxed);
-    block_on(host.submit(None, Command::WithdrawWorker { worker: "w1".into() })).unwrap();
-    host.shutdown();
+    host.submit(None, Command::WithdrawWorker { worker: "w1".into() }).await.unwrap();
+    host.shutdown().await;
 }
 
+/// Every file under `dir` with its contents.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for sub in ["wal", "snapshots"] {
-        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
-            let path = entry.unwrap().path();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
             out.insert(path.display().to_string(), std::fs::read(&path).unwrap());
         }
     }
@@ -61,12 +64,13 @@ fn replay(dir: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-#[test]
-fn replay_compares_policies_and_writes_nothing_to_the_data_dir() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_compares_policies_and_writes_nothing_to_the_data_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    record_day(&dir);
+    record_day(&dir).await;
     let before = files(&dir);
+    assert!(before.keys().any(|p| p.contains("history")), "a member's history log was written");
     let policy = tmp.path().join("hardship-first.toml");
     std::fs::write(&policy, "name = \"hardship-first\"\n[ranking]\nhardship_bonus_m = 6000\n").unwrap();
     let chart = tmp.path().join("chart.svg");

@@ -684,6 +684,22 @@ async fn a_reused_request_id_with_a_different_request_is_refused() -> anyhow::Re
     server.stop().await
 }
 
+/// Whether a call answered within `within` with what it looked for: `Ok(true)`
+/// found, `Ok(false)` answered without it, `Err` not answered yet.
+async fn shows<T>(
+    within: Duration,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+    found: impl FnOnce(&T) -> bool,
+) -> Result<bool, tokio::time::error::Elapsed> {
+    tokio::time::timeout(within, call).await.map(|answer| match answer {
+        Ok(answer) => found(&answer),
+        Err(status) => {
+            assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+            false
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_show_only_durable_state() -> anyhow::Result<()> {
     let storage = linggong_server::wal::HoldableStorage::new();
@@ -693,38 +709,28 @@ async fn reads_show_only_durable_state() -> anyhow::Result<()> {
     let mut c = server.clients().await?;
     register_workers(&mut c, &t.yaodu, &porter_group("w", 1)).await?;
 
-    // With fsync held, a registration is applied in memory but not durable.
+    // With fsync held, a registration is not durable, so not acknowledged.
     let held = storage.hold();
     let mut writer = c.clone();
     let token = t.yaodu.clone();
-    let registration = tokio::spawn(async move {
+    let mut registration = tokio::spawn(async move {
         let w = worker("w-late", YAODU, "porter", offset(YAODU_SEAT, 0.0, 0.0));
         let request = pb::RegisterWorkerRequest { request_id: String::new(), worker: Some(w) };
         writer.workers.register_worker(authed(&token, request)).await
     });
-    let host = server.running().host.clone();
-    for _ in 0..1_000 {
-        if host.read_engine(|e| e.worker("w-late").is_some()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(host.read_engine(|e| e.worker("w-late").is_some()), "the registration was applied");
+    let pending = tokio::time::timeout(Duration::from_millis(300), &mut registration).await;
+    assert!(pending.is_err(), "a registration was acknowledged before it was durable: {pending:?}");
 
-    // A read now must not show it: it is not answered until it is durable.
+    // A read now must not show it.
     let get = |id: &str| authed(&t.yaodu, pb::GetWorkerRequest { worker_id: id.into(), ..Default::default() });
     let mut reader = c.workers.clone();
-    let early = tokio::time::timeout(Duration::from_millis(300), reader.get_worker(get("w-late"))).await;
-    assert!(early.is_err(), "a read answered with state that is not durable: {early:?}");
-    let read = tokio::spawn({
-        let mut reader = c.workers.clone();
-        let request = get("w-late");
-        async move { reader.get_worker(request).await }
-    });
+    let is_late = |w: &tonic::Response<pb::GetWorkerResponse>| w.get_ref().worker.is_some();
+    let early = shows(Duration::from_millis(300), reader.get_worker(get("w-late")), is_late).await;
+    assert!(!matches!(early, Ok(true)), "a read showed state that is not durable");
     drop(held);
-    let found = read.await??.into_inner().worker.expect("worker");
-    assert_eq!(found.worker_id, "w-late");
     assert!(registration.await??.into_inner().created);
+    let found = c.workers.get_worker(get("w-late")).await?.into_inner().worker.expect("worker");
+    assert_eq!(found.worker_id, "w-late");
     server.stop().await
 }
 
@@ -736,9 +742,9 @@ async fn look_ups_show_only_durable_state() -> anyhow::Result<()> {
     let t = server.tokens.clone();
     let c = server.clients().await?;
 
-    // With fsync held, a worker and an employer are applied in memory only.
+    // With fsync held, a worker and an employer are not durable, so not acknowledged.
     let held = storage.hold();
-    let registration = tokio::spawn({
+    let mut registration = tokio::spawn({
         let (mut workers, token) = (c.workers.clone(), t.yaodu.clone());
         let w = pb::Worker {
             phone: "139-2222 3333".into(),
@@ -755,17 +761,10 @@ async fn look_ups_show_only_durable_state() -> anyhow::Result<()> {
         let request = pb::UpsertEmployerRequest { employer: Some(employer("e-late", true)), ..Default::default() };
         async move { review.upsert_employer(authed(&token, request)).await }
     });
-    let host = server.running().host.clone();
-    let applied = |e: &linggong_engine::Engine| e.worker("w-late").is_some() && e.employer("e-late").is_some();
-    for _ in 0..1_000 {
-        if host.read_engine(applied) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(host.read_engine(applied), "both writes were applied");
+    let pending = tokio::time::timeout(Duration::from_millis(300), &mut registration).await;
+    assert!(pending.is_err(), "a registration was acknowledged before it was durable: {pending:?}");
 
-    // Look-ups are not answered while what they would show is not durable.
+    // Look-ups do not show what is not durable.
     let find = {
         let (workers, token) = (c.workers.clone(), t.yaodu.clone());
         move || {
@@ -792,21 +791,24 @@ async fn look_ups_show_only_durable_state() -> anyhow::Result<()> {
             async move { review.list_employers(authed(&token, pb::ListEmployersRequest::default())).await }
         }
     };
-    let early = tokio::time::timeout(Duration::from_millis(300), find()).await;
-    assert!(early.is_err(), "FindWorkersByPhone answered with state that is not durable: {early:?}");
-    let early = tokio::time::timeout(Duration::from_millis(300), get_employer()).await;
-    assert!(early.is_err(), "GetEmployer answered with state that is not durable: {early:?}");
-    let early = tokio::time::timeout(Duration::from_millis(300), list_employers()).await;
-    assert!(early.is_err(), "ListEmployers answered with state that is not durable: {early:?}");
+    let within = Duration::from_millis(300);
+    let found_late = |r: &tonic::Response<pb::FindWorkersByPhoneResponse>| !r.get_ref().workers.is_empty();
+    let early = shows(within, find(), found_late).await;
+    assert!(!matches!(early, Ok(true)), "FindWorkersByPhone showed state that is not durable");
+    let early = shows(within, get_employer(), |r| r.get_ref().employer.is_some()).await;
+    assert!(!matches!(early, Ok(true)), "GetEmployer showed state that is not durable");
+    let listed_late =
+        |r: &tonic::Response<pb::ListEmployersResponse>| r.get_ref().employers.iter().any(|e| e.employer_id == "e-late");
+    let early = shows(within, list_employers(), listed_late).await;
+    assert!(!matches!(early, Ok(true)), "ListEmployers showed state that is not durable");
 
-    let (found, got, listed) = (tokio::spawn(find()), tokio::spawn(get_employer()), tokio::spawn(list_employers()));
     drop(held);
-    let found = found.await??.into_inner().workers;
-    assert_eq!(found.iter().map(|w| w.worker_id.as_str()).collect::<Vec<_>>(), ["w-late"]);
-    assert_eq!(got.await??.into_inner().employer.expect("employer").employer_id, "e-late");
-    assert!(listed.await??.into_inner().employers.iter().any(|e| e.employer_id == "e-late"));
     assert!(registration.await??.into_inner().created);
     assert!(upsert.await??.into_inner().created);
+    let found = find().await?.into_inner().workers;
+    assert_eq!(found.iter().map(|w| w.worker_id.as_str()).collect::<Vec<_>>(), ["w-late"]);
+    assert_eq!(get_employer().await?.into_inner().employer.expect("employer").employer_id, "e-late");
+    assert!(list_employers().await?.into_inner().employers.iter().any(|e| e.employer_id == "e-late"));
     server.stop().await
 }
 

@@ -82,7 +82,8 @@ async fn health_reflection_and_metrics_are_served() -> anyhow::Result<()> {
     assert_eq!(value("linggong_waiting_workers", &[]), Some(3.0));
     assert!(value("linggong_wal_fsync_seconds_count", &[]).is_some_and(|v| v >= 3.0));
     assert!(value("linggong_wal_records_per_fsync_bucket", &[("le", "+Inf")]).is_some());
-    assert!(value("linggong_snapshot_duration_seconds_count", &[]).is_some());
+    assert!(value("linggong_raft_snapshot_seconds_count", &[]).is_some());
+    assert_eq!(value("linggong_raft_is_leader", &[]), Some(1.0), "a single node is the leader of its group of one");
     assert_eq!(value("linggong_offers_total", &[("county", "141002"), ("outcome", "made")]), Some(0.0));
     assert!(value("linggong_inflight_requests", &[]).is_some());
     server.stop().await
@@ -178,8 +179,7 @@ async fn shutdown_ends_open_watches_and_restart_keeps_everything() -> anyhow::Re
     assert!(stopping.elapsed() < Duration::from_secs(4), "shutdown waited on the watcher");
     let ended = tokio::time::timeout(Duration::from_secs(5), reader).await??;
     assert_eq!(ended, Some(tonic::Code::Unavailable));
-    let snapshots = std::fs::read_dir(server.data_dir.join("snapshots"))?.count();
-    assert!(snapshots >= 1, "a final snapshot was written at shutdown");
+    assert!(server.data_dir.join("raft").join("snapshot").is_file(), "a final snapshot was written at shutdown");
 
     let c = server.clients().await?;
     let after = read_all(c.clone()).await?;
@@ -205,9 +205,9 @@ async fn shutdown_ends_open_watches_and_restart_keeps_everything() -> anyhow::Re
 async fn a_failed_log_stops_writes_and_the_server() -> anyhow::Result<()> {
     use linggong_server::app::Stopped;
     use linggong_server::wal::{Fault, FaultyStorage};
-    // The fifth fsync fails (the first ones create the first segment).
+    // The 13th fsync fails (the first ones set up the log and the one-member group).
     let mut server =
-        TestServer::start_with(|c| c.wal_storage = std::sync::Arc::new(FaultyStorage::new(Fault::Sync, 4))).await?;
+        TestServer::start_with(|c| c.wal_storage = std::sync::Arc::new(FaultyStorage::new(Fault::Sync, 12))).await?;
     let t = server.tokens.clone();
     let mut c = server.clients().await?;
     let mut acknowledged = Vec::new();
@@ -227,6 +227,7 @@ async fn a_failed_log_stops_writes_and_the_server() -> anyhow::Result<()> {
         }
     }
     let refusal = refusal.expect("the injected fsync fault surfaced within 50 writes");
+    assert!(!acknowledged.is_empty(), "writes were acknowledged before the fault");
     assert_eq!(refusal.code(), tonic::Code::Unavailable, "{refusal:?}");
 
     // Fail-stop: the server reports it and stops, without another write getting through.
@@ -236,16 +237,15 @@ async fn a_failed_log_stops_writes_and_the_server() -> anyhow::Result<()> {
     let Stopped::LogFailed(message) = stopped else { panic!("expected a log failure, got {stopped:?}") };
     assert!(message.contains("injected"), "{message}");
     drop(c);
-    // Let the old host's threads finish before recovering the directory here.
-    tokio::task::spawn_blocking(move || old_host.shutdown()).await?;
+    drop(old_host);
 
-    // What was acknowledged before the failure is on disk.
-    let host = linggong_server::host::Host::open(linggong_server::host::HostConfig::new(&server.data_dir))?;
+    // What was acknowledged before the failure is on disk: a server started
+    // on the directory (recovering as after a crash) has it.
+    let recovered = linggong_server::app::start(linggong_server::config::ServerConfig::new(&server.data_dir)).await?;
     for id in &acknowledged {
-        assert!(host.read_engine(|e| e.worker(id).is_some()), "acknowledged {id} lost");
+        assert!(recovered.host.read_engine(|e| e.worker(id).is_some()), "acknowledged {id} lost");
     }
-    host.shutdown();
-    Ok(())
+    recovered.shutdown().await
 }
 
 #[tokio::test]

@@ -41,19 +41,12 @@ fn subject_county(e: &linggong_engine::Engine, s: &Subject) -> Option<u32> {
 }
 
 impl Api {
-    /// The log to read `s`'s history from, once the caller may read it.
-    /// Single node: the write-ahead log, after the subject's county is read
-    /// durably. Cluster: this member's history log; on the leader after a
-    /// linearizable read (so it holds every acknowledged write), on a
-    /// follower as far as the member has applied (it may lag the leader).
+    /// The log to read `s`'s history from, once the caller may read it: this
+    /// member's history log; on the leader after a linearizable read (so it
+    /// holds every acknowledged write), on a follower as far as the member
+    /// has applied (it may lag the leader).
     async fn history_log(&self, caller: &Caller, s: &Subject) -> Result<PathBuf, Status> {
-        let Some(node) = self.ctx.host.cluster() else {
-            if caller.principal.role == Role::County {
-                let county = self.read_answer(|e| subject_county(e, s)).await?;
-                check_history_scope(caller, county)?;
-            }
-            return Ok(self.ctx.host.wal_dir().to_path_buf());
-        };
+        let node = self.ctx.host.member();
         let county = if node.is_leader() {
             node.read_linearizable(|e| subject_county(e, s)).await.map_err(|e| errors::submit_status(&e))?
         } else {

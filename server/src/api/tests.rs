@@ -66,7 +66,7 @@ async fn start_clocked(event_history: usize, clock: Arc<AtomicI64>) -> TestServe
     config.durability = Durability::None;
     config.event_history = event_history;
     config.clock = Arc::new(move || Timestamp(clock.load(Ordering::SeqCst)));
-    let host = Host::open(config).expect("host opens");
+    let host = Host::open(config).await.expect("host opens");
     let auth = Auth::new(&[
         token("operator", OPERATOR, Role::Operator, vec![], None),
         token("yaodu", YAODU_COUNTY, Role::County, vec![YAODU], None),

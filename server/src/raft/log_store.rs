@@ -167,6 +167,8 @@ pub struct LogOptions {
     pub segment_bytes: u64,
     /// Sync policy; `always` for a log whose acknowledgements mean "on disk".
     pub durability: Durability,
+    /// Counts the log's writes and syncs (metrics).
+    pub stats: Arc<crate::wal::WalStats>,
 }
 
 impl LogOptions {
@@ -252,7 +254,8 @@ impl LogStore {
             WalConfig { dir: wal_dir.clone(), segment_bytes: options.segment_bytes, durability: options.durability };
         let wal = WalWriter::open(options.storage.clone(), config, tail, next_seq)?;
         let writer =
-            GroupWriter::start("linggong-raft-log", wal, next_seq).map_err(|e| WalError::io("spawn", &wal_dir, e))?;
+            GroupWriter::start("linggong-raft-log", wal, next_seq, options.stats.clone())
+                .map_err(|e| WalError::io("spawn", &wal_dir, e))?;
         let vote_path = dir.join("vote");
         let vote = match std::fs::read(&vote_path) {
             Ok(b) => Some(

@@ -207,24 +207,36 @@ pub enum ClusterError {
     Raft(String),
 }
 
-/// Opens a member's Raft log and state machine under `host.data_dir/raft`.
+/// Opens a member's Raft log and state machine under `host.data_dir/raft`;
+/// the state machine starts from its snapshot, or an empty state.
 pub fn open_storage(host: &HostConfig) -> Result<(log_store::LogStore, state_machine::StateMachine), ClusterError> {
+    open_storage_over(host, crate::host::empty_state(host))
+}
+
+/// Like [`open_storage`], with `base` as the state before the first entry
+/// when the state machine has no snapshot (a single-node data directory
+/// being migrated).
+pub fn open_storage_over(
+    host: &HostConfig,
+    base: ServiceState,
+) -> Result<(log_store::LogStore, state_machine::StateMachine), ClusterError> {
     let dir = host.data_dir.join("raft");
-    let log = log_store::LogStore::open(&log_store::LogOptions {
-        dir: dir.clone(),
-        storage: host.storage.clone(),
-        segment_bytes: host.segment_bytes,
-        durability: host.durability,
-    })?;
     let sm = state_machine::StateMachine::open(
         &dir,
-        crate::host::empty_state(host),
+        base,
         host.engine.clone(),
         host.dedupe_capacity,
         host.event_history,
         host.segment_bytes,
     )
     .map_err(ClusterError::StateMachine)?;
+    let log = log_store::LogStore::open(&log_store::LogOptions {
+        dir: dir.clone(),
+        storage: host.storage.clone(),
+        segment_bytes: host.segment_bytes,
+        durability: host.durability,
+        stats: sm.shared.log_stats.clone(),
+    })?;
     Ok((log, sm))
 }
 
@@ -254,6 +266,18 @@ impl ClusterNode {
         listener: tokio::net::TcpListener,
     ) -> Result<Arc<ClusterNode>, ClusterError> {
         let (log, sm) = open_storage(host)?;
+        Self::start_listening(host, options, listener, log, sm).await
+    }
+
+    /// Starts Raft over the given log and state machine and serves the Raft
+    /// listener `listener` until shut down.
+    pub async fn start_listening(
+        host: &HostConfig,
+        options: RaftOptions,
+        listener: tokio::net::TcpListener,
+        log: log_store::LogStore,
+        sm: state_machine::StateMachine,
+    ) -> Result<Arc<ClusterNode>, ClusterError> {
         let secret: Arc<str> = options.secret.clone().into();
         let network = network::Network::new(secret.clone());
         let node = Self::start_with(host, options, network, log, sm).await?;
@@ -353,6 +377,60 @@ impl ClusterNode {
         let members = BTreeMap::from([(self.id, self.own_node())]);
         self.raft.initialize(members).await.map_err(|e| e.to_string())?;
         Ok(true)
+    }
+
+    /// For a member that is, or starts, a group of one: initialises the group
+    /// on a fresh directory (openraft then elects it at once) and waits
+    /// (bounded) until it leads, so the first writes find a leader. A lone
+    /// member that led before a restart leads again at once (its vote is
+    /// committed); one stopped mid-election elects itself after an election
+    /// timeout. A member of a larger group just starts.
+    pub async fn lead_alone(&self) -> Result<(), ClusterError> {
+        if self.initialize_if_fresh().await.map_err(ClusterError::Raft)? {
+            tracing::info!(id = self.id, "initialised a one-member group on a fresh data directory");
+        } else {
+            // Restarted: the membership read from the directory is in the metrics from the start.
+            let voters: BTreeSet<u64> =
+                self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+            if voters != BTreeSet::from([self.id]) {
+                return Ok(());
+            }
+        }
+        // Leading and past the blank entry of its term: everything before it is applied.
+        let id = self.id;
+        let established = move |m: &openraft::RaftMetrics<u64, MemberNode>| {
+            m.state == ServerState::Leader
+                && m.current_leader == Some(id)
+                && m.last_applied.is_some_and(|l| l.leader_id.term == m.current_term)
+        };
+        let within = Some(Duration::from_secs(10));
+        if let Err(e) = self.raft.wait(within).metrics(established, "a lone member leads").await {
+            tracing::warn!(error = %e, "the lone member is not leading yet; writes are refused until it does");
+        }
+        Ok(())
+    }
+
+    /// Builds a snapshot now and waits (up to `within`) until it is stored:
+    /// after a migration, so that the single-node files are no longer needed.
+    pub async fn snapshot_now(&self, within: Duration) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let applied = self.raft.metrics().borrow().last_applied;
+        // A request while a build runs is ignored, and that build may end
+        // before `applied`: ask again until a snapshot covers it.
+        loop {
+            let stored = self.raft.metrics().borrow().snapshot;
+            if stored.is_some() && stored >= applied {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::Raft(format!(
+                    "no snapshot covering {applied:?} was stored within {within:?} (the last covers {stored:?})"
+                )));
+            }
+            self.raft.trigger().snapshot().await.map_err(|e| ClusterError::Raft(e.to_string()))?;
+            let step = Some(Duration::from_millis(500).min(deadline - tokio::time::Instant::now()));
+            let _ = self.raft.wait(step).metrics(move |m| m.snapshot.is_some() && m.snapshot >= applied, "a snapshot").await;
+        }
     }
 
     /// Asks openraft for a snapshot whenever more than `limit` bytes of
@@ -560,8 +638,10 @@ impl ClusterNode {
         let c = &self.shared.metrics;
         let (applied, _) = self.state_hash();
         let last = m.last_log_index.unwrap_or(0);
+        // OpenMetrics names a counter's family without the `_total` of its sample.
         let head = |out: &mut String, name: &str, help: &str, kind: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            let family = if kind == "counter" { name.strip_suffix("_total").unwrap_or(name) } else { name };
+            let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
         };
         for (name, help, kind, value) in [
             ("linggong_raft_term", "Current Raft term.", "gauge", m.current_term),
@@ -679,26 +759,100 @@ impl ClusterNode {
     }
 }
 
-/// Starts cluster mode for a server: binds the Raft listener, starts the
-/// member on the data directory, initialises a lone member when asked and the
-/// directory is fresh, and attaches the member to the host. `grpc` and `http`
-/// are the bound client listeners, announced in the membership unless the
-/// settings advertise other addresses. Returns the bound Raft address.
-pub async fn start_for_host(
-    host: &Arc<crate::host::Host>,
-    config: &crate::config::ServerConfig,
-    cluster: &cli::ClusterSettings,
-    grpc: std::net::SocketAddr,
-    http: Option<std::net::SocketAddr>,
-) -> Result<std::net::SocketAddr, ClusterError> {
+/// A server's bound client listeners, announced in the membership.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientAddrs {
+    /// The gRPC listener.
+    pub grpc: Option<std::net::SocketAddr>,
+    /// The HTTP listener (console, gRPC-Web), if on.
+    pub http: Option<std::net::SocketAddr>,
+}
+
+/// The id of the lone member a single node runs when no cluster settings are
+/// given (unless its data directory names another, see [`MEMBER_ID_FILE`]).
+pub const LONE_MEMBER_ID: u64 = 1;
+
+/// File in `<data>/raft/` naming the member the directory belongs to: a
+/// directory is never started as another member (that would vote twice in
+/// one term under two names).
+pub const MEMBER_ID_FILE: &str = "member-id";
+
+/// The member id for the data directory: the one it was first started as;
+/// `wanted` (the configured id) must match it. A fresh directory records
+/// `wanted`, or [`LONE_MEMBER_ID`].
+fn member_id(raft_dir: &std::path::Path, wanted: Option<u64>) -> Result<u64, ClusterError> {
+    let path = raft_dir.join(MEMBER_ID_FILE);
+    let refuse = |m: String| ClusterError::Raft(m);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let recorded: u64 =
+                text.trim().parse().map_err(|_| refuse(format!("{} does not hold a member id", path.display())))?;
+            match wanted {
+                Some(w) if w != recorded => Err(refuse(format!(
+                    "this data directory belongs to member {recorded} ({}), not {w}: start it as member {recorded}, \
+                     or give the new member a fresh data directory",
+                    path.display()
+                ))),
+                _ => Ok(recorded),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = wanted.unwrap_or(LONE_MEMBER_ID);
+            std::fs::create_dir_all(raft_dir).map_err(|e| refuse(format!("creating {}: {e}", raft_dir.display())))?;
+            let tmp = raft_dir.join("member-id.tmp");
+            std::fs::write(&tmp, format!("{id}\n"))
+                .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| refuse(format!("writing {}: {e}", path.display())))?;
+            Ok(id)
+        }
+        Err(e) => Err(refuse(format!("reading {}: {e}", path.display()))),
+    }
+}
+
+/// Starts the Raft member a server serves through, on the data directory,
+/// from `base` when the state machine has no snapshot yet (see
+/// [`open_storage_over`]). `clients` are the bound client listeners,
+/// announced in the membership unless the settings advertise other
+/// addresses. Returns the member and its bound Raft address.
+///
+/// Without cluster settings the member is a lone one: a Raft group of one
+/// with no Raft listener (nothing can reach it but its own server), which
+/// initialises itself on a fresh directory and elects itself at once. The
+/// same directory joins a cluster later when the server is restarted with a
+/// Raft listener and a secret (README, "from one node to three").
+pub async fn start_member(
+    cluster: Option<&cli::ClusterSettings>,
+    host: &HostConfig,
+    base: ServiceState,
+    clients: &ClientAddrs,
+) -> Result<(Arc<ClusterNode>, Option<std::net::SocketAddr>), ClusterError> {
+    let raft_dir = host.data_dir.join("raft");
+    let (grpc, http) = (clients.grpc.map(|a| a.to_string()), clients.http.map(|a| a.to_string()));
+    let Some(cluster) = cluster else {
+        let id = member_id(&raft_dir, None)?;
+        let (log, sm) = open_storage_over(host, base)?;
+        let mut options = RaftOptions::new(id, String::new(), String::new());
+        options.client_addr = grpc.unwrap_or_default();
+        options.http_addr = http.unwrap_or_default();
+        options.snapshot_every = host.snapshot_every_records.max(1);
+        options.snapshot_every_bytes = host.snapshot_every_bytes.max(1);
+        let network = network::Network::new(Arc::from(""));
+        let node = ClusterNode::start_with(host, options, network, log, sm).await?;
+        node.lead_alone().await?;
+        tracing::info!(id, "serving as a Raft group of one (no Raft listener)");
+        return Ok((node, None));
+    };
+    member_id(&raft_dir, Some(cluster.node_id))?;
+    let (log, sm) = open_storage_over(host, base)?;
     let listener = tokio::net::TcpListener::bind(cluster.raft_listen)
         .await
         .map_err(|e| ClusterError::Raft(format!("binding the Raft address {}: {e}", cluster.raft_listen)))?;
     let bound = listener.local_addr().map_err(|e| ClusterError::Raft(e.to_string()))?;
     let advertise = cluster.advertise.clone().unwrap_or_else(|| bound.to_string());
     let mut options = RaftOptions::new(cluster.node_id, advertise.clone(), cluster.secret.clone());
-    options.client_addr = cluster.grpc_advertise.clone().unwrap_or_else(|| grpc.to_string());
-    options.http_addr = cluster.http_advertise.clone().or_else(|| http.map(|a| a.to_string())).unwrap_or_default();
+    options.client_addr = cluster.grpc_advertise.clone().or(grpc).unwrap_or_default();
+    options.http_addr = cluster.http_advertise.clone().or(http).unwrap_or_default();
     options.heartbeat_ms = cluster.heartbeat_ms;
     options.election_min_ms = cluster.election_ms;
     // openraft's followers refuse votes until `election_timeout_max` has
@@ -707,29 +861,13 @@ pub async fn start_for_host(
     options.election_max_ms = cluster.election_ms + cluster.election_ms / 2;
     options.snapshot_every = cluster.snapshot_every;
     options.snapshot_every_bytes = cluster.snapshot_every_bytes;
-    let host_config = HostConfig {
-        engine: config.engine.clone(),
-        regions: config.regions.clone(),
-        trades: config.trades.clone(),
-        durability: config.durability,
-        segment_bytes: config.segment_bytes,
-        storage: config.wal_storage.clone(),
-        ..HostConfig::new(&config.data_dir)
-    };
-    let node = ClusterNode::start(&host_config, options, listener).await?;
-    if cluster.bootstrap && node.initialize_if_fresh().await.map_err(ClusterError::Raft)? {
-        tracing::info!(id = cluster.node_id, "initialised a one-member cluster on a fresh data directory");
-    }
+    let node = ClusterNode::start_listening(host, options, listener, log, sm).await?;
     if cluster.bootstrap {
-        // A lone member elects itself within an election timeout; waiting for
-        // that (bounded) lets the first writes, such as the demo loader's, find a leader.
-        let within = Duration::from_millis(cluster.election_ms.saturating_mul(10));
-        let _ = node.raft.wait(Some(within)).current_leader(cluster.node_id, "a lone member leads").await;
+        node.lead_alone().await?;
     }
-    host.attach_cluster(node);
     tracing::info!(raft = %bound, advertise = %advertise, id = cluster.node_id, "Raft listening");
     println!("raft listening on {bound} (member {})", cluster.node_id);
-    Ok(bound)
+    Ok((node, Some(bound)))
 }
 
 /// Sends an operator call to the member whose Raft listener is at `addr`.

@@ -71,6 +71,8 @@ pub struct Shared {
     log_bytes_since_snapshot: std::sync::atomic::AtomicU64,
     /// The member's history log; written under the `applied` write lock.
     history: parking_lot::Mutex<HistoryLog>,
+    /// Writes and syncs of the member's Raft log (the log store counts them here).
+    pub log_stats: Arc<crate::wal::WalStats>,
 }
 
 /// Counters of a cluster member.
@@ -161,7 +163,7 @@ impl StateMachine {
         history_segment_bytes: u64,
     ) -> std::result::Result<StateMachine, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let path = dir.join("snapshot");
+        let path = dir.join(SNAPSHOT_FILE);
         let mut applied = MachineState {
             state: fresh,
             last_applied: None,
@@ -199,6 +201,7 @@ impl StateMachine {
                 dir: dir.to_path_buf(),
                 log_bytes_since_snapshot: std::sync::atomic::AtomicU64::new(0),
                 history: parking_lot::Mutex::new(history),
+                log_stats: Arc::default(),
             }),
         })
     }
@@ -350,7 +353,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 impl Shared {
     /// The member's current snapshot, `<data>/raft/snapshot`.
     fn snapshot_path(&self) -> PathBuf {
-        self.dir.join("snapshot")
+        self.dir.join(SNAPSHOT_FILE)
     }
 
     fn persist(&self, bytes: &[u8]) -> std::io::Result<()> {
@@ -359,9 +362,33 @@ impl Shared {
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
+        // The previous snapshot is kept (as the single node kept two): the
+        // history log reaches back to it, so offline tools can rebuild from it.
+        match std::fs::rename(self.snapshot_path(), self.dir.join(PREVIOUS_SNAPSHOT_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         std::fs::rename(&tmp, self.snapshot_path())?;
         std::fs::File::open(&self.dir)?.sync_all()
     }
+}
+
+/// The member's current snapshot, in `<data>/raft/`.
+pub const SNAPSHOT_FILE: &str = "snapshot";
+/// The one before it, in `<data>/raft/`.
+pub const PREVIOUS_SNAPSHOT_FILE: &str = "snapshot.prev";
+
+/// Reads a member snapshot file (offline tools): the service state it holds.
+pub fn load_member_snapshot(
+    path: &Path,
+    engine: &EngineConfig,
+    dedupe_capacity: usize,
+) -> std::result::Result<ServiceState, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let (_, body) = parse_snapshot(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (_, snap) = decode_snapshot(body).map_err(|e| format!("{}: {e}", path.display()))?;
+    ServiceState::restore(engine.clone(), snap, dedupe_capacity).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {

@@ -4,10 +4,49 @@
 //! sync error is fail-stop: that batch and every later one fail.
 
 use super::writer::WalWriter;
+use crate::histogram::{AtomicHistogram, COUNT_BUCKETS, LATENCY_BUCKETS};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// What a log writer has done, for metrics.
+pub struct WalStats {
+    /// fdatasync latency, seconds.
+    pub fsync_seconds: AtomicHistogram,
+    /// Records made durable per fdatasync (group commit).
+    pub records_per_fsync: AtomicHistogram,
+    /// Records written.
+    pub records_written: AtomicU64,
+    /// Payload bytes written.
+    pub bytes_written: AtomicU64,
+}
+
+impl Default for WalStats {
+    fn default() -> Self {
+        Self {
+            fsync_seconds: AtomicHistogram::new(LATENCY_BUCKETS),
+            records_per_fsync: AtomicHistogram::new(COUNT_BUCKETS),
+            records_written: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+        }
+    }
+}
+
+impl WalStats {
+    /// Counts records written.
+    pub fn written(&self, records: u64, bytes: u64) {
+        self.records_written.fetch_add(records, Ordering::Relaxed);
+        self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts one fdatasync that made `records` durable.
+    pub fn synced(&self, took: Duration, records: u64) {
+        self.fsync_seconds.observe(took.as_secs_f64());
+        self.records_per_fsync.observe(records as f64);
+    }
+}
 
 /// What a completion learns: the last sequence number of its records once
 /// they are written (and synced, if the durability mode syncs), or why not.
@@ -41,12 +80,15 @@ const MAX_BATCH: usize = 8192;
 
 impl GroupWriter {
     /// Starts the writer thread `name` over `wal`, numbering records from `next_seq`.
-    pub fn start(name: &str, wal: WalWriter, next_seq: u64) -> std::io::Result<GroupWriter> {
+    /// `stats` counts its writes and syncs.
+    pub fn start(name: &str, wal: WalWriter, next_seq: u64, stats: Arc<WalStats>) -> std::io::Result<GroupWriter> {
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let failed = Arc::new(parking_lot::Mutex::new(None));
         let thread = {
             let failed = failed.clone();
-            std::thread::Builder::new().name(name.into()).spawn(move || group_loop(wal, rx, next_seq, failed))?
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || group_loop(wal, rx, next_seq, failed, &stats))?
         };
         Ok(GroupWriter { tx: Some(tx), failed, thread: Some(thread) })
     }
@@ -107,7 +149,9 @@ fn group_loop(
     rx: Receiver<Job>,
     mut next_seq: u64,
     failed: Arc<parking_lot::Mutex<Option<String>>>,
+    stats: &WalStats,
 ) {
+    let mut unsynced_records = 0u64;
     let idle_wait = match wal.durability() {
         super::Durability::Interval(every) => every,
         _ => Duration::from_secs(3600),
@@ -148,10 +192,19 @@ fn group_loop(
         let start = next_seq;
         let numbered = batch.iter().flat_map(|j| j.payloads.iter()).enumerate();
         let written = wal.append(numbered.map(|(i, p)| (start + i as u64, p.as_slice())));
+        let bytes: usize = batch.iter().flat_map(|j| j.payloads.iter()).map(Vec::len).sum();
+        stats.written(records as u64, bytes as u64);
+        unsynced_records += records as u64;
         let wants_sync = batch.iter().any(|j| j.sync == SyncWait::Covering);
-        let synced = written.and_then(|()| if wants_sync { wal.sync_if_due().map(|_| ()) } else { Ok(()) });
-        if let Err(e) = synced {
-            return fail(e.to_string(), &mut batch);
+        let sync_started = Instant::now();
+        let synced = written.and_then(|()| if wants_sync { wal.sync_if_due() } else { Ok(false) });
+        match synced {
+            Ok(true) => {
+                stats.synced(sync_started.elapsed(), unsynced_records);
+                unsynced_records = 0;
+            }
+            Ok(false) => {}
+            Err(e) => return fail(e.to_string(), &mut batch),
         }
         for job in batch.drain(..) {
             next_seq += job.payloads.len() as u64;

@@ -7,7 +7,7 @@ mod segment;
 mod storage;
 mod writer;
 
-pub use group::{Completion, GroupWriter};
+pub use group::{Completion, GroupWriter, WalStats};
 pub(crate) use reader::cut_torn_tail;
 pub use reader::{repair, scan, ProblemKind, ScanOutcome, ScanProblem, SegmentReport, TornWrite};
 pub use segment::{
