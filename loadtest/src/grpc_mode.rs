@@ -774,9 +774,9 @@ enum ServerThreads {
     Elsewhere,
 }
 
-/// Thread groups of an in-process server: its runtime (`lg-server`), the WAL or Raft log writer
-/// and the snapshot follower (thread names are cut to 15 bytes).
-const IN_PROCESS_SERVER_GROUPS: [&str; 4] = ["lg-server", "linggong-wal", "linggong-snap", "linggong-raft"];
+/// Thread groups of an in-process server: its runtime (`lg-server`) and the Raft log writer
+/// (thread names are cut to 15 bytes).
+const IN_PROCESS_SERVER_GROUPS: [&str; 2] = ["lg-server", "linggong-raft"];
 
 /// Resolves once Ctrl-C (SIGINT) arrives; never if the handler cannot be installed.
 async fn ctrl_c() {

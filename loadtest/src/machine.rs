@@ -1,6 +1,6 @@
 //! The machine a run happened on (cores, CPU model, kernel, memory, load average, the data
 //! directory's file system) and CPU time by thread group, read from `/proc` so the report can say
-//! what was busy: the load tool's threads, the server's, the write-ahead log writer.
+//! what was busy: the load tool's threads, the server's, the Raft log writer.
 
 use serde::Serialize;
 use std::collections::BTreeMap;

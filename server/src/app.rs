@@ -75,7 +75,7 @@ pub struct RunningServer {
 pub enum Stopped {
     /// SIGTERM or SIGINT: drained and snapshotted; exit 0.
     Signal(&'static str),
-    /// The write-ahead log failed (fail-stop): exit non-zero with this message.
+    /// The log failed and Raft stopped (fail-stop): exit non-zero with this message.
     LogFailed(String),
 }
 
@@ -366,7 +366,7 @@ impl RunningServer {
             Stopped::LogFailed(message) => {
                 tracing::error!(
                     error = %message,
-                    "the write-ahead log failed; stopping (fail-stop). Acknowledged writes are on disk; check the disk, \
+                    "the log failed; stopping (fail-stop). Acknowledged writes are on disk; check the disk, \
                      then restart (run `linggong-server wal verify` first if in doubt)"
                 );
                 let _ = self.stop.send(true);

@@ -519,19 +519,19 @@ pub struct ServeArgs {
     /// HTTP listen address: the web console, gRPC-Web and `/directory.geojson` (port 0 picks a free port). [default: 127.0.0.1:8080]
     #[arg(long, env = "LINGGONG_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
-    /// Data directory: write-ahead log, snapshots, tokens. [default: ./data]
+    /// Data directory: `raft/` (the log, the history log, snapshots), tokens. [default: ./data]
     #[arg(long, env = "LINGGONG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// When writes are acknowledged: `always` (after an fsync), `interval:<ms>` (may lose that window on a crash) or `none` (tests only). [default: always]
     #[arg(long, env = "LINGGONG_DURABILITY", value_parser = parse_durability)]
     pub durability: Option<Durability>,
-    /// Write-ahead log segment size, bytes. [default: 67108864]
+    /// Log segment size (the Raft log and the history log), bytes. [default: 67108864]
     #[arg(long, env = "LINGGONG_SEGMENT_BYTES")]
     pub segment_bytes: Option<u64>,
-    /// Write a snapshot after this many log records... [default: 1000000]
+    /// Build a snapshot after this many Raft log entries... [default: 1000000]
     #[arg(long, env = "LINGGONG_SNAPSHOT_EVERY_RECORDS")]
     pub snapshot_every_records: Option<u64>,
-    /// ...or after this many log bytes, whichever comes first. [default: 268435456]
+    /// ...or after this many bytes of applied commands, whichever comes first. [default: 268435456]
     #[arg(long, env = "LINGGONG_SNAPSHOT_EVERY_BYTES")]
     pub snapshot_every_bytes: Option<u64>,
     /// A second address for the HTTP listener's operator endpoints (`/metrics`, `/healthz`, `/readyz`); off when not given.

@@ -1,5 +1,5 @@
-//! The history of one worker, posting, employer or complaint, read from the
-//! write-ahead log: who did what, when, and what came of it. Every record in
+//! The history of one worker, posting, employer or complaint, read from a
+//! history log (a member's `raft/history/`, or a single-node `wal/`): who did what, when, and what came of it. Every record in
 //! the log is a change that was applied (refused commands are never logged);
 //! its actor and effects (the offers a match made, the complaint a filing
 //! created) are logged with it, so offers are followed to their worker and

@@ -1,7 +1,8 @@
 //! The replicated service state: the engine plus what the service adds around
 //! it (request-id deduplication, event numbering, the last applied sequence).
-//! The primary, log replay and the snapshot follower all apply commands through
-//! [`ServiceState::apply`], so all three reach the same state.
+//! Every replica's state machine, the migration's replay of a single-node log
+//! and the offline tools all apply commands through [`ServiceState::apply`],
+//! so all reach the same state.
 //!
 //! Request ids: each logged command carrying a request key is remembered with
 //! a fingerprint of the command (a hash of its log encoding, so replay and

@@ -1,7 +1,7 @@
 //! End-to-end tests of the server's life: health checking and reflection for
 //! tools like grpcurl, the Prometheus endpoint, graceful shutdown ending open
 //! watches, a restart from the data directory that keeps everything, fail-stop
-//! on a write-ahead log failure, and TLS (with the test-only certificates in
+//! on a log failure, and TLS (with the test-only certificates in
 //! `tests/data`, valid until 2126).
 
 use linggong_server::proto::v1 as pb;
