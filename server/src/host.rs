@@ -241,11 +241,21 @@ impl Host {
         let (node, raft_addr) = crate::raft::start_member(cluster, &config, base, &clients).await?;
         if report.migrated {
             node.snapshot_now(MIGRATION_SNAPSHOT_WITHIN).await?;
+            if !crate::migrate::has_raft_snapshot(&config) {
+                // A member waiting to be made part of a cluster has applied nothing yet.
+                tracing::warn!("the migrated state is not in a member snapshot yet: the single-node files stay until it is");
+            }
         }
         if crate::migrate::has_raft_snapshot(&config) && crate::migrate::has_pre_raft_data(&config) {
             let moved = crate::migrate::retire_pre_raft(&config)
                 .map_err(|e| WalError::io("move aside", &config.wal_dir(), e))?;
             tracing::info!(to = %moved.display(), "migrated: the single-node log and snapshots were moved aside");
+            // The snapshot the migration loaded is now there.
+            let moved_snapshot = |p: PathBuf| match p.file_name() {
+                Some(name) => moved.join("snapshots").join(name),
+                None => p,
+            };
+            report.snapshot = report.snapshot.take().map(moved_snapshot);
         }
         if !report.migrated && crate::migrate::has_raft_snapshot(&config) {
             report.snapshot = Some(crate::migrate::raft_snapshot_path(&config));

@@ -459,7 +459,8 @@ async fn data_directories_with_snapshots_of_older_formats_recover() {
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/snapshots/v{version}/{name}"));
         std::fs::copy(&fixture, snapshots.join(&name)).unwrap();
         let host = Host::open(config(dir.path())).await.expect("an old data directory opens");
-        assert_eq!(host.recovery().snapshot.as_deref(), Some(snapshots.join(&name).as_path()));
+        let moved = dir.path().join("pre-raft").join("snapshots").join(&name);
+        assert_eq!(host.recovery().snapshot.as_deref(), Some(moved.as_path()), "loaded, then moved aside");
         assert!(host.recovery().migrated);
         assert_eq!(host.read(|s| s.last_seq()), 14);
         assert_eq!(

@@ -410,11 +410,17 @@ impl ClusterNode {
         Ok(())
     }
 
-    /// Builds a snapshot now and waits (up to `within`) until it is stored:
-    /// after a migration, so that the single-node files are no longer needed.
+    /// Builds a snapshot now and waits (up to `within`) until one covering
+    /// the applied index is stored: after a migration, so that the
+    /// single-node files are no longer needed, and at shutdown. At once when
+    /// one does already, or when nothing was applied yet.
     pub async fn snapshot_now(&self, within: Duration) -> Result<(), ClusterError> {
         let deadline = tokio::time::Instant::now() + within;
         let applied = self.raft.metrics().borrow().last_applied;
+        if applied.is_none() {
+            // Nothing applied (a member not yet part of a cluster): nothing to cover.
+            return Ok(());
+        }
         // A request while a build runs is ignored, and that build may end
         // before `applied`: ask again until a snapshot covers it.
         loop {
