@@ -317,6 +317,41 @@ async fn a_migrated_directory_serves_its_state_and_moves_the_old_files_aside() {
     host.shutdown().await;
 }
 
+/// A migration that stops before a member snapshot holds the old state (here:
+/// the directory is first started as a member not yet in any cluster, which
+/// applies nothing) keeps the single-node files, and the next start migrates
+/// from them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_migration_keeps_the_old_files_and_is_done_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let states = build_log(dir.path());
+    let cluster = linggong_server::raft::cli::ClusterSettings {
+        raft_listen: "127.0.0.1:0".parse().unwrap(),
+        advertise: None,
+        grpc_advertise: None,
+        http_advertise: None,
+        node_id: 1,
+        secret: "test-secret".into(),
+        heartbeat_ms: 50,
+        election_ms: 300,
+        snapshot_every: 100_000,
+        snapshot_every_bytes: 256 << 20,
+        bootstrap: false,
+    };
+    let clients = linggong_server::raft::ClientAddrs::default();
+    let waiting = Host::open_member(config(dir.path()), Some(&cluster), clients).await.expect("opens uninitialised");
+    assert!(waiting.recovery().migrated);
+    assert!(!dir.path().join("raft").join("snapshot").exists(), "nothing applied, so no member snapshot");
+    assert!(dir.path().join("wal").is_dir(), "the single-node log stays");
+    waiting.shutdown().await;
+    drop(waiting);
+    let host = Host::open(config(dir.path())).await.expect("migrates again");
+    assert!(host.recovery().migrated);
+    assert_eq!(host.read_engine(|e| e.snapshot()), *states.last().unwrap());
+    assert!(!dir.path().join("wal").exists() && dir.path().join("pre-raft").join("wal").is_dir());
+    host.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fsync_failure_is_fail_stop_and_loses_nothing_acknowledged() {
     for fault in [Fault::Sync, Fault::Write] {
