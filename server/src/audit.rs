@@ -13,8 +13,8 @@
 
 use crate::convert::wal::decode;
 use crate::host::{empty_state, HostConfig, HostError};
-use crate::migrate::{load_newest_snapshot, missing_records, replay_log};
 use crate::layout::{Layout, SnapshotFile};
+use crate::migrate::{load_newest_snapshot, missing_records, replay_log};
 use crate::snapshot::SnapshotError;
 use crate::state::ServiceState;
 use crate::wal::{list_segments, scan, WalError};

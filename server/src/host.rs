@@ -14,7 +14,8 @@
 //! snapshot and lets openraft apply the committed log after it; a directory
 //! of the single-node layout is migrated first ([`crate::migrate`]). When
 //! Raft stops on a fatal error (its log failed to write or sync),
-//! [`Host::failure`] says so and the server stops (fail-stop).
+//! [`Host::failure`] says so (read from Raft's own running state) and the
+//! server stops (fail-stop).
 
 use crate::convert::wal::Actor;
 use crate::events::{Subscription, TooFarBehind};
@@ -22,14 +23,13 @@ use crate::raft::{ClientAddrs, ClusterNode};
 use crate::snapshot::SnapshotError;
 use crate::state::{Applied, ServiceState};
 use crate::wal::{Durability, Storage, WalError, WalStats};
-use openraft::error::Fatal;
 use linggong_engine::{Command, Engine, EngineConfig, EngineError, Regions, Timestamp, TradeCatalog};
+use openraft::error::Fatal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// Source of `now` for commands (a virtual clock in tests).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -186,7 +186,6 @@ const MIGRATION_SNAPSHOT_WITHIN: Duration = Duration::from_secs(600);
 /// The engine host (see the module documentation).
 pub struct Host {
     node: Arc<ClusterNode>,
-    failed: watch::Sender<Option<String>>,
     inflight: AtomicUsize,
     max_inflight: usize,
     metrics: HostMetrics,
@@ -243,10 +242,13 @@ impl Host {
             node.snapshot_now(MIGRATION_SNAPSHOT_WITHIN).await?;
             if !crate::migrate::has_raft_snapshot(&config) {
                 // A member waiting to be made part of a cluster has applied nothing yet.
-                tracing::warn!("the migrated state is not in a member snapshot yet: the single-node files stay until it is");
+                tracing::warn!(
+                    "the migrated state is not in a member snapshot yet: the single-node files stay until it is"
+                );
             }
         }
-        if crate::migrate::has_raft_snapshot(&config) && crate::migrate::has_pre_raft_data(&config) {
+        let snapshotted = crate::migrate::has_raft_snapshot(&config);
+        if snapshotted && crate::layout::has_single_node_data(&config.data_dir) {
             let moved = crate::migrate::retire_pre_raft(&config)
                 .map_err(|e| WalError::io("move aside", &config.wal_dir(), e))?;
             tracing::info!(to = %moved.display(), "migrated: the single-node log and snapshots were moved aside");
@@ -257,7 +259,7 @@ impl Host {
             };
             report.snapshot = report.snapshot.take().map(moved_snapshot);
         }
-        if !report.migrated && crate::migrate::has_raft_snapshot(&config) {
+        if !report.migrated && snapshotted {
             report.snapshot = Some(crate::migrate::raft_snapshot_path(&config));
         }
         report.last_seq = node.read_local(|s| s.last_seq());
@@ -265,39 +267,23 @@ impl Host {
         Ok(Self::serving(&config, node, report, raft_addr))
     }
 
-    /// A host over a started member (see the module documentation). Needs a
-    /// tokio runtime.
+    /// A host over a started member (see the module documentation).
     pub fn serving(
         config: &HostConfig,
         node: Arc<ClusterNode>,
         recovery: RecoveryReport,
         raft_addr: Option<SocketAddr>,
     ) -> Arc<Host> {
-        let (failed, _) = watch::channel(None);
-        let mut raft_metrics = node.raft.metrics();
-        let host = Arc::new(Host {
+        Arc::new(Host {
             metrics: HostMetrics { log: node.shared.log_stats.clone(), ..HostMetrics::default() },
             node,
-            failed: failed.clone(),
             inflight: AtomicUsize::new(0),
             max_inflight: config.max_inflight.max(1),
             recovery,
             raft_addr,
             wal_dir: config.data_dir.join("raft").join("wal"),
             clock: config.clock.clone(),
-        });
-        tokio::spawn(async move {
-            // A stop asked for (shutdown) is not a failure.
-            let fatal = match raft_metrics.wait_for(|m| m.running_state.is_err()).await {
-                Ok(m) => m.running_state.clone().err().filter(|e| !matches!(e, Fatal::Stopped)).map(|e| e.to_string()),
-                Err(_) => None,
-            };
-            if let Some(message) = fatal {
-                tracing::error!(error = %message, "Raft stopped: no more writes will be accepted (fail-stop)");
-                failed.send_replace(Some(format!("the Raft log failed: {message}")));
-            }
-        });
-        host
+        })
     }
 
     /// The Raft member this host serves through.
@@ -343,18 +329,10 @@ impl Host {
         }
         match self.node.submit(actor, request_key, command).await {
             // A write lost to a failed log says why.
-            Err(SubmitError::Unavailable(_) | SubmitError::NotLeader { .. }) if self.raft_failure().is_some() => {
-                Err(SubmitError::Unavailable(self.raft_failure().unwrap_or_default()))
+            Err(e @ (SubmitError::Unavailable(_) | SubmitError::NotLeader { .. })) => {
+                Err(self.failure().map_or(e, SubmitError::Unavailable))
             }
             answer => answer,
-        }
-    }
-
-    /// Why Raft stopped, when it stopped on a fatal error (not a shutdown).
-    fn raft_failure(&self) -> Option<String> {
-        match &self.node.raft.metrics().borrow().running_state {
-            Err(e) if !matches!(e, Fatal::Stopped) => Some(format!("the Raft log failed: {e}")),
-            _ => None,
         }
     }
 
@@ -398,17 +376,18 @@ impl Host {
         self.node.shared.hub.next_seq()
     }
 
-    /// The failure message, once Raft has stopped on a fatal error.
+    /// The failure message, once Raft has stopped on a fatal error (a stop
+    /// asked for, a shutdown, is not a failure).
     pub fn failure(&self) -> Option<String> {
-        self.failed.borrow().clone()
+        fatal_message(&self.node.raft.metrics().borrow().running_state)
     }
 
     /// Resolves with the failure message once Raft has stopped on a fatal error.
     pub async fn failed(&self) -> String {
-        let mut rx = self.failed.subscribe();
-        let message = match rx.wait_for(Option::is_some).await {
-            Ok(message) => message.clone().unwrap_or_default(),
-            Err(_) => "the host was dropped".into(),
+        let mut rx = self.node.raft.metrics();
+        let message = match rx.wait_for(|m| fatal_message(&m.running_state).is_some()).await {
+            Ok(m) => fatal_message(&m.running_state).unwrap_or_default(),
+            Err(_) => "Raft stopped".into(),
         };
         message
     }
@@ -457,6 +436,14 @@ impl Host {
             }
         }
         self.node.shutdown().await;
+    }
+}
+
+/// The failure message for Raft's running state, when it stopped on a fatal error.
+fn fatal_message(running: &Result<(), Fatal<u64>>) -> Option<String> {
+    match running {
+        Err(e) if !matches!(e, Fatal::Stopped) => Some(format!("the Raft log failed: {e}")),
+        _ => None,
     }
 }
 

@@ -46,9 +46,7 @@ impl Layout {
     /// The layout of `data_dir`: the member layout unless the directory has
     /// single-node data and no `raft/` (a fresh directory gets the member layout).
     pub fn of(data_dir: &Path) -> Layout {
-        let has_entries = |dir: PathBuf| std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
-        let single_node = has_entries(data_dir.join("wal")) || has_entries(data_dir.join("snapshots"));
-        if single_node && !data_dir.join("raft").is_dir() {
+        if has_single_node_data(data_dir) && !data_dir.join("raft").is_dir() {
             Layout::SingleNode
         } else {
             Layout::Member
@@ -89,4 +87,10 @@ impl Layout {
                 .collect(),
         })
     }
+}
+
+/// Whether `data_dir` holds single-node data (entries in `wal/` or `snapshots/`).
+pub fn has_single_node_data(data_dir: &Path) -> bool {
+    let has_entries = |dir: PathBuf| std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+    has_entries(data_dir.join("wal")) || has_entries(data_dir.join("snapshots"))
 }

@@ -13,9 +13,9 @@ use linggong_server::config::{
 };
 use linggong_server::convert::wal::decode;
 use linggong_server::history::history;
+use linggong_server::layout::Layout;
 use linggong_server::ledger_export::{self, checked_export};
 use linggong_server::report;
-use linggong_server::layout::Layout;
 use linggong_server::state::ServiceState;
 use linggong_server::tokens::{add_token, read_tokens_file, revoke_token, NewToken, TOKENS_FILE};
 use linggong_server::wal::{repair, scan, ScanOutcome};

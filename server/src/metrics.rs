@@ -359,7 +359,13 @@ impl Collector for EngineCollector {
 
         let m = s.host.metrics();
         let secs = Some(&Unit::Seconds);
-        atomic_histogram(&mut e, "linggong_wal_fsync", "Write-ahead log fdatasync latency.", secs, &m.log.fsync_seconds)?;
+        atomic_histogram(
+            &mut e,
+            "linggong_wal_fsync",
+            "Write-ahead log fdatasync latency.",
+            secs,
+            &m.log.fsync_seconds,
+        )?;
         atomic_histogram(
             &mut e,
             "linggong_wal_records_per_fsync",
@@ -402,13 +408,7 @@ impl Collector for EngineCollector {
             None,
             s.server.watch_streams_ended_by_shutdown.load(Relaxed),
         )?;
-        gauge(
-            &mut e,
-            "linggong_inflight_writes",
-            "Writes awaiting commitment.",
-            None,
-            s.host.inflight() as f64,
-        )?;
+        gauge(&mut e, "linggong_inflight_writes", "Writes awaiting commitment.", None, s.host.inflight() as f64)?;
         gauge(
             &mut e,
             "linggong_inflight_requests",
@@ -430,8 +430,8 @@ impl Collector for EngineCollector {
             Some(&Unit::Bytes),
             dir_bytes(s.host.wal_dir()) as f64,
         )?;
-        let newest = crate::layout::Layout::of(&s.data_dir).snapshots(&s.data_dir).ok().and_then(|v| v.into_iter().next());
-        if let Some(age) = newest.and_then(|snapshot| file_age(&snapshot.path)) {
+        let snapshot = s.data_dir.join("raft").join(crate::raft::state_machine::SNAPSHOT_FILE);
+        if let Some(age) = file_age(&snapshot) {
             gauge(
                 &mut e,
                 "linggong_snapshot_age",

@@ -14,6 +14,7 @@
 
 use crate::convert::wal::decode;
 use crate::host::{empty_state, HostConfig, HostError, RecoveryReport};
+use crate::layout::has_single_node_data;
 use crate::snapshot::{list_snapshots, load_snapshot};
 use crate::state::{SequencedEvent, ServiceState};
 use crate::wal::{scan, ScanOutcome, WalError};
@@ -36,7 +37,7 @@ pub fn has_raft_snapshot(config: &HostConfig) -> bool {
 /// The state to migrate, when the directory holds single-node data and its
 /// Raft state machine has no snapshot yet. Blocking (recovers the old state).
 pub fn pre_raft_base(config: &HostConfig) -> Result<Option<(ServiceState, RecoveryReport)>, HostError> {
-    if has_raft_snapshot(config) || !has_pre_raft_data(config) {
+    if has_raft_snapshot(config) || !has_single_node_data(&config.data_dir) {
         return Ok(None);
     }
     recover_pre_raft(config, |events| events.clear()).map(Some)
@@ -140,13 +141,6 @@ pub fn recover_pre_raft(
     report.last_seq = state.last_seq();
     report.elapsed = started.elapsed();
     Ok((state, report))
-}
-
-/// Whether the data directory holds single-node data (log segments or
-/// snapshots in `wal/` or `snapshots/`).
-pub fn has_pre_raft_data(config: &HostConfig) -> bool {
-    let listed = |dir: &Path| std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
-    listed(&config.wal_dir()) || listed(&config.snapshot_dir())
 }
 
 /// The newest usable snapshot of a single-node data directory (an empty

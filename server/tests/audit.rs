@@ -83,7 +83,8 @@ async fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerRe
             kind: EmployerKind::Individual,
             verified: true,
         }),
-    ).await;
+    )
+    .await;
     submit(
         hour(-1, 9),
         Command::UpsertMarket(MarketSpec {
@@ -101,7 +102,8 @@ async fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerRe
             complaint_channel: "12333".into(),
             trades: vec!["porter".into()],
         }),
-    ).await;
+    )
+    .await;
     for i in 0..4 {
         submit(hour(-1, 10), Command::UpsertWorker(worker(i))).await;
     }
@@ -113,7 +115,9 @@ async fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerRe
             let offers = match submit(
                 hour(d, 9 + i as i64),
                 Command::InstantMatch { posting: format!("p{n}").into(), max_offers: 0 },
-            ).await {
+            )
+            .await
+            {
                 Outcome::Matched { offers, .. } => offers,
                 other => panic!("not a match: {other:?}"),
             };
@@ -122,7 +126,8 @@ async fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerRe
                 submit(
                     hour(d, 9 + i as i64).plus_secs(1800),
                     Command::RespondToOffer { offer: o.offer, worker: o.worker.clone(), response },
-                ).await;
+                )
+                .await;
             }
         }
         let filed = submit(
@@ -134,12 +139,14 @@ async fn run_market(host: &Host, clock: &AtomicI64) -> linggong_engine::LedgerRe
                 category: ComplaintCategory::WageArrears,
                 detail: "工资未付".into(),
             },
-        ).await;
+        )
+        .await;
         let Outcome::ComplaintFiled { complaint } = filed else { panic!("{filed:?}") };
         submit(
             hour(d, 16),
             Command::ResolveComplaint { complaint, resolution: ComplaintResolution::Upheld, note: "".into() },
-        ).await;
+        )
+        .await;
         submit(hour(d, 23), Command::Tick).await;
     }
     host.read_engine(|e| e.ledger_report(day(), YAODU)).unwrap()

@@ -13,7 +13,9 @@ use linggong_server::convert::wal::{encode, Effect, LoggedCommand};
 use linggong_server::host::{Host, HostConfig, HostError, SubmitError};
 use linggong_server::migrate::recover_pre_raft;
 use linggong_server::state::ServiceState;
-use linggong_server::wal::{list_segments, Durability, Fault, FaultyStorage, StdStorage, WalConfig, WalWriter, HEADER_LEN};
+use linggong_server::wal::{
+    list_segments, Durability, Fault, FaultyStorage, StdStorage, WalConfig, WalWriter, HEADER_LEN,
+};
 use rand::{RngExt, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -88,7 +90,8 @@ impl SingleNodeLog {
 
     fn apply(&mut self, command: Command) -> Outcome {
         self.now += 1_000;
-        let mut logged = LoggedCommand { now: Timestamp(self.now), request_key: None, command, actor: None, effect: None };
+        let mut logged =
+            LoggedCommand { now: Timestamp(self.now), request_key: None, command, actor: None, effect: None };
         let (applied, must_log) = self.state.apply(&logged, &mut Vec::new()).expect("scripted command applies");
         if must_log {
             logged.effect = Effect::of(&applied.outcome);

@@ -797,8 +797,9 @@ async fn look_ups_show_only_durable_state() -> anyhow::Result<()> {
     assert!(!matches!(early, Ok(true)), "FindWorkersByPhone showed state that is not durable");
     let early = shows(within, get_employer(), |r| r.get_ref().employer.is_some()).await;
     assert!(!matches!(early, Ok(true)), "GetEmployer showed state that is not durable");
-    let listed_late =
-        |r: &tonic::Response<pb::ListEmployersResponse>| r.get_ref().employers.iter().any(|e| e.employer_id == "e-late");
+    let listed_late = |r: &tonic::Response<pb::ListEmployersResponse>| {
+        r.get_ref().employers.iter().any(|e| e.employer_id == "e-late")
+    };
     let early = shows(within, list_employers(), listed_late).await;
     assert!(!matches!(early, Ok(true)), "ListEmployers showed state that is not durable");
 

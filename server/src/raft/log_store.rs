@@ -253,9 +253,8 @@ impl LogStore {
         let config =
             WalConfig { dir: wal_dir.clone(), segment_bytes: options.segment_bytes, durability: options.durability };
         let wal = WalWriter::open(options.storage.clone(), config, tail, next_seq)?;
-        let writer =
-            GroupWriter::start("linggong-raft-log", wal, next_seq, options.stats.clone())
-                .map_err(|e| WalError::io("spawn", &wal_dir, e))?;
+        let writer = GroupWriter::start("linggong-raft-log", wal, next_seq, options.stats.clone())
+            .map_err(|e| WalError::io("spawn", &wal_dir, e))?;
         let vote_path = dir.join("vote");
         let vote = match std::fs::read(&vote_path) {
             Ok(b) => Some(

@@ -435,7 +435,11 @@ impl ClusterNode {
             }
             self.raft.trigger().snapshot().await.map_err(|e| ClusterError::Raft(e.to_string()))?;
             let step = Some(Duration::from_millis(500).min(deadline - tokio::time::Instant::now()));
-            let _ = self.raft.wait(step).metrics(move |m| m.snapshot.is_some() && m.snapshot >= applied, "a snapshot").await;
+            let _ = self
+                .raft
+                .wait(step)
+                .metrics(move |m| m.snapshot.is_some() && m.snapshot >= applied, "a snapshot")
+                .await;
         }
     }
 
@@ -804,11 +808,9 @@ fn member_id(raft_dir: &std::path::Path, wanted: Option<u64>) -> Result<u64, Clu
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = wanted.unwrap_or(LONE_MEMBER_ID);
-            std::fs::create_dir_all(raft_dir).map_err(|e| refuse(format!("creating {}: {e}", raft_dir.display())))?;
-            let tmp = raft_dir.join("member-id.tmp");
-            std::fs::write(&tmp, format!("{id}\n"))
-                .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-                .and_then(|()| std::fs::rename(&tmp, &path))
+            std::fs::create_dir_all(raft_dir)
+                .and_then(|()| crate::tokens::write_private(&path, format!("{id}\n").as_bytes()))
+                .and_then(|()| std::fs::File::open(raft_dir)?.sync_all())
                 .map_err(|e| refuse(format!("writing {}: {e}", path.display())))?;
             Ok(id)
         }
@@ -826,7 +828,7 @@ fn member_id(raft_dir: &std::path::Path, wanted: Option<u64>) -> Result<u64, Clu
 /// with no Raft listener (nothing can reach it but its own server), which
 /// initialises itself on a fresh directory and elects itself at once. The
 /// same directory joins a cluster later when the server is restarted with a
-/// Raft listener and a secret (README, "from one node to three").
+/// Raft listener and a secret (README, "Three replicas on one machine").
 pub async fn start_member(
     cluster: Option<&cli::ClusterSettings>,
     host: &HostConfig,

@@ -173,10 +173,9 @@ impl StateMachine {
         };
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let (header, body) = parse_snapshot(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-                let (_, snap) = decode_snapshot(body).map_err(|e| format!("{}: {e}", path.display()))?;
-                applied.state = ServiceState::restore(engine.clone(), snap, dedupe_capacity)
+                let (header, state) = restore_snapshot(&bytes, &engine, dedupe_capacity)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
+                applied.state = state;
                 applied.last_applied = header.meta.last_log_id;
                 applied.membership = header.meta.last_membership.clone();
                 applied.hash = parse_hash(&header.hash);
@@ -363,12 +362,16 @@ impl Shared {
         f.sync_all()?;
         drop(f);
         // The previous snapshot is kept (as the single node kept two): the
-        // history log reaches back to it, so offline tools can rebuild from it.
-        match std::fs::rename(self.snapshot_path(), self.dir.join(PREVIOUS_SNAPSHOT_FILE)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        // history log reaches back to it, so offline tools can rebuild from
+        // it. It is linked, not moved, so the current snapshot exists at
+        // every moment and the rename below replaces it atomically.
+        let previous = self.dir.join(PREVIOUS_SNAPSHOT_FILE);
+        let ignore_missing = |r: std::io::Result<()>| match r {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
+        ignore_missing(std::fs::remove_file(&previous))?;
+        ignore_missing(std::fs::hard_link(self.snapshot_path(), &previous))?;
         std::fs::rename(&tmp, self.snapshot_path())?;
         std::fs::File::open(&self.dir)?.sync_all()
     }
@@ -386,9 +389,21 @@ pub fn load_member_snapshot(
     dedupe_capacity: usize,
 ) -> std::result::Result<ServiceState, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-    let (_, body) = parse_snapshot(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (_, snap) = decode_snapshot(body).map_err(|e| format!("{}: {e}", path.display()))?;
-    ServiceState::restore(engine.clone(), snap, dedupe_capacity).map_err(|e| format!("{}: {e}", path.display()))
+    let (_, state) =
+        restore_snapshot(&bytes, engine, dedupe_capacity).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(state)
+}
+
+/// The header and the service state of a member snapshot's bytes.
+fn restore_snapshot(
+    bytes: &[u8],
+    engine: &EngineConfig,
+    dedupe_capacity: usize,
+) -> std::result::Result<(SnapshotHeader, ServiceState), String> {
+    let (header, body) = parse_snapshot(bytes)?;
+    let (_, snap) = decode_snapshot(body).map_err(|e| e.to_string())?;
+    let state = ServiceState::restore(engine.clone(), snap, dedupe_capacity).map_err(|e| e.to_string())?;
+    Ok((header, state))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -434,10 +449,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<()> {
         let bytes = snapshot.into_inner();
-        let (header, body) = parse_snapshot(&bytes).map_err(sm_err)?;
-        let (_, snap) = decode_snapshot(body).map_err(sm_err)?;
-        let state =
-            ServiceState::restore(self.shared.engine.clone(), snap, self.shared.dedupe_capacity).map_err(sm_err)?;
+        let (header, state) =
+            restore_snapshot(&bytes, &self.shared.engine, self.shared.dedupe_capacity).map_err(sm_err)?;
         self.shared.persist(&bytes).map_err(sm_err)?;
         {
             let mut a = self.shared.applied.write();
