@@ -25,6 +25,7 @@ pub mod batch;
 pub mod catalog;
 pub mod command;
 pub mod config;
+pub mod cow_vec;
 pub mod crs;
 mod decode;
 pub mod directory;
@@ -42,11 +43,11 @@ pub use batch::{assign_batch, BatchCandidate, BatchPair, BatchPosting};
 pub use catalog::{County, Regions, Trade, TradeCatalog};
 pub use command::*;
 pub use config::{BatchPolicy, EngineConfig, Limits, PolicyViolation, RankingPolicy};
+pub use cow_vec::CowVec;
 pub use crs::Crs;
 pub use directory::{Directory, MarketKind, MarketSpec};
 pub use engine::{
-    normalized_phone, validate, BatchWindow, BatchWindows, Engine, EngineSnapshot, EngineSnapshotRef,
-    MAX_WINDOW_REQUESTS,
+    normalized_phone, validate, BatchWindow, BatchWindows, Engine, EngineRecords, EngineSnapshot, MAX_WINDOW_REQUESTS,
 };
 pub use error::{EngineError, InvariantViolation, SnapshotError};
 pub use geo::LatLon;

@@ -99,7 +99,7 @@ fn restored_busy_engine_equals_original_and_carries_on_alike() {
 #[test]
 fn borrowed_snapshot_serialises_like_the_owned_one() {
     let (engine, _) = busy_engine();
-    let bytes = rmp_serde::to_vec_named(&engine.snapshot_ref()).expect("serialise");
+    let bytes = rmp_serde::to_vec_named(&engine.records()).expect("serialise");
     let back: EngineSnapshot = rmp_serde::from_slice(&bytes).expect("deserialise");
     assert_eq!(back, engine.snapshot());
     assert_eq!(bytes, rmp_serde::to_vec_named(&engine.snapshot()).expect("serialise owned"));
@@ -310,7 +310,7 @@ proptest! {
         let mut original = Engine::linfen(EngineConfig::default());
         let (mid, _, _) = run_session(&mut original, T0, head);
 
-        let bytes = rmp_serde::to_vec_named(&original.snapshot_ref()).expect("serialise");
+        let bytes = rmp_serde::to_vec_named(&original.records()).expect("serialise");
         let decoded: EngineSnapshot = rmp_serde::from_slice(&bytes).expect("deserialise");
         prop_assert_eq!(&decoded, &original.snapshot());
         let mut restored = Engine::restore(EngineConfig::default(), decoded).expect("restore");

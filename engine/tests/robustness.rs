@@ -195,7 +195,7 @@ proptest! {
             check_public_invariants(&engine);
         }
         // Whatever happened can be snapshotted, serialised and restored.
-        let bytes = rmp_serde::to_vec_named(&engine.snapshot_ref()).expect("serialise");
+        let bytes = rmp_serde::to_vec_named(&engine.records()).expect("serialise");
         let back: EngineSnapshot = rmp_serde::from_slice(&bytes).expect("deserialise");
         let restored = Engine::restore(EngineConfig::default(), back).expect("restore");
         prop_assert_eq!(restored.snapshot(), engine.snapshot());

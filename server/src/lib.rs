@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod raft;
 pub mod report;
+pub mod request_table;
 pub mod snapshot;
 pub mod state;
 pub mod tokens;

@@ -18,7 +18,7 @@
 pub mod bincode1;
 mod legacy;
 
-use crate::state::{ServiceState, StateSnapshot};
+use crate::state::{FrozenState, ServiceState, StateSnapshot};
 use legacy::{StateSnapshotV1, StateSnapshotV2, StateSnapshotV3};
 use linggong_engine::EngineConfig;
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,7 @@ fn versioned_header(version: u32, seq: u64, body_len: u64, body_crc: u32) -> [u8
 }
 
 /// Writes a snapshot of `state` into `dir` safely and returns its path.
-pub fn write_snapshot(dir: &Path, state: &ServiceState) -> Result<PathBuf, SnapshotError> {
+pub fn write_snapshot(dir: &Path, state: &FrozenState) -> Result<PathBuf, SnapshotError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
     let seq = state.last_seq();
     let path = dir.join(snapshot_name(seq));
@@ -142,7 +142,7 @@ pub fn write_snapshot(dir: &Path, state: &ServiceState) -> Result<PathBuf, Snaps
     // Buffered in front of the checksum, so the encoder's many small writes
     // are checksummed and written a megabyte at a time.
     let mut body = BufWriter::with_capacity(1 << 20, Checksummed { inner: file, crc: 0, len: 0 });
-    encode_body(&mut body, &state.snapshot_ref()).map_err(|e| io_err("write", &tmp, e))?;
+    encode_body(&mut body, state).map_err(|e| io_err("write", &tmp, e))?;
     let body = body.into_inner().map_err(|e| io_err("write", &tmp, e.into_error()))?;
     let (crc, len, mut file) = (body.crc, body.len, body.inner);
     file.seek(SeekFrom::Start(0)).map_err(|e| io_err("seek", &tmp, e))?;
@@ -310,7 +310,7 @@ mod tests {
         assert!(matches!(queued, Outcome::Queued { .. }), "{queued:?}");
         let expected = engine.snapshot();
         let dir = tempfile::tempdir().unwrap();
-        let path = write_snapshot(dir.path(), &ServiceState::new(engine, 100)).unwrap();
+        let path = write_snapshot(dir.path(), &ServiceState::new(engine, 100).frozen()).unwrap();
         let state = load_snapshot(&path, &EngineConfig::default(), 100).unwrap();
         let restored = state.engine();
         assert_eq!(restored.snapshot(), expected);
@@ -337,7 +337,7 @@ mod tests {
         let (_, old) = decode_snapshot(&fixture(SNAPSHOT_VERSION_V3)).unwrap();
         let state = ServiceState::restore(EngineConfig::default(), old, 16).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let path = write_snapshot(dir.path(), &state).unwrap();
+        let path = write_snapshot(dir.path(), &state.frozen()).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), SNAPSHOT_VERSION);
         let (seq, new) = decode_snapshot(&bytes).unwrap();
@@ -372,7 +372,7 @@ mod tests {
         };
         state.apply(&resolve, &mut Vec::new()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let path = write_snapshot(dir.path(), &state).unwrap();
+        let path = write_snapshot(dir.path(), &state.frozen()).unwrap();
         let loaded = load_snapshot(&path, &EngineConfig::default(), 16).unwrap();
         let resolved_by = |s: &ServiceState, id| s.engine().complaint(id).and_then(|c| c.resolved_by.clone());
         assert_eq!(resolved_by(&loaded, 2).as_deref(), Some("王芳"));
@@ -419,7 +419,7 @@ mod tests {
         let (_, old) = decode_snapshot(&fixture(SNAPSHOT_VERSION_V3)).unwrap();
         let state = ServiceState::restore(EngineConfig::default(), old, 16).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let current = std::fs::read(write_snapshot(dir.path(), &state).unwrap()).unwrap();
+        let current = std::fs::read(write_snapshot(dir.path(), &state.frozen()).unwrap()).unwrap();
         for bytes in [fixture(1), fixture(2), fixture(3), current] {
             let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
             let body = &bytes[SNAPSHOT_HEADER_LEN..];

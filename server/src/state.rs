@@ -11,12 +11,11 @@
 //! refused commands and of commands that changed nothing are not remembered.
 
 use crate::convert::wal::{command_fingerprint, LoggedCommand};
+use crate::request_table::{FrozenRequests, RequestTable};
 use linggong_engine::{
-    Engine, EngineConfig, EngineError, EngineSnapshot, EngineSnapshotRef, Event, Outcome, SnapshotError, Timestamp,
+    Engine, EngineConfig, EngineError, EngineRecords, EngineSnapshot, Event, Outcome, SnapshotError, Timestamp,
 };
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 
 /// Request ids remembered for idempotent retries, by default.
 pub const DEFAULT_DEDUPE_CAPACITY: usize = 200_000;
@@ -70,9 +69,7 @@ pub struct ServiceState {
     engine: Engine,
     last_seq: u64,
     next_event_seq: u64,
-    dedupe: FxHashMap<String, RememberedRequest>,
-    dedupe_order: VecDeque<String>,
-    dedupe_capacity: usize,
+    requests: RequestTable,
     /// The engine's events of the command being applied (kept for its capacity only).
     scratch_events: Vec<Event>,
 }
@@ -90,13 +87,28 @@ pub struct StateSnapshot {
     pub engine: EngineSnapshot,
 }
 
-/// Serialised form of [`ServiceState`] (borrowed, for writing).
-#[derive(Serialize)]
-pub struct StateSnapshotRef<'a> {
+/// A [`ServiceState`] frozen for a snapshot while the state goes on: taking
+/// it shares the record tables and the request table (copy-on-write) instead
+/// of copying them. Serialises to the same bytes as the [`StateSnapshot`] of
+/// the same state.
+#[derive(Clone, Serialize)]
+pub struct FrozenState {
     last_seq: u64,
     next_event_seq: u64,
-    dedupe: Vec<(&'a String, &'a RememberedRequest)>,
-    engine: EngineSnapshotRef<'a>,
+    dedupe: FrozenRequests,
+    engine: EngineRecords,
+}
+
+impl FrozenState {
+    /// Sequence number of the last logged command applied.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The engine's records.
+    pub fn engine(&self) -> &EngineRecords {
+        &self.engine
+    }
 }
 
 impl ServiceState {
@@ -106,9 +118,7 @@ impl ServiceState {
             engine,
             last_seq: 0,
             next_event_seq: 1,
-            dedupe: FxHashMap::default(),
-            dedupe_order: VecDeque::new(),
-            dedupe_capacity: dedupe_capacity.max(1),
+            requests: RequestTable::new(dedupe_capacity),
             scratch_events: Vec::new(),
         }
     }
@@ -120,19 +130,24 @@ impl ServiceState {
         state.last_seq = s.last_seq;
         state.next_event_seq = s.next_event_seq;
         for (key, request) in s.dedupe {
-            state.remember(key, request);
+            state.requests.remember(key, request);
         }
         Ok(state)
     }
 
-    /// The borrowed serialisable form.
-    pub fn snapshot_ref(&self) -> StateSnapshotRef<'_> {
-        StateSnapshotRef {
+    /// The state frozen for a snapshot (see [`FrozenState`]).
+    pub fn frozen(&self) -> FrozenState {
+        FrozenState {
             last_seq: self.last_seq,
             next_event_seq: self.next_event_seq,
-            dedupe: self.dedupe_order.iter().filter_map(|k| self.dedupe.get_key_value(k)).collect(),
-            engine: self.engine.snapshot_ref(),
+            dedupe: self.requests.frozen(),
+            engine: self.engine.records(),
         }
+    }
+
+    /// The remembered requests.
+    pub fn requests(&self) -> &RequestTable {
+        &self.requests
     }
 
     /// The engine (read-only).
@@ -153,21 +168,10 @@ impl ServiceState {
     /// Whether a request key with this command is new, a repeat (with its
     /// first result) or reused for a different command.
     pub fn lookup_request(&self, key: &str, fingerprint: u64) -> RequestLookup<'_> {
-        match self.dedupe.get(key) {
+        match self.requests.get(key) {
             None => RequestLookup::New,
             Some(r) if r.fingerprint.is_none_or(|f| f == fingerprint) => RequestLookup::Repeat(&r.applied),
             Some(_) => RequestLookup::Reused,
-        }
-    }
-
-    fn remember(&mut self, key: String, request: RememberedRequest) {
-        if self.dedupe.insert(key.clone(), request).is_none() {
-            self.dedupe_order.push_back(key);
-            while self.dedupe_order.len() > self.dedupe_capacity {
-                if let Some(old) = self.dedupe_order.pop_front() {
-                    self.dedupe.remove(&old);
-                }
-            }
         }
     }
 
@@ -206,7 +210,7 @@ impl ServiceState {
         let applied = Applied { seq, at: logged.now, outcome };
         if let Some(key) = &logged.request_key {
             let fingerprint = Some(command_fingerprint(&logged.command));
-            self.remember(key.clone(), RememberedRequest { fingerprint, applied: applied.clone() });
+            self.requests.remember(key.clone(), RememberedRequest { fingerprint, applied: applied.clone() });
         }
         Ok((applied, true))
     }

@@ -672,7 +672,7 @@ async fn run_seed(seed: u64) -> Result<Summary, String> {
         let bytes = n.read_local(|s| -> Result<Vec<u8>, String> {
             check_member(s.engine()).map_err(|e| format!("member {}: {e}", n.id))?;
             acked = check_writes(s, &sent).map_err(|e| format!("member {}: {e}", n.id))?;
-            rmp_serde::to_vec(&s.snapshot_ref()).map_err(|e| e.to_string())
+            rmp_serde::to_vec(&s.frozen()).map_err(|e| e.to_string())
         })?;
         match &reference {
             None => reference = Some((index, hash, bytes)),

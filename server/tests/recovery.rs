@@ -106,7 +106,7 @@ impl SingleNodeLog {
 
     /// Writes a snapshot of the current state into `<dir>/snapshots/`.
     fn snapshot(&self, dir: &Path) {
-        linggong_server::snapshot::write_snapshot(&dir.join("snapshots"), &self.state).expect("snapshot");
+        linggong_server::snapshot::write_snapshot(&dir.join("snapshots"), &self.state.frozen()).expect("snapshot");
     }
 
     fn close(mut self) -> Vec<EngineSnapshot> {

@@ -7,6 +7,7 @@ use super::{Engine, Result};
 use crate::batch::{assign_batch, BatchCandidate, BatchPosting};
 use crate::command::*;
 use crate::config::BatchPolicy;
+use crate::cow_vec::CowVec;
 use crate::error::{EngineError, InvariantViolation};
 use crate::model::*;
 use serde::{Deserialize, Serialize};
@@ -104,7 +105,7 @@ impl BatchWindows {
     }
 
     /// Every request names a known posting, once; windows in county order.
-    pub(super) fn check(&self, postings: &[Posting]) -> std::result::Result<(), InvariantViolation> {
+    pub(super) fn check(&self, postings: &CowVec<Posting>) -> std::result::Result<(), InvariantViolation> {
         let mut seen = rustc_hash::FxHashSet::default();
         for (i, w) in self.windows.iter().enumerate() {
             if i > 0 && self.windows[i - 1].county >= w.county {

@@ -25,11 +25,12 @@ mod workers;
 
 pub use batching::{BatchWindows, Window as BatchWindow, MAX_WINDOW_REQUESTS};
 pub use phone_index::normalized_phone;
-pub use snapshot::{EngineSnapshot, EngineSnapshotRef};
+pub use snapshot::{EngineRecords, EngineSnapshot};
 
 use crate::catalog::{CountyIdx, Regions, TradeCatalog, TradeIdx};
 use crate::command::*;
 use crate::config::EngineConfig;
+use crate::cow_vec::CowVec;
 use crate::directory::Directory;
 use crate::error::EngineError;
 use crate::ledger::{Ledger, LedgerDay};
@@ -64,13 +65,13 @@ pub struct Engine {
     config: EngineConfig,
     regions: Regions,
     trades: TradeCatalog,
-    workers: Vec<Worker>,
-    employers: Vec<Employer>,
+    workers: CowVec<Worker>,
+    employers: CowVec<Employer>,
     employer_ids: FxHashMap<CompactString, EmployerKey>,
-    postings: Vec<Posting>,
+    postings: CowVec<Posting>,
     posting_ids: FxHashMap<CompactString, PostingKey>,
     offers: OfferBook,
-    complaints: Vec<Complaint>,
+    complaints: CowVec<Complaint>,
     counters: Vec<CountyCounters>,
     directory: Directory,
     ledger: Ledger,
@@ -89,13 +90,13 @@ impl Engine {
         let nc = regions.len();
         Self {
             config,
-            workers: Vec::new(),
-            employers: Vec::new(),
+            workers: CowVec::new(),
+            employers: CowVec::new(),
             employer_ids: FxHashMap::default(),
-            postings: Vec::new(),
+            postings: CowVec::new(),
             posting_ids: FxHashMap::default(),
             offers: OfferBook::new(),
-            complaints: Vec::new(),
+            complaints: CowVec::new(),
             counters: vec![CountyCounters::default(); nc],
             directory: Directory::default(),
             ledger: Ledger::default(),

@@ -4,6 +4,7 @@
 use super::{Engine, Result, WorkerAfter};
 use crate::catalog::CountyIdx;
 use crate::command::*;
+use crate::cow_vec::CowVec;
 use crate::error::{EngineError, InvariantViolation};
 use crate::model::*;
 use rustc_hash::FxHashMap;
@@ -106,7 +107,7 @@ impl OfferBook {
     pub(super) fn restore(
         offers: &[Offer],
         next_id: OfferId,
-        workers: &[Worker],
+        workers: &CowVec<Worker>,
         postings: usize,
     ) -> std::result::Result<Self, String> {
         let mut book = Self { next_id, ..Self::new() };
@@ -131,8 +132,8 @@ impl OfferBook {
     /// and engaged counts equal their offers.
     pub(super) fn check(
         &self,
-        workers: &[Worker],
-        postings: &[Posting],
+        workers: &CowVec<Worker>,
+        postings: &CowVec<Posting>,
     ) -> std::result::Result<(), InvariantViolation> {
         let bad = |m: String| Err(InvariantViolation(m));
         let mut per_posting: FxHashMap<PostingKey, (u32, u32)> = FxHashMap::default();

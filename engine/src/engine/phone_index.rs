@@ -9,6 +9,7 @@
 //! phone several workers share, the index of a shared list (high bit set).
 
 use super::Engine;
+use crate::cow_vec::CowVec;
 use crate::error::InvariantViolation;
 use crate::model::{Worker, WorkerKey};
 use compact_str::CompactString;
@@ -77,7 +78,7 @@ impl PhoneIndex {
     }
 
     /// The index of `workers` (keys are their positions).
-    pub(super) fn bulk_load(workers: &[Worker]) -> Self {
+    pub(super) fn bulk_load(workers: &CowVec<Worker>) -> Self {
         let mut index = Self { table: HashTable::with_capacity(workers.len()), ..Self::default() };
         for key in 0..workers.len() {
             index.insert(workers, key as WorkerKey, &workers[key].phone);
@@ -86,7 +87,7 @@ impl PhoneIndex {
     }
 
     /// Adds `key` under `phone`, in key order among the workers sharing it.
-    fn insert(&mut self, workers: &[Worker], key: WorkerKey, phone: &str) {
+    fn insert(&mut self, workers: &CowVec<Worker>, key: WorkerKey, phone: &str) {
         let Self { table, shared, free } = self;
         let hash = phone_hash(phone);
         let found =
@@ -147,13 +148,13 @@ impl PhoneIndex {
 
     /// Adds a newly registered worker (the highest key so far), whose record
     /// is already in `workers`.
-    pub(super) fn add(&mut self, workers: &[Worker], key: WorkerKey) {
+    pub(super) fn add(&mut self, workers: &CowVec<Worker>, key: WorkerKey) {
         self.insert(workers, key, &workers[key as usize].phone);
     }
 
     /// Moves a worker from `old` to their record's current phone (no-op when
     /// they normalise the same).
-    pub(super) fn change(&mut self, workers: &[Worker], key: WorkerKey, old: &str) {
+    pub(super) fn change(&mut self, workers: &CowVec<Worker>, key: WorkerKey, old: &str) {
         let new = &workers[key as usize].phone;
         if same_phone(old, new) {
             return;
@@ -163,7 +164,7 @@ impl PhoneIndex {
     }
 
     /// Keys of the workers with this phone, in registration order.
-    pub(super) fn keys(&self, workers: &[Worker], phone: &str) -> &[WorkerKey] {
+    pub(super) fn keys(&self, workers: &CowVec<Worker>, phone: &str) -> &[WorkerKey] {
         self.table
             .find(phone_hash(phone), |&e| {
                 same_phone(&workers[Self::representative(&self.shared, e) as usize].phone, phone)
@@ -173,7 +174,7 @@ impl PhoneIndex {
 
     /// Every worker is listed once, under their own phone, in key order, and
     /// found by it.
-    pub(super) fn check(&self, workers: &[Worker]) -> Result<(), InvariantViolation> {
+    pub(super) fn check(&self, workers: &CowVec<Worker>) -> Result<(), InvariantViolation> {
         let bad = |m: String| Err(InvariantViolation(m));
         let mut listed = 0usize;
         let mut in_use = 0usize;

@@ -3,6 +3,7 @@
 //! records by [`PostingIndex::sync`] and checked by [`PostingIndex::check`].
 
 use crate::catalog::{CountyIdx, TradeIdx};
+use crate::cow_vec::CowVec;
 use crate::error::InvariantViolation;
 use crate::index::IndexEntry;
 use crate::model::{Employer, Posting, PostingKey, PostingState, Timestamp};
@@ -17,7 +18,7 @@ fn state_slot(s: PostingState) -> usize {
 }
 
 /// Whether a posting is matchable: open, with slots left, its employer not suspended.
-fn should_be_indexed(employers: &[Employer], p: &Posting) -> bool {
+fn should_be_indexed(employers: &CowVec<Employer>, p: &Posting) -> bool {
     p.state.is_open() && p.remaining() > 0 && !employers[p.employer as usize].suspended
 }
 
@@ -93,7 +94,13 @@ impl PostingIndex {
     /// Brings a posting's expiry entry, state count and index entry from `old`
     /// (before the record changed; `None` for a new posting) to the record's
     /// current state, touching each only if it changed.
-    pub(super) fn sync(&mut self, employers: &[Employer], key: PostingKey, p: &Posting, old: Option<PostingIndexView>) {
+    pub(super) fn sync(
+        &mut self,
+        employers: &CowVec<Employer>,
+        key: PostingKey,
+        p: &Posting,
+        old: Option<PostingIndexView>,
+    ) {
         let new = PostingIndexView {
             expiry: expirable(p).then(|| p.expires_at()),
             county: p.county,
@@ -128,7 +135,12 @@ impl PostingIndex {
     }
 
     /// Builds the index of restored posting records.
-    pub(super) fn bulk_load(counties: usize, trades: usize, employers: &[Employer], postings: &[Posting]) -> Self {
+    pub(super) fn bulk_load(
+        counties: usize,
+        trades: usize,
+        employers: &CowVec<Employer>,
+        postings: &CowVec<Posting>,
+    ) -> Self {
         let mut index = Self::new(counties, trades);
         index.indexed = vec![false; postings.len()];
         for (k, p) in postings.iter().enumerate() {
@@ -146,7 +158,11 @@ impl PostingIndex {
     }
 
     /// Checks this part's invariants against the posting records.
-    pub(super) fn check(&self, employers: &[Employer], postings: &[Posting]) -> Result<(), InvariantViolation> {
+    pub(super) fn check(
+        &self,
+        employers: &CowVec<Employer>,
+        postings: &CowVec<Posting>,
+    ) -> Result<(), InvariantViolation> {
         let bad = |m: String| Err(InvariantViolation(m));
         if self.indexed.len() != postings.len() {
             return bad("posting index flags out of sync".into());

@@ -2,6 +2,7 @@
 
 use super::Engine;
 use crate::catalog::{CountyIdx, TradeIdx};
+use crate::cow_vec::CowVec;
 use crate::directory::Directory;
 use crate::ledger::{Closing, Ledger, LedgerDay, LedgerReport};
 use crate::model::*;
@@ -50,22 +51,22 @@ impl Engine {
     }
 
     /// All complaints, by id.
-    pub fn complaints(&self) -> &[Complaint] {
+    pub fn complaints(&self) -> &CowVec<Complaint> {
         &self.complaints
     }
 
     /// All employers in first-upsert order (their keys).
-    pub fn employers(&self) -> &[Employer] {
+    pub fn employers(&self) -> &CowVec<Employer> {
         &self.employers
     }
 
     /// All postings in submission order.
-    pub fn postings(&self) -> &[Posting] {
+    pub fn postings(&self) -> &CowVec<Posting> {
         &self.postings
     }
 
     /// All workers in registration order.
-    pub fn workers(&self) -> &[Worker] {
+    pub fn workers(&self) -> &CowVec<Worker> {
         &self.workers
     }
 

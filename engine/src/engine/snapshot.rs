@@ -9,6 +9,7 @@ use super::worker_index::WorkerIndex;
 use super::Engine;
 use crate::catalog::{County, Regions, Trade, TradeCatalog};
 use crate::config::{BatchPolicy, EngineConfig, RankingPolicy};
+use crate::cow_vec::CowVec;
 use crate::directory::{Directory, MarketSpec};
 use crate::error::SnapshotError;
 use crate::ledger::Ledger;
@@ -55,49 +56,62 @@ pub struct EngineSnapshot {
     pub batch_policy: Option<BatchPolicy>,
 }
 
-/// Borrowed form of [`EngineSnapshot`], serialising to the same bytes without copying state.
-#[derive(Serialize)]
-pub struct EngineSnapshotRef<'a> {
-    counties: &'a [County],
-    trades: &'a [Trade],
-    workers: &'a [Worker],
-    employers: &'a [Employer],
-    postings: &'a [Posting],
-    offers: Vec<&'a Offer>,
+/// The engine's records at one moment, as a snapshot holds them, frozen while
+/// the engine goes on: taking it shares the record tables (copy-on-write
+/// [`CowVec`]s) instead of copying them, so a snapshot holds up applying only
+/// for microseconds, and the encoding runs on this copy. Serialises to the
+/// same bytes as the [`EngineSnapshot`] of the same state.
+#[derive(Clone, Serialize)]
+pub struct EngineRecords {
+    counties: Vec<County>,
+    trades: Vec<Trade>,
+    workers: CowVec<Worker>,
+    employers: CowVec<Employer>,
+    postings: CowVec<Posting>,
+    offers: Vec<Offer>,
     next_offer_id: OfferId,
-    complaints: &'a [Complaint],
-    counters: &'a [CountyCounters],
-    directory: Vec<&'a MarketSpec>,
-    ledger: &'a Ledger,
-    batch_windows: &'a [BatchWindow],
-    ranking_policy: Option<&'a RankingPolicy>,
-    batch_policy: Option<&'a BatchPolicy>,
+    complaints: CowVec<Complaint>,
+    counters: Vec<CountyCounters>,
+    directory: Vec<MarketSpec>,
+    ledger: Ledger,
+    batch_windows: Vec<BatchWindow>,
+    ranking_policy: Option<RankingPolicy>,
+    batch_policy: Option<BatchPolicy>,
+}
+
+impl EngineRecords {
+    /// Workers frozen, in registration order.
+    pub fn workers(&self) -> &CowVec<Worker> {
+        &self.workers
+    }
+
+    /// The owned snapshot of these records.
+    pub fn into_snapshot(self) -> EngineSnapshot {
+        EngineSnapshot {
+            counties: self.counties,
+            trades: self.trades,
+            workers: self.workers.iter().cloned().collect(),
+            employers: self.employers.iter().cloned().collect(),
+            postings: self.postings.iter().cloned().collect(),
+            offers: self.offers,
+            next_offer_id: self.next_offer_id,
+            complaints: self.complaints.iter().cloned().collect(),
+            counters: self.counters,
+            directory: self.directory,
+            ledger: self.ledger,
+            batch_windows: self.batch_windows,
+            ranking_policy: self.ranking_policy,
+            batch_policy: self.batch_policy,
+        }
+    }
 }
 
 impl Engine {
-    /// The full state, borrowed, ready to serialise (serialises exactly as [`EngineSnapshot`]).
-    pub fn snapshot_ref(&self) -> EngineSnapshotRef<'_> {
-        EngineSnapshotRef {
-            counties: self.regions.counties(),
-            trades: self.trades.trades(),
-            workers: &self.workers,
-            employers: &self.employers,
-            postings: &self.postings,
-            offers: self.offers.live(),
-            next_offer_id: self.offers.next_id(),
-            complaints: &self.complaints,
-            counters: &self.counters,
-            directory: self.directory.iter().collect(),
-            ledger: &self.ledger,
-            batch_windows: self.batch.windows(),
-            ranking_policy: Some(&self.config.policy),
-            batch_policy: Some(&self.config.batch),
-        }
-    }
-
-    /// The full state, owned.
-    pub fn snapshot(&self) -> EngineSnapshot {
-        EngineSnapshot {
+    /// The records, frozen (see [`EngineRecords`]): shares the record tables
+    /// and copies only the small parts (catalogues, live offers, counters,
+    /// directory, ledger, decision windows).
+    pub fn records(&self) -> EngineRecords {
+        EngineRecords {
             counties: self.regions.counties().to_vec(),
             trades: self.trades.trades().to_vec(),
             workers: self.workers.clone(),
@@ -113,6 +127,11 @@ impl Engine {
             ranking_policy: Some(self.config.policy.clone()),
             batch_policy: Some(self.config.batch.clone()),
         }
+    }
+
+    /// The full state, owned.
+    pub fn snapshot(&self) -> EngineSnapshot {
+        self.records().into_snapshot()
     }
 
     /// Rebuilds an engine from a snapshot, checking it for consistency (a
@@ -137,8 +156,11 @@ impl Engine {
         if s.counters.len() != regions.len() {
             return Err(bad("counter table does not match the counties".into()));
         }
-        let (nw, np, ne, nt, nc) = (s.workers.len(), s.postings.len(), s.employers.len(), trades.len(), regions.len());
-        for w in &s.workers {
+        let workers = CowVec::from(s.workers);
+        let employers = CowVec::from(s.employers);
+        let postings = CowVec::from(s.postings);
+        let (nw, np, ne, nt, nc) = (workers.len(), postings.len(), employers.len(), trades.len(), regions.len());
+        for w in &workers {
             let ok = w.position.is_valid()
                 && (w.county as usize) < nc
                 && !w.trades.is_empty()
@@ -149,16 +171,16 @@ impl Engine {
                 return Err(bad(format!("worker {} is invalid or repeated", w.id)));
             }
         }
-        let worker_index = WorkerIndex::bulk_load(&config.policy, nc, nt, &s.workers)
-            .map_err(|i| bad(format!("worker {} is invalid or repeated", s.workers[i].id)))?;
+        let worker_index = WorkerIndex::bulk_load(&config.policy, nc, nt, &workers)
+            .map_err(|i| bad(format!("worker {} is invalid or repeated", workers[i].id)))?;
         let mut employer_ids = FxHashMap::default();
-        for (i, em) in s.employers.iter().enumerate() {
+        for (i, em) in employers.iter().enumerate() {
             if employer_ids.insert(em.id.clone(), i as EmployerKey).is_some() {
                 return Err(bad(format!("employer {} repeated", em.id)));
             }
         }
         let mut posting_ids = FxHashMap::default();
-        for (i, p) in s.postings.iter().enumerate() {
+        for (i, p) in postings.iter().enumerate() {
             let ok = p.position.is_valid()
                 && (p.county as usize) < nc
                 && (p.trade as usize) < nt
@@ -169,8 +191,8 @@ impl Engine {
                 return Err(bad(format!("posting {} is invalid or repeated", p.id)));
             }
         }
-        let offers = OfferBook::restore(&s.offers, s.next_offer_id, &s.workers, np).map_err(bad)?;
-        for (i, w) in s.workers.iter().enumerate() {
+        let offers = OfferBook::restore(&s.offers, s.next_offer_id, &workers, np).map_err(bad)?;
+        for (i, w) in workers.iter().enumerate() {
             if let Some(id) = w.offer {
                 if offers.get(id).map(|o| o.worker == i as WorkerKey) != Some(true) {
                     return Err(bad(format!("worker {} holds a missing offer {id}", w.id)));
@@ -187,21 +209,21 @@ impl Engine {
             }
         }
         let directory = Directory::from_entries(s.directory).ok_or_else(|| bad("market repeated".into()))?;
-        let posting_index = PostingIndex::bulk_load(nc, nt, &s.employers, &s.postings);
-        let phone_index = PhoneIndex::bulk_load(&s.workers);
+        let posting_index = PostingIndex::bulk_load(nc, nt, &employers, &postings);
+        let phone_index = PhoneIndex::bulk_load(&workers);
         let batch = BatchWindows::from_windows(s.batch_windows).map_err(bad)?;
         let e = Engine {
             batch,
             config,
             regions,
             trades,
-            workers: s.workers,
-            employers: s.employers,
+            workers,
+            employers,
             employer_ids,
-            postings: s.postings,
+            postings,
             posting_ids,
             offers,
-            complaints: s.complaints,
+            complaints: CowVec::from(s.complaints),
             counters: s.counters,
             directory,
             ledger: s.ledger,

@@ -6,6 +6,7 @@
 use super::worker_tree::{WorkerTree, REMOVED};
 use crate::catalog::{CountyIdx, TradeIdx};
 use crate::config::RankingPolicy;
+use crate::cow_vec::CowVec;
 use crate::error::InvariantViolation;
 use crate::geo::LatLon;
 use crate::index::IndexEntry;
@@ -27,12 +28,12 @@ impl WorkerIds {
         FxBuildHasher.hash_one(id)
     }
 
-    fn get(&self, workers: &[Worker], id: &str) -> Option<WorkerKey> {
+    fn get(&self, workers: &CowVec<Worker>, id: &str) -> Option<WorkerKey> {
         self.table.find(Self::hash(id), |&k| workers[k as usize].id == id).copied()
     }
 
     /// Adds `workers[key]`'s id; false if another worker has it already.
-    fn insert(&mut self, workers: &[Worker], key: WorkerKey) -> bool {
+    fn insert(&mut self, workers: &CowVec<Worker>, key: WorkerKey) -> bool {
         let id = workers[key as usize].id.as_str();
         let entry = self.table.entry(
             Self::hash(id),
@@ -49,7 +50,7 @@ impl WorkerIds {
     }
 
     /// Makes room for `workers.len()` ids (empty table only: nothing to rehash).
-    fn reserve(&mut self, workers: &[Worker]) {
+    fn reserve(&mut self, workers: &CowVec<Worker>) {
         self.table.reserve(workers.len(), |&k| Self::hash(&workers[k as usize].id));
     }
 
@@ -187,13 +188,13 @@ impl WorkerIndex {
     }
 
     /// The key of the worker with this id.
-    pub(super) fn key(&self, workers: &[Worker], id: &str) -> Option<WorkerKey> {
+    pub(super) fn key(&self, workers: &CowVec<Worker>, id: &str) -> Option<WorkerKey> {
         self.ids.get(workers, id)
     }
 
     /// Registers the id of a new worker, `workers[key]` (the last record), not
     /// yet indexed; the caller then syncs them with `old = None`.
-    pub(super) fn add(&mut self, workers: &[Worker], key: WorkerKey) {
+    pub(super) fn add(&mut self, workers: &CowVec<Worker>, key: WorkerKey) {
         debug_assert_eq!(key as usize, self.indexed.len());
         debug_assert_ne!(key, REMOVED, "worker key space exhausted");
         let fresh = self.ids.insert(workers, key);
@@ -318,7 +319,7 @@ impl WorkerIndex {
         policy: &RankingPolicy,
         counties: usize,
         trades: usize,
-        workers: &[Worker],
+        workers: &CowVec<Worker>,
     ) -> Result<Self, usize> {
         let mut index = Self::new(counties, trades);
         index.ids.reserve(workers);
@@ -355,7 +356,7 @@ impl WorkerIndex {
     }
 
     /// Checks this part's invariants against the worker records.
-    pub(super) fn check(&self, policy: &RankingPolicy, workers: &[Worker]) -> Result<(), InvariantViolation> {
+    pub(super) fn check(&self, policy: &RankingPolicy, workers: &CowVec<Worker>) -> Result<(), InvariantViolation> {
         let bad = |m: String| Err(InvariantViolation(m));
         if self.ids.len() != workers.len() || self.indexed.len() != workers.len() {
             return bad("worker id table out of sync".into());

@@ -694,7 +694,7 @@ impl ClusterNode {
         head(
             out,
             "linggong_raft_snapshot_stall_seconds",
-            "Time a snapshot build held up applying entries (the clone of the state).",
+            "Time a snapshot build held up applying entries (freezing the state).",
             "histogram",
         );
         c.snapshot_stall_seconds.render(out, "linggong_raft_snapshot_stall_seconds", "");

@@ -81,7 +81,7 @@ pub struct ClusterMetrics {
     pub commit_seconds: crate::histogram::AtomicHistogram,
     /// Time to build one snapshot, seconds.
     pub snapshot_seconds: crate::histogram::AtomicHistogram,
-    /// Time a snapshot build held up applying entries (the state's clone), seconds.
+    /// Time a snapshot build held up applying entries (freezing the state), seconds.
     pub snapshot_stall_seconds: crate::histogram::AtomicHistogram,
     /// Size of the last snapshot built or installed, bytes.
     pub snapshot_bytes: std::sync::atomic::AtomicU64,
@@ -307,13 +307,14 @@ impl Shared {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
         let started = std::time::Instant::now();
-        // The clone is the only part of a build that holds up applying
-        // entries (the applied-state lock); encoding and writing work on it.
+        // Freezing the state is the only part of a build that holds up
+        // applying entries (the applied-state lock): it shares the record
+        // tables instead of copying them; encoding and writing work on it.
         let (state, last_applied, membership, hash, last_now, covered) = {
             let a = self.shared.applied.read();
             let covered = self.shared.log_bytes_since_snapshot.load(std::sync::atomic::Ordering::Relaxed);
             let stall = std::time::Instant::now();
-            let state = a.state.clone();
+            let state = a.state.frozen();
             self.shared.metrics.snapshot_stall_seconds.observe(stall.elapsed().as_secs_f64());
             (state, a.last_applied, a.membership.clone(), a.hash, a.last_now, covered)
         };
