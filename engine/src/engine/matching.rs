@@ -335,8 +335,9 @@ impl Engine {
                     let first = item.index() * NODE;
                     let reach2 = reach2(0);
                     for (i, e) in tree.leaf_entries(item.index()).iter().enumerate() {
-                        // A worker asking more than the posting pays never makes the selection.
-                        if e.key == REMOVED || e.min_daily_wage > p.daily_wage {
+                        // A worker asking more than the posting pays never makes the selection,
+                        // nor does one on offer elsewhere (known without reading their record).
+                        if e.key == REMOVED || e.min_daily_wage > p.daily_wage || self.worker_index.is_held(e.key) {
                             continue;
                         }
                         let d2 = e.distance_2(&q);

@@ -149,13 +149,17 @@ fn belongs_in_index(status: WorkerStatus, indexed: bool) -> bool {
 /// Owns: every worker id maps to its record; an indexed worker is in exactly
 /// the trees of their trades and hardship class, with up-to-date ranking
 /// inputs; waiting workers are indexed, engaged and away ones are not;
-/// waiting counts per (county, trade) equal the records'.
+/// exactly the offered workers are held; waiting counts per (county, trade)
+/// equal the records'.
 #[derive(Clone)]
 pub(super) struct WorkerIndex {
     ids: WorkerIds,
     /// One tree per (trade, hardship class): see [`WorkerIndex::tree_slot`].
     trees: Vec<WorkerTree>,
     indexed: Vec<bool>,
+    /// Workers on offer: their entries stay in the trees while the offer is
+    /// out, and the walk skips them by this bit without reading their records.
+    held: KeyBits,
     /// Waiting workers per county and trade, `county * trades + trade`.
     waiting_counts: Vec<u32>,
     waiting: usize,
@@ -169,6 +173,7 @@ impl WorkerIndex {
             ids: WorkerIds::default(),
             trees: (0..trades * 2).map(|_| WorkerTree::default()).collect(),
             indexed: Vec::new(),
+            held: KeyBits::default(),
             waiting_counts: vec![0; counties * trades],
             waiting: 0,
             trades,
@@ -200,6 +205,14 @@ impl WorkerIndex {
         let fresh = self.ids.insert(workers, key);
         debug_assert!(fresh, "worker id registered twice");
         self.indexed.push(false);
+        self.held.push(false);
+    }
+
+    /// Whether the worker is on offer (and so not matchable now), from a bit
+    /// set of a bit per worker: cheaper to read than the worker's record.
+    #[inline]
+    pub(super) fn is_held(&self, key: WorkerKey) -> bool {
+        self.held.contains(key)
     }
 
     /// Number of waiting workers.
@@ -275,6 +288,7 @@ impl WorkerIndex {
                 self.waiting_counts[new.county as usize * nt + t as usize] += 1;
             }
         }
+        self.held.set(key, w.status == WorkerStatus::Offered);
         let was = old.as_ref().is_some_and(|o| o.indexed);
         let want = belongs_in_index(w.status, was);
         if let Some(old) = old.filter(|o| o.indexed) {
@@ -329,8 +343,10 @@ impl WorkerIndex {
             }
         }
         index.indexed = vec![false; workers.len()];
+        index.held = KeyBits::with_len(workers.len());
         let mut per_tree: Vec<Vec<IndexEntry>> = vec![Vec::new(); trades * 2];
         for (k, w) in workers.iter().enumerate() {
+            index.held.set(k as WorkerKey, w.status == WorkerStatus::Offered);
             if w.status == WorkerStatus::Waiting {
                 index.waiting += 1;
                 for t in &w.trades {
@@ -358,7 +374,7 @@ impl WorkerIndex {
     /// Checks this part's invariants against the worker records.
     pub(super) fn check(&self, policy: &RankingPolicy, workers: &CowVec<Worker>) -> Result<(), InvariantViolation> {
         let bad = |m: String| Err(InvariantViolation(m));
-        if self.ids.len() != workers.len() || self.indexed.len() != workers.len() {
+        if self.ids.len() != workers.len() || self.indexed.len() != workers.len() || self.held.len() != workers.len() {
             return bad("worker id table out of sync".into());
         }
         let nt = self.trades;
@@ -374,6 +390,14 @@ impl WorkerIndex {
                 for t in &w.trades {
                     expected_waiting[w.county as usize * nt + t.trade as usize] += 1;
                 }
+            }
+            if self.held.contains(k as WorkerKey) != (w.status == WorkerStatus::Offered) {
+                return bad(format!(
+                    "worker {} is {:?} but held={}",
+                    w.id,
+                    w.status,
+                    self.held.contains(k as WorkerKey)
+                ));
             }
             let indexed = self.indexed[k];
             if belongs_in_index(w.status, indexed) != indexed {
@@ -414,5 +438,49 @@ impl WorkerIndex {
             return bad("waiting counters out of sync".into());
         }
         Ok(())
+    }
+}
+
+/// One bit per worker key.
+#[derive(Clone, Default)]
+struct KeyBits {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl KeyBits {
+    /// `len` bits, all clear.
+    fn with_len(len: usize) -> Self {
+        Self { words: vec![0; len.div_ceil(64)], len }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends a bit for the next key.
+    fn push(&mut self, bit: bool) {
+        if self.len % 64 == 0 {
+            self.words.push(0);
+        }
+        self.len += 1;
+        self.set((self.len - 1) as WorkerKey, bit);
+    }
+
+    fn set(&mut self, key: WorkerKey, bit: bool) {
+        if let Some(word) = self.words.get_mut(key as usize / 64) {
+            let mask = 1u64 << (key % 64);
+            if bit {
+                *word |= mask;
+            } else {
+                *word &= !mask;
+            }
+        }
+    }
+
+    /// The key's bit; clear for a key beyond the set.
+    #[inline]
+    fn contains(&self, key: WorkerKey) -> bool {
+        self.words.get(key as usize / 64).is_some_and(|word| word & (1u64 << (key % 64)) != 0)
     }
 }
