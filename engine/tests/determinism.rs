@@ -108,6 +108,37 @@ fn borrowed_snapshot_serialises_like_the_owned_one() {
 }
 
 #[test]
+fn frozen_records_keep_their_moment_while_the_engine_goes_on() {
+    // More workers than one chunk of the record tables holds, so the frozen
+    // copy shares sealed chunks with the engine, and the writes below copy them.
+    let mut e = Engine::linfen(EngineConfig::default());
+    let seat = yaodu_seat();
+    ok(&mut e, T0, Command::UpsertEmployer(employer_spec("e-verified", true)));
+    for i in 0..700 {
+        let spec =
+            worker_spec(&format!("w{i}"), &["mason"], offset(seat, (i % 40) as f64 * 100.0, (i / 40) as f64 * 100.0));
+        ok(&mut e, at(1), Command::UpsertWorker(spec));
+    }
+    ok(&mut e, at(2), Command::SubmitPosting(posting_spec("p-mason", "e-verified", "mason", 4, seat)));
+    let frozen = e.records();
+    let moment = e.snapshot();
+    assert_eq!(rmp_serde::to_vec_named(&frozen).unwrap(), rmp_serde::to_vec_named(&moment).unwrap());
+    for i in [0, 255, 256, 300, 511, 512, 699] {
+        ok(&mut e, at(3), Command::MoveWorker { worker: format!("w{i}").into(), position: offset(seat, 9_000.0, 0.0) });
+    }
+    ok(&mut e, at(4), Command::InstantMatch { posting: "p-mason".into(), max_offers: 0 });
+    ok(&mut e, at(5), Command::WithdrawWorker { worker: "w600".into() });
+    ok(&mut e, at(6), Command::UpsertWorker(worker_spec("w-new", &["mason"], seat)));
+    assert_ne!(e.snapshot(), moment, "the engine went on");
+    let bytes = rmp_serde::to_vec_named(&frozen).unwrap();
+    assert_eq!(bytes, rmp_serde::to_vec_named(&moment).unwrap(), "the frozen copy did not move");
+    let back: EngineSnapshot = rmp_serde::from_slice(&bytes).unwrap();
+    let restored = Engine::restore(EngineConfig::default(), back).expect("restore");
+    assert_eq!(restored.snapshot(), moment);
+    e.check_invariants().unwrap();
+}
+
+#[test]
 fn restore_refuses_an_inconsistent_snapshot() {
     let (engine, _) = busy_engine();
     // A worker said to hold an offer that does not exist.
