@@ -460,7 +460,7 @@ impl KeyBits {
 
     /// Appends a bit for the next key.
     fn push(&mut self, bit: bool) {
-        if self.len % 64 == 0 {
+        if self.len.is_multiple_of(64) {
             self.words.push(0);
         }
         self.len += 1;
