@@ -101,8 +101,9 @@ impl<T> CowVec<T> {
     }
 
     /// How many sealed chunks this vector shares with another (clones share
-    /// them until one side writes): for tests and metrics.
-    pub fn chunks_shared_with(&self, other: &Self) -> usize {
+    /// them until one side writes).
+    #[cfg(test)]
+    fn chunks_shared_with(&self, other: &Self) -> usize {
         self.sealed.iter().zip(&other.sealed).filter(|(a, b)| Arc::ptr_eq(a, b)).count()
     }
 }
@@ -151,21 +152,16 @@ impl<T> Index<usize> for CowVec<T> {
 
     #[inline]
     fn index(&self, i: usize) -> &T {
-        match self.sealed.get(i >> CHUNK_SHIFT) {
-            Some(chunk) => &chunk[i & MASK],
-            None => &self.open[i - (self.sealed.len() << CHUNK_SHIFT)],
-        }
+        let len = self.len();
+        self.get(i).unwrap_or_else(|| panic!("index {i} out of bounds of a CowVec of {len}"))
     }
 }
 
 impl<T: Clone> IndexMut<usize> for CowVec<T> {
     #[inline]
     fn index_mut(&mut self, i: usize) -> &mut T {
-        let sealed_len = self.sealed.len() << CHUNK_SHIFT;
-        match self.sealed.get_mut(i >> CHUNK_SHIFT) {
-            Some(chunk) => &mut Arc::make_mut(chunk)[i & MASK],
-            None => &mut self.open[i - sealed_len],
-        }
+        let len = self.len();
+        self.get_mut(i).unwrap_or_else(|| panic!("index {i} out of bounds of a CowVec of {len}"))
     }
 }
 

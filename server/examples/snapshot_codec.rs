@@ -64,8 +64,8 @@ fn main() -> anyhow::Result<()> {
         let (mut total, mut slowest) = (Duration::ZERO, Duration::ZERO);
         for _ in 0..args.moves {
             let i = pop.rng().random_range(0..args.workers);
-            let worker = state.engine().worker_by_key(i as u32).id.clone();
-            let code = state.engine().regions().get(state.engine().worker_by_key(i as u32).county).code;
+            let w = state.engine().worker_by_key(i as u32);
+            let (worker, code) = (w.id.clone(), state.engine().regions().get(w.county).code);
             let position = pop.position_near(code);
             let start = Instant::now();
             apply(state, None, Command::MoveWorker { worker, position }).context("move")?;

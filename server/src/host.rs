@@ -19,6 +19,7 @@
 
 use crate::convert::wal::Actor;
 use crate::events::{Subscription, TooFarBehind};
+use crate::layout::Layout;
 use crate::raft::{ClientAddrs, ClusterNode};
 use crate::snapshot::SnapshotError;
 use crate::state::{Applied, ServiceState};
@@ -91,16 +92,6 @@ impl HostConfig {
             clock: system_clock(),
             storage: Arc::new(crate::wal::StdStorage),
         }
-    }
-
-    /// The single-node layout's log directory (read when migrating).
-    pub fn wal_dir(&self) -> PathBuf {
-        self.data_dir.join("wal")
-    }
-
-    /// The single-node layout's snapshot directory (read when migrating).
-    pub fn snapshot_dir(&self) -> PathBuf {
-        self.data_dir.join("snapshots")
     }
 }
 
@@ -250,7 +241,7 @@ impl Host {
         let snapshotted = crate::migrate::has_raft_snapshot(&config);
         if snapshotted && crate::layout::has_single_node_data(&config.data_dir) {
             let moved = crate::migrate::retire_pre_raft(&config)
-                .map_err(|e| WalError::io("move aside", &config.wal_dir(), e))?;
+                .map_err(|e| WalError::io("move aside", &Layout::SingleNode.log_dir(&config.data_dir), e))?;
             tracing::info!(to = %moved.display(), "migrated: the single-node log and snapshots were moved aside");
             // The snapshot the migration loaded is now there.
             let moved_snapshot = |p: PathBuf| match p.file_name() {

@@ -14,6 +14,16 @@ use crate::state::ServiceState;
 use linggong_engine::EngineConfig;
 use std::path::{Path, PathBuf};
 
+/// The single-node layout's log (`wal/`) and snapshot (`snapshots/`) directories.
+const SINGLE_NODE_LOG_DIR: &str = "wal";
+const SINGLE_NODE_SNAPSHOT_DIR: &str = "snapshots";
+
+/// The single-node layout's snapshot directory, `<data>/snapshots` (its log
+/// is [`Layout::log_dir`] of [`Layout::SingleNode`]).
+pub fn single_node_snapshot_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(SINGLE_NODE_SNAPSHOT_DIR)
+}
+
 /// A data directory's layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
@@ -57,7 +67,7 @@ impl Layout {
     /// service sequence (`wal/`, or the member's history log `raft/history/`).
     pub fn history_dir(self, data_dir: &Path) -> PathBuf {
         match self {
-            Layout::SingleNode => data_dir.join("wal"),
+            Layout::SingleNode => data_dir.join(SINGLE_NODE_LOG_DIR),
             Layout::Member => data_dir.join("raft").join("history"),
         }
     }
@@ -66,7 +76,7 @@ impl Layout {
     /// for `wal verify` and `wal repair`.
     pub fn log_dir(self, data_dir: &Path) -> PathBuf {
         match self {
-            Layout::SingleNode => data_dir.join("wal"),
+            Layout::SingleNode => data_dir.join(SINGLE_NODE_LOG_DIR),
             Layout::Member => data_dir.join("raft").join("wal"),
         }
     }
@@ -75,7 +85,7 @@ impl Layout {
     pub fn snapshots(self, data_dir: &Path) -> Result<Vec<SnapshotFile>, SnapshotError> {
         let layout = self;
         Ok(match self {
-            Layout::SingleNode => list_snapshots(&data_dir.join("snapshots"))?
+            Layout::SingleNode => list_snapshots(&single_node_snapshot_dir(data_dir))?
                 .into_iter()
                 .map(|(_, path)| SnapshotFile { path, layout })
                 .collect(),
@@ -92,5 +102,5 @@ impl Layout {
 /// Whether `data_dir` holds single-node data (entries in `wal/` or `snapshots/`).
 pub fn has_single_node_data(data_dir: &Path) -> bool {
     let has_entries = |dir: PathBuf| std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
-    has_entries(data_dir.join("wal")) || has_entries(data_dir.join("snapshots"))
+    has_entries(Layout::SingleNode.log_dir(data_dir)) || has_entries(single_node_snapshot_dir(data_dir))
 }

@@ -14,7 +14,7 @@
 
 use crate::convert::wal::decode;
 use crate::host::{empty_state, HostConfig, HostError, RecoveryReport};
-use crate::layout::has_single_node_data;
+use crate::layout::{has_single_node_data, single_node_snapshot_dir, Layout};
 use crate::snapshot::{list_snapshots, load_snapshot};
 use crate::state::{SequencedEvent, ServiceState};
 use crate::wal::{scan, ScanOutcome, WalError};
@@ -48,7 +48,7 @@ pub fn pre_raft_base(config: &HostConfig) -> Result<Option<(ServiceState, Recove
 pub fn retire_pre_raft(config: &HostConfig) -> std::io::Result<PathBuf> {
     let to = config.data_dir.join(PRE_RAFT_DIR);
     std::fs::create_dir_all(&to)?;
-    for from in [config.wal_dir(), config.snapshot_dir()] {
+    for from in [Layout::SingleNode.log_dir(&config.data_dir), single_node_snapshot_dir(&config.data_dir)] {
         let Some(name) = from.file_name() else { continue };
         if from.is_dir() {
             let target = free_name(&to.join(name));
@@ -126,7 +126,7 @@ pub fn recover_pre_raft(
 ) -> Result<(ServiceState, RecoveryReport), HostError> {
     let started = Instant::now();
     let (mut state, mut report) = load_newest_snapshot(config)?;
-    let (outcome, replayed) = replay_log(&mut state, &config.wal_dir(), on_events)?;
+    let (outcome, replayed) = replay_log(&mut state, &Layout::SingleNode.log_dir(&config.data_dir), on_events)?;
     report.replayed = replayed;
     if let Some(problem) = &outcome.problem {
         if !problem.is_torn_tail() {
@@ -147,7 +147,7 @@ pub fn recover_pre_raft(
 /// state if there is none); refuses when snapshots exist but none can be loaded.
 pub(crate) fn load_newest_snapshot(config: &HostConfig) -> Result<(ServiceState, RecoveryReport), HostError> {
     let mut report = RecoveryReport::default();
-    let snapshots = list_snapshots(&config.snapshot_dir())?;
+    let snapshots = list_snapshots(&single_node_snapshot_dir(&config.data_dir))?;
     for (_, path) in &snapshots {
         match load_snapshot(path, &config.engine, config.dedupe_capacity) {
             Ok(state) => {

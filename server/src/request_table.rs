@@ -51,29 +51,31 @@ impl RequestTable {
         self.len() == 0
     }
 
-    fn position(&self, key: &str) -> Option<usize> {
+    /// The position in `entries` of `key`, whose hash is `hash`.
+    fn position(&self, hash: u64, key: &str) -> Option<usize> {
         let first = self.first;
         self.index
-            .find(key_hash(key), |&n| self.entries.get((n - first) as usize).is_some_and(|(k, _)| k == key))
+            .find(hash, |&n| self.entries.get((n - first) as usize).is_some_and(|(k, _)| k == key))
             .map(|&n| (n - first) as usize)
     }
 
     /// The request remembered under `key`.
     pub fn get(&self, key: &str) -> Option<&RememberedRequest> {
-        self.position(key).map(|i| &self.entries[i].1)
+        self.position(key_hash(key), key).map(|i| &self.entries[i].1)
     }
 
     /// Remembers `request` under `key`: a new key goes last (forgetting the
     /// oldest if the table is full); a key already remembered keeps its place
     /// and takes the new request.
     pub fn remember(&mut self, key: String, request: RememberedRequest) {
-        if let Some(i) = self.position(&key) {
+        let hash = key_hash(&key);
+        if let Some(i) = self.position(hash, &key) {
             self.entries[i].1 = request;
             return;
         }
         let number = self.first + self.entries.len() as u64;
         let (entries, first) = (&self.entries, self.first);
-        self.index.insert_unique(key_hash(&key), number, |&n| key_hash(&entries[(n - first) as usize].0));
+        self.index.insert_unique(hash, number, |&n| key_hash(&entries[(n - first) as usize].0));
         self.entries.push((key, request));
         while self.len() > self.capacity {
             self.forget_oldest();
@@ -94,7 +96,8 @@ impl RequestTable {
     }
 
     /// Remembered requests, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &RememberedRequest)> {
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = (&str, &RememberedRequest)> {
         self.entries.iter().skip(self.forgotten).map(|(k, r)| (k.as_str(), r))
     }
 
