@@ -3,6 +3,7 @@
 //! [`assign_batch`] (most slots filled, then least total effective distance),
 //! under the same eligibility rules and policy credits as greedy matching.
 
+use super::matching::Ranking;
 use super::{Engine, Result};
 use crate::batch::{assign_batch, BatchCandidate, BatchPosting};
 use crate::command::*;
@@ -187,7 +188,7 @@ impl Engine {
     pub(super) fn close_due_windows(&mut self, now: Timestamp, events: &mut Vec<Event>) -> u32 {
         let due = self.batch.take_due(now);
         let mut made = 0;
-        let mut scratch = Vec::new();
+        let mut ranking = Ranking::default();
         for window in due {
             let mut wanted = Vec::with_capacity(window.requests.len());
             let mut input = Vec::with_capacity(window.requests.len());
@@ -201,9 +202,9 @@ impl Engine {
                 if want == 0 {
                     continue;
                 }
-                self.rank_candidates(now, key, CANDIDATES_PER_SLOT * want as usize, &mut scratch);
+                self.rank_candidates(now, key, CANDIDATES_PER_SLOT * want as usize, &mut ranking);
                 let candidates =
-                    scratch.iter().map(|c| BatchCandidate { worker: c.key, cost_m: c.score }).collect::<Vec<_>>();
+                    ranking.best.iter().map(|c| BatchCandidate { worker: c.key, cost_m: c.score }).collect::<Vec<_>>();
                 wanted.push((key, want));
                 input.push(BatchPosting { slots: want, candidates });
             }

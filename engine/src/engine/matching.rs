@@ -73,58 +73,69 @@ impl Queued {
     }
 }
 
-/// A binary min-heap of [`Queued`] by bound (a `BinaryHeap` of 40-byte items
-/// with a reversed order cost a quarter of a match's instructions).
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    /// Reversed by bound, so that `BinaryHeap`'s greatest is the lowest bound
+    /// (bounds are never NaN: distances less credits of finite inputs).
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.bound.partial_cmp(&self.bound).unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+/// The walk's queue: a min-heap of [`Queued`] by bound (16-byte items; a heap
+/// of 40-byte items cost a quarter of a match's instructions).
+#[derive(Default)]
 struct WalkQueue {
-    items: Vec<Queued>,
+    items: std::collections::BinaryHeap<Queued>,
 }
 
 impl WalkQueue {
-    fn new() -> Self {
-        Self { items: Vec::with_capacity(256) }
+    fn clear(&mut self) {
+        self.items.clear();
     }
 
     #[inline]
     fn peek(&self) -> Option<&Queued> {
-        self.items.first()
+        self.items.peek()
     }
 
     #[inline]
     fn push(&mut self, item: Queued) {
-        let mut i = self.items.len();
         self.items.push(item);
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if self.items[parent].bound <= item.bound {
-                break;
-            }
-            self.items[i] = self.items[parent];
-            i = parent;
-        }
-        self.items[i] = item;
     }
 
     #[inline]
     fn pop(&mut self) -> Option<Queued> {
-        let last = self.items.pop()?;
-        let Some(&top) = self.items.first() else { return Some(last) };
-        let n = self.items.len();
-        let mut i = 0;
-        loop {
-            let left = 2 * i + 1;
-            if left >= n {
-                break;
-            }
-            let right = left + 1;
-            let child = if right < n && self.items[right].bound < self.items[left].bound { right } else { left };
-            if self.items[child].bound >= last.bound {
-                break;
-            }
-            self.items[i] = self.items[child];
-            i = child;
-        }
-        self.items[i] = last;
-        Some(top)
+        self.items.pop()
+    }
+}
+
+/// What a ranking fills: the selection, best first, and the walk's queue, kept
+/// between matches so a match allocates nothing once they have grown.
+#[derive(Default)]
+pub(super) struct Ranking {
+    pub(super) best: Vec<Candidate>,
+    queue: WalkQueue,
+}
+
+impl Clone for Ranking {
+    /// A fresh, empty one: what a ranking holds between matches is not state.
+    fn clone(&self) -> Self {
+        Self::default()
     }
 }
 
@@ -173,16 +184,15 @@ impl Engine {
         if want == 0 {
             return Ok(remaining);
         }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        self.rank_candidates(now, key, want as usize, &mut scratch);
+        let mut ranking = std::mem::take(&mut self.ranking);
+        self.rank_candidates(now, key, want as usize, &mut ranking);
         let start = out.len();
-        for c in &scratch {
+        for c in &ranking.best {
             let offer = self.create_offer(now, key, c.key, c.distance_m, events);
             out.push(offer);
         }
         let made = (out.len() - start) as u8;
-        scratch.clear();
-        self.scratch = scratch;
+        self.ranking = ranking;
         if made > 0 {
             self.update_posting(now, key, |p| p.pending += made, events);
         }
@@ -229,16 +239,26 @@ impl Engine {
     /// and checks the guess at the end; when it was too low (a guessed worker
     /// was not eligible, say) the walk runs again without it, so the result is
     /// always what the walk without guessing gives.
-    pub(super) fn rank_candidates(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>) {
-        if !self.walk(now, key, k, best, Pruning::Guessed) {
-            self.walk(now, key, k, best, Pruning::Exact);
+    pub(super) fn rank_candidates(&self, now: Timestamp, key: PostingKey, k: usize, ranking: &mut Ranking) {
+        let Ranking { best, queue } = ranking;
+        if !self.walk(now, key, k, best, queue, Pruning::Guessed) {
+            self.walk(now, key, k, best, queue, Pruning::Exact);
         }
     }
 
     /// One best-first walk for [`Engine::rank_candidates`]; false if the guessed
     /// bound of a [`Pruning::Guessed`] walk may have hidden a worker.
-    fn walk(&self, now: Timestamp, key: PostingKey, k: usize, best: &mut Vec<Candidate>, pruning: Pruning) -> bool {
+    fn walk(
+        &self,
+        now: Timestamp,
+        key: PostingKey,
+        k: usize,
+        best: &mut Vec<Candidate>,
+        queue: &mut WalkQueue,
+        pruning: Pruning,
+    ) -> bool {
         best.clear();
+        queue.clear();
         let p = &self.postings[key as usize];
         let policy = &self.config.policy;
         let waiting_cap = policy.waiting_bonus_cap_m.max(0.0);
@@ -258,7 +278,6 @@ impl Engine {
         let node_bound = |b: &Bounds, d: f64| d - INDEX_SLACK_M - node_credit(b);
         // The packed trees of both classes.
         let mut parts: SmallVec<[&PackedTree; 16]> = SmallVec::new();
-        let mut queue = WalkQueue::new();
         for hardship in [false, true] {
             let tree = self.worker_index.tree(p.trade, hardship);
             for packed in tree.parts() {
@@ -450,11 +469,11 @@ impl Engine {
     /// The ranking the index gives, without making offers (for tests and tools).
     pub fn rank_by_index(&self, now: Timestamp, posting: &str, k: usize) -> Vec<CompactString> {
         let Some(&key) = self.posting_ids.get(posting) else { return Vec::new() };
-        let mut best = Vec::new();
+        let mut ranking = Ranking::default();
         if k > 0 {
-            self.rank_candidates(now, key, k, &mut best);
+            self.rank_candidates(now, key, k, &mut ranking);
         }
-        best.into_iter().map(|c| self.workers[c.key as usize].id.clone()).collect()
+        ranking.best.into_iter().map(|c| self.workers[c.key as usize].id.clone()).collect()
     }
 
     /// Matches a worker who just became waiting against open postings nearby:

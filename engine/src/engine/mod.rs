@@ -37,7 +37,7 @@ use crate::ledger::{Ledger, LedgerDay};
 use crate::model::*;
 use crate::stats::CountyCounters;
 use compact_str::CompactString;
-use matching::Candidate;
+use matching::Ranking;
 use offers::OfferBook;
 use phone_index::PhoneIndex;
 use posting_index::PostingIndex;
@@ -80,7 +80,8 @@ pub struct Engine {
     worker_index: WorkerIndex,
     posting_index: PostingIndex,
     phone_index: PhoneIndex,
-    scratch: Vec<Candidate>,
+    /// The selection and queue of the last ranking, kept for their capacity.
+    ranking: Ranking,
 }
 
 impl Engine {
@@ -104,7 +105,7 @@ impl Engine {
             worker_index: WorkerIndex::new(nc, nt),
             posting_index: PostingIndex::new(nc, nt),
             phone_index: PhoneIndex::default(),
-            scratch: Vec::new(),
+            ranking: Ranking::default(),
             regions,
             trades,
         }

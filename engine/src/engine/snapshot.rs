@@ -2,6 +2,7 @@
 //! checks an untrusted snapshot and rebuilds the derived parts by bulk loads.
 
 use super::batching::{BatchWindows, Window as BatchWindow};
+use super::matching::Ranking;
 use super::offers::OfferBook;
 use super::phone_index::PhoneIndex;
 use super::posting_index::PostingIndex;
@@ -230,7 +231,7 @@ impl Engine {
             worker_index,
             posting_index,
             phone_index,
-            scratch: Vec::new(),
+            ranking: Ranking::default(),
         };
         e.check_restored()?;
         Ok(e)

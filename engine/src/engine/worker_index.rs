@@ -263,6 +263,20 @@ impl WorkerIndex {
         self.update(policy, key, w, old);
     }
 
+    /// What [`WorkerIndex::sync`] does for a worker who was waiting and is now
+    /// on offer, with nothing else changed: one fewer waiting in their county's
+    /// trades, and held. Their tree entries stay as they are (see
+    /// [`belongs_in_index`]).
+    pub(super) fn hold(&mut self, key: WorkerKey, w: &Worker) {
+        debug_assert_eq!(w.status, WorkerStatus::Offered);
+        self.waiting -= 1;
+        let row = w.county as usize * self.trades;
+        for t in &w.trades {
+            self.waiting_counts[row + t.trade as usize] -= 1;
+        }
+        self.held.set(key, true);
+    }
+
     /// Updates the waiting counts and takes a changed worker out of the trees;
     /// returns the view to insert if they belong in the trees but are not there.
     fn update(
