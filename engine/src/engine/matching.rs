@@ -98,31 +98,7 @@ impl Ord for Queued {
 
 /// The walk's queue: a min-heap of [`Queued`] by bound (16-byte items; a heap
 /// of 40-byte items cost a quarter of a match's instructions).
-#[derive(Default)]
-struct WalkQueue {
-    items: std::collections::BinaryHeap<Queued>,
-}
-
-impl WalkQueue {
-    fn clear(&mut self) {
-        self.items.clear();
-    }
-
-    #[inline]
-    fn peek(&self) -> Option<&Queued> {
-        self.items.peek()
-    }
-
-    #[inline]
-    fn push(&mut self, item: Queued) {
-        self.items.push(item);
-    }
-
-    #[inline]
-    fn pop(&mut self) -> Option<Queued> {
-        self.items.pop()
-    }
-}
+type WalkQueue = std::collections::BinaryHeap<Queued>;
 
 /// What a ranking fills: the selection, best first, and the walk's queue, kept
 /// between matches so a match allocates nothing once they have grown.

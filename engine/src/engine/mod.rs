@@ -335,6 +335,23 @@ impl Engine {
         self.worker_index.sync(policy, key, &self.workers[key as usize], Some(old));
     }
 
+    /// Puts a worker on offer `id`. For a waiting worker, what that changes in
+    /// the index is known without comparing views (their waiting counts and
+    /// held bit: [`WorkerIndex::hold`]); anyone else goes through
+    /// [`Engine::update_worker`].
+    fn hold_worker(&mut self, key: WorkerKey, id: OfferId) {
+        let hold = |w: &mut Worker| {
+            w.status = WorkerStatus::Offered;
+            w.offer = Some(id);
+        };
+        if self.workers[key as usize].status == WorkerStatus::Waiting {
+            hold(&mut self.workers[key as usize]);
+            self.worker_index.hold(key, &self.workers[key as usize]);
+        } else {
+            self.update_worker(key, hold);
+        }
+    }
+
     /// Mutates a worker who may become (or stay) waiting, then runs the reverse
     /// match before the worker is put into the trees, so a worker who gets an
     /// offer straight away is not inserted only to be skipped by every scan.

@@ -211,18 +211,7 @@ impl Engine {
             deadline,
         };
         self.emit_offer(now, &offer, events);
-        let hold = |w: &mut Worker| {
-            w.status = WorkerStatus::Offered;
-            w.offer = Some(id);
-        };
-        if self.workers[worker as usize].status == WorkerStatus::Waiting {
-            // What an offer to a waiting worker changes in the index is known without
-            // comparing views: their waiting counts and their held bit.
-            hold(&mut self.workers[worker as usize]);
-            self.worker_index.hold(worker, &self.workers[worker as usize]);
-        } else {
-            self.update_worker(worker, hold);
-        }
+        self.hold_worker(worker, id);
         self.counters[county as usize].offers_made += 1;
         matched
     }
